@@ -1,0 +1,1 @@
+//! ringraft benchmark harness

@@ -1,0 +1,1 @@
+//! ringraftd and ringraftctl

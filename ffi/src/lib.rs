@@ -1,0 +1,1 @@
+//! libringraft: the C ABI client of ringraftd

@@ -1,0 +1,1 @@
+//! ringraft local-socket protocol: messages, framing, status codes

@@ -1,0 +1,1 @@
+//! Consistent-hash ring for ringraft: pure, specified in docs/ring.md

@@ -1,0 +1,1 @@
+//! Durable storage for the ringraft Raft log: WAL segments, snapshots, recovery
