@@ -1,1 +1,4 @@
-//! ringraftd and ringraftctl
+//! ringraft-daemon: the node-local coordination daemon (`ringraftd`) and its command line
+//! (`ringraftctl`).
+
+pub mod api;

@@ -1,0 +1,3 @@
+//! The local socket API server.
+
+pub mod backend;

@@ -1,0 +1,211 @@
+//! Requests and responses of the local socket API. Each travels in one frame (see `frame`), wrapped
+//! in a `RequestFrame` / `ResponseFrame` that carries the request id, so many requests share one
+//! connection and answers may come back out of order.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::status::Status;
+
+pub type NodeId = u64;
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+#[repr(u8)]
+pub enum MemberRole {
+    Voter = 0,
+    Learner = 1,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+#[repr(u8)]
+pub enum MemberState {
+    Active = 0,
+    /// Leaving on purpose: owns no keys, still replicates the log.
+    Draining = 1,
+    /// Not heard from within the failure detector's timeout: owns no keys.
+    Down = 2,
+}
+
+/// One member of the cluster as the replicated state records it.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Member {
+    pub id: NodeId,
+    pub name: String,
+    /// QUIC address, `host:port`.
+    pub address: String,
+    /// Failure domain; empty when zones are not used.
+    pub zone: String,
+    pub weight: u32,
+    pub role: MemberRole,
+    pub state: MemberState,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+#[repr(u8)]
+pub enum NodeRole {
+    Follower = 0,
+    Candidate = 1,
+    Leader = 2,
+    Learner = 3,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct StatusInfo {
+    pub node_id: NodeId,
+    pub name: String,
+    pub cluster_id: u64,
+    pub role: NodeRole,
+    pub term: u64,
+    /// 0 when no leader is known.
+    pub leader_id: NodeId,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_index: u64,
+    pub snapshot_index: u64,
+    /// Raft index of the last membership change.
+    pub epoch: u64,
+    pub member_count: u32,
+    pub daemon_version: String,
+}
+
+/// One committed application proposal.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct LogRecord {
+    /// The Raft index that committed it: its position in the cluster's one order.
+    pub index: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum Request {
+    Status,
+    Members {
+        linearizable: bool,
+    },
+    /// The whole ring: members, settings and the ring encoding of `ringraft-ring`.
+    Ring {
+        linearizable: bool,
+    },
+    Owner {
+        key: Vec<u8>,
+        linearizable: bool,
+    },
+    Replicas {
+        key: Vec<u8>,
+        n: u32,
+        linearizable: bool,
+    },
+    /// Commit `data` in the cluster's one order; answered once committed and applied locally.
+    Propose {
+        data: Vec<u8>,
+        timeout_ms: u32,
+    },
+    /// Up to `max` records with index >= `from`.
+    ReadLog {
+        from: u64,
+        max: u32,
+    },
+    /// A stream: every record with index >= `from`, now and as they commit, each answer a
+    /// `Response::LogRecords` with this request's id, until `Cancel`.
+    WatchLog {
+        from: u64,
+    },
+    /// Stop a running watch.
+    Cancel {
+        request_id: u64,
+    },
+    // --- admin requests (only for the configured uids) ---
+    Join {
+        id: NodeId,
+        name: String,
+        address: String,
+        zone: String,
+        weight: u32,
+    },
+    Remove {
+        id: NodeId,
+    },
+    Promote {
+        id: NodeId,
+    },
+    TransferLeader {
+        id: NodeId,
+    },
+    Snapshot,
+}
+
+impl Request {
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Request::Join { .. }
+                | Request::Remove { .. }
+                | Request::Promote { .. }
+                | Request::TransferLeader { .. }
+                | Request::Snapshot
+        )
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum Response {
+    Status(StatusInfo),
+    Members {
+        epoch: u64,
+        members: Vec<Member>,
+    },
+    Ring {
+        epoch: u64,
+        /// `ringraft_ring` encoding: rebuilds the same ring in the client process.
+        ring: Vec<u8>,
+        members: Vec<Member>,
+        replication_factor: u32,
+    },
+    Owner {
+        epoch: u64,
+        member: Member,
+    },
+    Replicas {
+        epoch: u64,
+        members: Vec<Member>,
+    },
+    Proposed {
+        index: u64,
+    },
+    LogRecords {
+        records: Vec<LogRecord>,
+        /// The lowest index still readable (older records fell out of the retention window).
+        first_index: u64,
+        /// The highest committed index applied on this node.
+        last_index: u64,
+    },
+    /// An admin request succeeded; `index` is the Raft index that carried it (0 if none).
+    Done {
+        index: u64,
+    },
+    Error {
+        status: Status,
+        message: String,
+    },
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct RequestFrame {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ResponseFrame {
+    pub id: u64,
+    pub response: Response,
+}

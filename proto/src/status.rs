@@ -1,0 +1,135 @@
+//! The one list of status codes, shared by the protocol, the C enum (`ringraft_status`) and the
+//! Python exceptions. Values are explicit and only ever appended to.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[rkyv(derive(Debug))]
+#[repr(u32)]
+pub enum Status {
+    Ok = 0,
+    /// A parameter is out of range or malformed (empty key, n = 0, unknown member id...).
+    InvalidArgument = 1,
+    /// The call did not complete within its timeout; a proposal may still commit.
+    Timeout = 2,
+    /// No leader is known (election under way, or no quorum).
+    NoLeader = 3,
+    /// The operation needs the leader and this node is not it.
+    NotLeader = 4,
+    /// The caller's uid may not make admin requests.
+    PermissionDenied = 5,
+    /// A frame, key or proposal exceeds its size limit.
+    TooLarge = 6,
+    /// Client and daemon speak different protocol versions.
+    UnsupportedVersion = 7,
+    /// The peer sent bytes that are not a valid frame or message.
+    Malformed = 8,
+    /// The daemon cannot be reached (socket missing, connection refused or lost).
+    Unavailable = 9,
+    /// The requested log range was compacted away; read from a later index.
+    Compacted = 10,
+    /// The named member does not exist.
+    NotFound = 11,
+    /// The member already exists, or the change conflicts with one in progress.
+    Conflict = 12,
+    /// The daemon is overloaded (too many connections or requests in flight).
+    Busy = 13,
+    /// A leadership transfer is under way; retry shortly.
+    TransferInProgress = 14,
+    /// The daemon is shutting down.
+    ShuttingDown = 15,
+    /// The caller's buffer is too small for the answer.
+    BufferTooSmall = 16,
+    /// The client handle is closed or the request was cancelled.
+    Closed = 17,
+    /// A bug or an unexpected failure inside the daemon or the library.
+    Internal = 18,
+}
+
+impl Status {
+    pub const ALL: [Status; 19] = [
+        Status::Ok,
+        Status::InvalidArgument,
+        Status::Timeout,
+        Status::NoLeader,
+        Status::NotLeader,
+        Status::PermissionDenied,
+        Status::TooLarge,
+        Status::UnsupportedVersion,
+        Status::Malformed,
+        Status::Unavailable,
+        Status::Compacted,
+        Status::NotFound,
+        Status::Conflict,
+        Status::Busy,
+        Status::TransferInProgress,
+        Status::ShuttingDown,
+        Status::BufferTooSmall,
+        Status::Closed,
+        Status::Internal,
+    ];
+
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    pub fn from_code(code: u32) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| s.code() == code)
+    }
+
+    /// A short, stable, human-readable description (what `ringraft_strerror` returns).
+    pub fn description(self) -> &'static str {
+        match self {
+            Status::Ok => "success",
+            Status::InvalidArgument => "invalid argument",
+            Status::Timeout => "timed out",
+            Status::NoLeader => "no leader is known",
+            Status::NotLeader => "this node is not the leader",
+            Status::PermissionDenied => "permission denied",
+            Status::TooLarge => "too large",
+            Status::UnsupportedVersion => "unsupported protocol version",
+            Status::Malformed => "malformed message",
+            Status::Unavailable => "daemon unavailable",
+            Status::Compacted => "log range compacted",
+            Status::NotFound => "not found",
+            Status::Conflict => "conflict",
+            Status::Busy => "busy",
+            Status::TransferInProgress => "leadership transfer in progress",
+            Status::ShuttingDown => "daemon shutting down",
+            Status::BufferTooSmall => "buffer too small",
+            Status::Closed => "closed",
+            Status::Internal => "internal error",
+        }
+    }
+
+    /// The stable identifier used in JSON output and Python (`"not_leader"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::InvalidArgument => "invalid_argument",
+            Status::Timeout => "timeout",
+            Status::NoLeader => "no_leader",
+            Status::NotLeader => "not_leader",
+            Status::PermissionDenied => "permission_denied",
+            Status::TooLarge => "too_large",
+            Status::UnsupportedVersion => "unsupported_version",
+            Status::Malformed => "malformed",
+            Status::Unavailable => "unavailable",
+            Status::Compacted => "compacted",
+            Status::NotFound => "not_found",
+            Status::Conflict => "conflict",
+            Status::Busy => "busy",
+            Status::TransferInProgress => "transfer_in_progress",
+            Status::ShuttingDown => "shutting_down",
+            Status::BufferTooSmall => "buffer_too_small",
+            Status::Closed => "closed",
+            Status::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.description())
+    }
+}
