@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust (unit, property, simulator, multi-process), C (under
+# AddressSanitizer, against a live dev cluster) and Python. Installs what it needs first.
+# Usage: scripts/test.sh            (from the repository root or anywhere)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build="$root/build"
+mkdir -p "$build"
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+section "setup"
+scripts/setup.sh
+
+section "format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "Rust tests"
+cargo build --workspace --locked --bins
+cargo test --workspace --locked
+
+if [ -x bindings/c/run-tests.sh ]; then
+  section "C tests (AddressSanitizer, live 3-node dev cluster)"
+  bindings/c/run-tests.sh
+fi
+
+if [ -d bindings/python/tests ]; then
+  section "Python tests"
+  "$build/venv/bin/python" -m pytest -q bindings/python/tests
+fi
+
+section "all tests passed"
