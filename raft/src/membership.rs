@@ -1,0 +1,134 @@
+//! Membership changes (Raft thesis §4: one voter at a time, or joint consensus §4.3 for several)
+//! and leadership transfer (§3.10).
+
+use crate::conf_change::apply_conf_change;
+use crate::errors::ProposeError;
+use crate::quorum;
+use crate::raw_node::RawNode;
+use crate::types::{ConfChange, EntryPayload, MessageBody, NodeId, Role};
+
+impl RawNode {
+    pub(crate) fn propose_conf_change_on_leader(
+        &mut self,
+        change: ConfChange,
+    ) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if self.lead_transferee.is_some() {
+            return Err(ProposeError::TransferInProgress);
+        }
+        // One change at a time: the previous one must be committed (thesis §4.1).
+        if self.log.confs.latest_index() > self.log.committed {
+            return Err(ProposeError::ConfChangePending);
+        }
+        let conf = self.log.conf_state();
+        if !conf.voters_outgoing.is_empty() && !change.changes.is_empty() {
+            return Err(ProposeError::ConfChangePending);
+        }
+        apply_conf_change(conf, &change).map_err(ProposeError::InvalidConfChange)?;
+        self.append_proposals(vec![EntryPayload::ConfChange(change)])
+    }
+
+    /// The configuration in effect changed (an entry was appended, truncated, or a snapshot
+    /// installed): adjust roles and, on the leader, the set of followers.
+    pub(crate) fn on_conf_changed(&mut self) {
+        match self.role {
+            Role::Leader => self.leader_on_conf_changed(),
+            Role::Candidate | Role::PreCandidate if !self.is_promotable() => {
+                let term = self.term;
+                self.become_follower(term, None);
+            }
+            Role::Follower | Role::Learner => self.role = self.follower_role(),
+            _ => {}
+        }
+    }
+
+    fn leader_on_conf_changed(&mut self) {
+        let members = quorum::members(self.log.conf_state());
+        let me = self.id();
+        self.progress.retain(|id, _| members.contains(id));
+        let next_index = self.log.last_index() + 1;
+        for id in members {
+            if id != me && !self.progress.contains_key(&id) {
+                let mut pr = self.new_progress(next_index);
+                // A new member counts as active until the next CheckQuorum round.
+                pr.recent_active = true;
+                self.progress.insert(id, pr);
+                self.broadcast_pending = true;
+            }
+        }
+        if let Some(to) = self.lead_transferee {
+            if !quorum::is_voter(self.log.conf_state(), to) {
+                self.abort_leader_transfer();
+            }
+        }
+        // A smaller quorum may already hold more.
+        self.maybe_commit_and_broadcast();
+    }
+
+    /// After the commit index moved on the leader: leave a joint configuration automatically if
+    /// asked to, and step down once a configuration without us is committed.
+    pub(crate) fn on_commit_membership(&mut self) {
+        if self.role != Role::Leader || self.log.confs.latest_index() > self.log.committed {
+            return;
+        }
+        let conf = self.log.conf_state();
+        if !conf.voters_outgoing.is_empty() && conf.auto_leave {
+            self.append_entries(vec![EntryPayload::ConfChange(ConfChange::default())]);
+            return;
+        }
+        if !quorum::is_voter(conf, self.id()) {
+            // Hand over to the most up-to-date voter to shorten the leaderless gap.
+            let last_index = self.log.last_index();
+            let successor = self
+                .progress
+                .iter()
+                .filter(|(id, pr)| quorum::is_voter(conf, **id) && pr.match_index == last_index)
+                .map(|(id, _)| *id)
+                .next();
+            let term = self.term;
+            if let Some(to) = successor {
+                self.send(to, MessageBody::TimeoutNow);
+            }
+            self.become_follower(term, None);
+        }
+    }
+
+    pub(crate) fn start_leader_transfer(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if to == self.id() {
+            return Ok(());
+        }
+        if !quorum::is_voter(self.log.conf_state(), to) {
+            return Err(ProposeError::NotVoter(to));
+        }
+        if self.lead_transferee == Some(to) {
+            return Ok(());
+        }
+        self.lead_transferee = Some(to);
+        self.transfer_elapsed = 0;
+        let caught_up = self
+            .progress
+            .get(&to)
+            .is_some_and(|pr| pr.match_index == self.log.last_index());
+        if caught_up {
+            self.send(to, MessageBody::TimeoutNow);
+        } else {
+            // The transferee campaigns once it has our whole log (thesis §3.10 step 1).
+            self.send_appends(to);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn abort_leader_transfer(&mut self) {
+        self.lead_transferee = None;
+        self.transfer_elapsed = 0;
+    }
+}

@@ -1,0 +1,272 @@
+//! Log compaction and snapshot transfer (Raft thesis §5): the application hands in a snapshot,
+//! the log behind it goes, and followers that need compacted entries receive the snapshot in
+//! chunks of at most `snapshot_chunk_bytes_max`. The follower acknowledges each chunk with the
+//! offset it has; the leader resumes from there after a loss.
+
+use crate::errors::RaftError;
+use crate::progress::ProgressState;
+use crate::raw_node::RawNode;
+use crate::types::{LogIndex, MessageBody, NodeId, Snapshot, SnapshotMeta};
+
+/// A snapshot being received: the bytes so far, in order.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    meta: SnapshotMeta,
+    total_bytes: u64,
+    data: Vec<u8>,
+}
+
+/// Heartbeat intervals without an answer before the leader resends a snapshot chunk.
+const SNAPSHOT_CHUNK_RESEND_HEARTBEATS: u32 = 2;
+
+impl RawNode {
+    /// The application hands in a snapshot of its state at `index` (<= applied). The core keeps
+    /// it to send to followers, drops log entries <= index from memory, and returns the
+    /// Snapshot for the shell to persist (then the shell compacts its WAL behind it).
+    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) -> Result<Snapshot, RaftError> {
+        let fail = |reason: String| Err(RaftError::Compaction { index, reason });
+        if index <= self.log.snapshot_index() {
+            return fail(format!(
+                "already compacted to {}",
+                self.log.snapshot_index()
+            ));
+        }
+        if index > self.log.applied {
+            return fail(format!("only applied up to {}", self.log.applied));
+        }
+        if index > self.log.persisted {
+            return fail(format!("only durable up to {}", self.log.persisted));
+        }
+        let Some(term) = self.log.term(index) else {
+            return fail("not in the log".into());
+        };
+        let conf_state = self.log.confs.at(index).clone();
+        self.log.compact_to(index);
+        self.snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                conf_state,
+            },
+            data,
+        };
+        Ok(self.snapshot.clone())
+    }
+
+    /// The shell's transport reports the outcome of a snapshot transfer it handled itself, or a
+    /// failure to deliver one: go back to probing (after success, from behind the snapshot).
+    pub fn report_snapshot(&mut self, id: NodeId, ok: bool) {
+        let Some(pr) = self.progress.get_mut(&id) else {
+            return;
+        };
+        if pr.state != ProgressState::Snapshot {
+            return;
+        }
+        if !ok {
+            pr.snapshot_index = 0;
+        }
+        pr.become_probe();
+        // Wait for the next heartbeat response before probing again.
+        pr.probe_sent = true;
+    }
+
+    pub(crate) fn start_snapshot(&mut self, to: NodeId) {
+        let snapshot_index = self.snapshot.meta.index;
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        if pr.state == ProgressState::Snapshot && pr.snapshot_index == snapshot_index {
+            return;
+        }
+        pr.become_snapshot(snapshot_index);
+        self.send_snapshot_chunk(to);
+    }
+
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        if pr.snapshot_index != self.snapshot.meta.index {
+            // We compacted again since: send the newer snapshot from the start.
+            pr.become_snapshot(self.snapshot.meta.index);
+        }
+        pr.snapshot_idle_heartbeats = 0;
+        let total = self.snapshot.data.len();
+        let start = (pr.snapshot_offset as usize).min(total);
+        let end = start
+            .saturating_add(self.config.snapshot_chunk_bytes_max)
+            .min(total);
+        let body = MessageBody::InstallSnapshot {
+            meta: self.snapshot.meta.clone(),
+            offset: start as u64,
+            total_bytes: total as u64,
+            chunk: self.snapshot.data[start..end].to_vec(),
+            done: end == total,
+        };
+        self.send(to, body);
+    }
+
+    pub(crate) fn resend_stalled_snapshot_chunks(&mut self) {
+        let mut stalled = Vec::new();
+        for (&id, pr) in self.progress.iter_mut() {
+            if pr.state == ProgressState::Snapshot {
+                pr.snapshot_idle_heartbeats += 1;
+                if pr.snapshot_idle_heartbeats > SNAPSHOT_CHUNK_RESEND_HEARTBEATS {
+                    stalled.push(id);
+                }
+            }
+        }
+        for id in stalled {
+            self.send_snapshot_chunk(id);
+        }
+    }
+
+    pub(crate) fn handle_snapshot_response(
+        &mut self,
+        from: NodeId,
+        snapshot_index: LogIndex,
+        next_offset: u64,
+        reject: bool,
+    ) {
+        let total = self.snapshot.data.len() as u64;
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if pr.state != ProgressState::Snapshot || snapshot_index != pr.snapshot_index {
+            return;
+        }
+        if reject {
+            pr.snapshot_index = 0;
+            pr.become_probe();
+            pr.probe_sent = true;
+            return;
+        }
+        if snapshot_index != self.snapshot.meta.index {
+            self.send_snapshot_chunk(from);
+            return;
+        }
+        if next_offset >= total {
+            pr.match_index = pr.match_index.max(snapshot_index);
+            pr.become_probe();
+            self.send_appends(from);
+            return;
+        }
+        pr.snapshot_offset = next_offset;
+        self.send_snapshot_chunk(from);
+    }
+
+    // ---- follower side ---------------------------------------------------------------------
+
+    pub(crate) fn handle_snapshot_chunk(
+        &mut self,
+        leader: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        total_bytes: u64,
+        chunk: Vec<u8>,
+        done: bool,
+    ) {
+        let committed = self.log.committed;
+        let needed = meta.index > committed || (self.needs_configuration() && meta.index == 0);
+        if !needed {
+            // We already have everything it covers: the leader may continue after our commit.
+            self.send_after_persist(
+                leader,
+                MessageBody::AppendResponse {
+                    index: committed,
+                    reject: false,
+                    reject_hint_index: 0,
+                    reject_hint_term: 0,
+                },
+            );
+            return;
+        }
+        let chunk_end = offset.checked_add(chunk.len() as u64);
+        if chunk_end.is_none_or(|end| end > total_bytes || (done && end != total_bytes)) {
+            self.incoming_snapshot = None;
+            self.answer_snapshot(leader, meta.index, 0, true);
+            return;
+        }
+        let same = |s: &IncomingSnapshot| {
+            s.meta.index == meta.index && s.meta.term == meta.term && s.total_bytes == total_bytes
+        };
+        if offset == 0
+            && !self
+                .incoming_snapshot
+                .as_ref()
+                .is_some_and(|s| same(s) && s.data.is_empty())
+        {
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                meta: meta.clone(),
+                total_bytes,
+                data: Vec::new(),
+            });
+        }
+        let have = match self.incoming_snapshot.as_mut() {
+            Some(s) if same(s) && s.data.len() as u64 == offset => {
+                s.data.extend_from_slice(&chunk);
+                s.data.len() as u64
+            }
+            // Out of order or a different snapshot: tell the leader where we are.
+            Some(s) if same(s) => {
+                let have = s.data.len() as u64;
+                self.answer_snapshot(leader, meta.index, have, false);
+                return;
+            }
+            _ => {
+                self.answer_snapshot(leader, meta.index, 0, false);
+                return;
+            }
+        };
+        if have < total_bytes {
+            self.answer_snapshot(leader, meta.index, have, false);
+            return;
+        }
+        let Some(incoming) = self.incoming_snapshot.take() else {
+            return;
+        };
+        self.install_snapshot(Snapshot {
+            meta: incoming.meta,
+            data: incoming.data,
+        });
+        // The final acknowledgement promises the snapshot is durable.
+        self.send_after_persist(
+            leader,
+            MessageBody::InstallSnapshotResponse {
+                snapshot_index: meta.index,
+                next_offset: total_bytes,
+                reject: false,
+            },
+        );
+    }
+
+    fn answer_snapshot(
+        &mut self,
+        leader: NodeId,
+        snapshot_index: LogIndex,
+        next_offset: u64,
+        reject: bool,
+    ) {
+        self.send(
+            leader,
+            MessageBody::InstallSnapshotResponse {
+                snapshot_index,
+                next_offset,
+                reject,
+            },
+        );
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let meta = &snapshot.meta;
+        if meta.index > 0 && self.log.matches(meta.index, meta.term) {
+            // Our log already holds it: keep the entries after it, just commit.
+            self.log.commit_to(meta.index);
+            return;
+        }
+        self.log.restore(meta);
+        self.snapshot = snapshot.clone();
+        self.snapshot_to_install = Some(snapshot);
+    }
+}

@@ -1,0 +1,39 @@
+//! A read-only view of the node for status pages, metrics and tests.
+
+use std::collections::BTreeMap;
+
+use crate::progress::ProgressState;
+use crate::types::{ConfState, LogIndex, NodeId, Role, Term};
+
+/// The leader's view of one follower.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerProgress {
+    pub match_index: LogIndex,
+    pub next_index: LogIndex,
+    pub state: ProgressState,
+    /// Heard from since the last CheckQuorum round.
+    pub recent_active: bool,
+    /// AppendEntries sent and not yet acknowledged.
+    pub inflight_msgs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub term: Term,
+    pub vote: Option<NodeId>,
+    pub role: Role,
+    pub leader: Option<NodeId>,
+    pub commit: LogIndex,
+    pub applied: LogIndex,
+    /// Entries up to here are durable on this node.
+    pub persisted_index: LogIndex,
+    pub snapshot_index: LogIndex,
+    pub last_index: LogIndex,
+    /// The latest configuration in the log (the one in effect).
+    pub conf_state: ConfState,
+    /// Per follower, on the leader only (empty elsewhere). The leader itself is not listed: its
+    /// match index is `persisted_index`.
+    pub progress: BTreeMap<NodeId, PeerProgress>,
+    pub lead_transferee: Option<NodeId>,
+}
