@@ -51,6 +51,11 @@ pub enum WalRecord {
     Entry(Entry),
     HardState(HardState),
     SnapshotMarker(SnapshotMarker),
+    /// The last record of a segment that was closed: segment `next_seq` was durably created before
+    /// this record was written, so a sealed last segment means a later one went missing.
+    SegmentSeal {
+        next_seq: u64,
+    },
 }
 
 /// The first record of a snapshot file. The data follows in chunk records.
@@ -83,6 +88,10 @@ pub fn encode_wal_record(record: &WalRecord, out: &mut Vec<u8>) -> u8 {
             put_u64(out, marker.last_index_after);
             record_type::SNAPSHOT_MARKER
         }
+        WalRecord::SegmentSeal { next_seq } => {
+            put_u64(out, *next_seq);
+            record_type::SEGMENT_SEAL
+        }
     }
 }
 
@@ -114,6 +123,9 @@ pub fn decode_wal_record(record_type: u8, payload: &[u8]) -> Result<WalRecord, P
             term: reader.u64()?,
             last_index_after: reader.u64()?,
         }),
+        record_type::SEGMENT_SEAL => WalRecord::SegmentSeal {
+            next_seq: reader.u64()?,
+        },
         other => return Err(parse_error(format!("unknown WAL record type {other}"))),
     };
     reader.finish()?;
@@ -448,6 +460,7 @@ mod tests {
             term: 2,
             last_index_after: 12,
         }));
+        round_trip(WalRecord::SegmentSeal { next_seq: 9 });
         round_trip(WalRecord::SegmentHeader(SegmentHeader {
             seq: 4,
             base_index: 7,

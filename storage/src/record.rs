@@ -21,6 +21,7 @@ pub mod record_type {
     pub const ENTRY: u8 = 2;
     pub const HARD_STATE: u8 = 3;
     pub const SNAPSHOT_MARKER: u8 = 4;
+    pub const SEGMENT_SEAL: u8 = 5;
     pub const SNAPSHOT_META: u8 = 16;
     pub const SNAPSHOT_CHUNK: u8 = 17;
 }

@@ -26,6 +26,8 @@ pub(crate) struct SegmentInfo {
     pub max_entry_index: LogIndex,
     /// Bytes of valid records (after any torn tail was cut off).
     pub valid_bytes: u64,
+    /// Ends with a seal record: the next segment was created.
+    pub sealed: bool,
 }
 
 pub(crate) struct Replayed {
@@ -77,11 +79,9 @@ impl ReplayState<'_> {
                 Ok(())
             }
             WalRecord::SnapshotMarker(marker) => self.apply_marker(marker, at),
-            WalRecord::SegmentHeader(_) => Err(StorageError::corrupt(
-                at.path,
-                at.offset,
-                "segment header record in the middle of a segment",
-            )),
+            WalRecord::SegmentHeader(_) | WalRecord::SegmentSeal { .. } => Err(
+                StorageError::corrupt(at.path, at.offset, "segment header or seal out of place"),
+            ),
         }
     }
 
@@ -231,6 +231,16 @@ pub(crate) fn replay(
             record_bytes_max,
         )? {
             Some(info) => infos.push(info),
+            None if infos
+                .last()
+                .is_some_and(|previous: &SegmentInfo| previous.sealed) =>
+            {
+                return Err(StorageError::corrupt(
+                    path,
+                    0,
+                    "the segment header is damaged (the previous segment says it was complete)",
+                ));
+            }
             None => {
                 tracing::warn!(path = %path.display(), "removing the last WAL segment: its header was never completely written");
                 std::fs::remove_file(path)
@@ -238,6 +248,15 @@ pub(crate) fn replay(
                 fsync_dir(dir)?;
             }
         }
+    }
+    if let Some(last) = infos.last().filter(|last| last.sealed) {
+        return Err(StorageError::Missing {
+            path: dir.join(crate::fs::segment_file_name(last.seq + 1)),
+            reason: format!(
+                "{} is sealed, so the segment after it was created, but it is absent",
+                last.path.display()
+            ),
+        });
     }
     if infos.is_empty() {
         if let Some(meta) = snapshot {
@@ -296,6 +315,7 @@ fn replay_segment(
     let mut failure = None;
     let mut max_entry_index = 0;
     let mut saw_header = false;
+    let mut sealed = false;
     let end = scan_records(bytes, record_bytes_max, |offset, raw| {
         let at = Location { path, offset };
         let result = decode_wal_record(raw.record_type, raw.payload)
@@ -318,6 +338,15 @@ fn replay_segment(
                     offset,
                     "segment does not start with a segment header",
                 )),
+                (true, _) if sealed => Err(StorageError::corrupt(
+                    path,
+                    offset,
+                    "record after the segment's seal",
+                )),
+                (true, WalRecord::SegmentSeal { next_seq }) if next_seq == seq + 1 => {
+                    sealed = true;
+                    Ok(())
+                }
                 (true, record) => {
                     if let WalRecord::Entry(entry) = &record {
                         max_entry_index = max_entry_index.max(entry.index);
@@ -368,6 +397,7 @@ fn replay_segment(
         path: path.to_path_buf(),
         max_entry_index,
         valid_bytes,
+        sealed,
     }))
 }
 

@@ -535,7 +535,8 @@ impl Storage {
         Ok(())
     }
 
-    /// Closes the active segment (durably) and starts the next one.
+    /// Closes the active segment (durably) and starts the next one. The next segment is durable
+    /// before the seal that announces it, so a sealed last segment always means a lost file.
     fn rotate(&mut self) -> Result<(), StorageError> {
         self.active.flush_and_sync()?;
         let header = SegmentHeader {
@@ -546,6 +547,16 @@ impl Storage {
             hard_state: self.written_hard_state,
         };
         let next = create_segment(&self.dir, &header)?;
+        let mut seal = Vec::new();
+        let kind = encode_wal_record(
+            &WalRecord::SegmentSeal {
+                next_seq: header.seq,
+            },
+            &mut seal,
+        );
+        encode_record(kind, &seal, &mut self.active.buffer);
+        self.active.flush_and_sync()?;
+        self.active.info.sealed = true;
         let previous = std::mem::replace(&mut self.active, next);
         self.closed_segments.push(previous.info);
         Ok(())
@@ -589,6 +600,7 @@ fn create_segment(dir: &Path, header: &SegmentHeader) -> Result<ActiveSegment, S
             path,
             max_entry_index: 0,
             valid_bytes: record.len() as u64,
+            sealed: false,
         },
         file,
         buffer: Vec::new(),
