@@ -127,7 +127,7 @@ fn make_entry(index: u64, term: u64, size: u8) -> Entry {
                 ConfChangeStep::AddVoter(index),
                 ConfChangeStep::RemoveNode(term),
             ],
-            auto_leave: index % 2 == 0,
+            auto_leave: index.is_multiple_of(2),
             context: vec![size; 3],
         }),
         _ => EntryPayload::Normal(vec![(index % 251) as u8; size as usize]),
