@@ -10,6 +10,8 @@
 pub mod codec;
 mod error;
 mod fs;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod record;
 mod recovery;
 mod snapshot_file;
