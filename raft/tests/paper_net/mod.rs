@@ -287,6 +287,20 @@ impl Network {
         self.deliver();
     }
 
+    /// The application snapshots its state at its applied index; the shell persists the result.
+    pub fn compact(&mut self, id: NodeId, data: Vec<u8>) {
+        let index = self.node(id).status().applied;
+        let snapshot = self.node_mut(id).compact(index, data).expect("compaction");
+        let disk = self.disks.get_mut(&id).expect("disk exists");
+        disk.entries.retain(|e| e.index > index);
+        disk.snapshot = Some(snapshot);
+    }
+
+    /// Messages delivered so far that match `pred`.
+    pub fn count_delivered(&self, pred: impl Fn(&Message) -> bool) -> usize {
+        self.delivered.iter().filter(|m| pred(m)).count()
+    }
+
     /// The application data each node applied, as strings.
     pub fn applied_data(&self, id: NodeId) -> Vec<String> {
         self.applied[&id]
