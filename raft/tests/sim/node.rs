@@ -1,0 +1,402 @@
+//! One simulated node: a `RawNode` driven by a shell that follows the `Ready` contract of
+//! `raft/src/ready.rs` exactly, over a simulated disk, with the key-value store as its application.
+//!
+//! A `Ready` is processed in two halves around a simulated fsync of some latency: first the
+//! messages go out and the writes are queued on the disk; when the fsync completes, the writes are
+//! durable, `persisted_messages` go out, committed entries are applied, reads answered and the
+//! core acknowledged. The core keeps taking ticks and messages in between, as in the daemon.
+
+use ringraft_raft::{
+    Config, Entry, EntryPayload, InitialState, LogIndex, Message, NodeId, RawNode, ReadState,
+    Ready, Snapshot,
+};
+
+use super::disk::{DurableState, SimDisk};
+use super::mirror::{LogMirror, MirroredEntry};
+use super::state_machine::{KvStore, WriteOutcome};
+
+/// A shell that breaks the contract on purpose, to prove the checkers can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellBug {
+    None,
+    /// Sends `persisted_messages` (votes, append acknowledgements) before the fsync.
+    AckBeforeFsync,
+    /// Applies entries to the state machine as soon as they are appended, before commit.
+    ApplyUncommitted,
+    /// Answers a ReadIndex read at once, without waiting to apply up to its index.
+    ReadWithoutWaiting,
+}
+
+/// What the checkers learn from one node.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    /// The node's log now holds these entries (replacing whatever it had from the first on).
+    Appended(Vec<MirroredEntry>),
+    Applied(MirroredEntry),
+    /// The state machine was replaced by a snapshot at this point of the log.
+    SnapshotRestored(MirroredEntry),
+    /// The core broke the shell contract.
+    Violation(String),
+}
+
+/// Everything one call into a node produced for the rest of the simulation.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub messages: Vec<Message>,
+    pub writes: Vec<(NodeId, WriteOutcome)>,
+    /// Answered reads: (node, read context, value).
+    pub reads: Vec<(NodeId, Vec<u8>, i64)>,
+    pub observations: Vec<(NodeId, Observation)>,
+    /// The node started an fsync that completes later (the caller schedules it).
+    pub fsync_started: Option<NodeId>,
+}
+
+struct InFlightReady {
+    number: u64,
+    must_sync: bool,
+    snapshot: Option<Snapshot>,
+    persisted_messages: Vec<Message>,
+    committed_entries: Vec<Entry>,
+    read_states: Vec<ReadState>,
+}
+
+/// Bound on Ready batches processed back to back in one call (each needs new input to exist, so
+/// hitting it means the core keeps producing work from nothing).
+const READY_LOOP_MAX: usize = 64;
+
+pub struct NodeShell {
+    pub id: NodeId,
+    /// Bumped at every restart; events of an earlier life are ignored.
+    pub incarnation: u32,
+    raw: Option<RawNode>,
+    disk: SimDisk,
+    pub store: KvStore,
+    pub mirror: LogMirror,
+    in_flight: Option<InFlightReady>,
+    pending_reads: Vec<ReadState>,
+    bug: ShellBug,
+    compaction_threshold: u64,
+    last_compaction: LogIndex,
+    pub compactions: u64,
+}
+
+/// Reads carry the key they read in their context: (client, seq, key).
+pub fn read_context(client: u64, seq: u64, key: u64) -> Vec<u8> {
+    [client, seq, key]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+}
+
+pub fn parse_read_context(context: &[u8]) -> Option<(u64, u64, u64)> {
+    if context.len() != 24 {
+        return None;
+    }
+    let word = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&context[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    Some((word(0), word(1), word(2)))
+}
+
+impl NodeShell {
+    /// A node whose disk holds `durable` (a bootstrap snapshot for initial voters, nothing for
+    /// a node that will join). It starts down; call `restart`.
+    pub fn new(
+        id: NodeId,
+        durable: DurableState,
+        bug: ShellBug,
+        compaction_threshold: u64,
+    ) -> Self {
+        NodeShell {
+            id,
+            incarnation: 0,
+            raw: None,
+            disk: SimDisk::new(durable),
+            store: KvStore::default(),
+            mirror: LogMirror::default(),
+            in_flight: None,
+            pending_reads: Vec::new(),
+            bug,
+            compaction_threshold,
+            last_compaction: 0,
+            compactions: 0,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    pub fn raw(&self) -> Option<&RawNode> {
+        self.raw.as_ref()
+    }
+
+    pub fn raw_mut(&mut self) -> Option<&mut RawNode> {
+        self.raw.as_mut()
+    }
+
+    /// Power loss: the core, its in-memory state and a suffix of the unsynced writes are gone.
+    /// `loss_fraction` of the unsynced writes (rounded up) is lost.
+    pub fn crash(&mut self, loss_fraction: f64) {
+        let unsynced = self.disk.unsynced_writes();
+        let lost = ((unsynced as f64) * loss_fraction).ceil() as usize;
+        self.disk.crash(unsynced.saturating_sub(lost));
+        self.raw = None;
+        self.in_flight = None;
+        self.pending_reads.clear();
+    }
+
+    /// Starts a fresh core from what the disk holds, as the daemon does at boot.
+    pub fn restart(&mut self, config: Config, effects: &mut Effects) -> Result<(), String> {
+        assert!(self.raw.is_none(), "restart of a running node");
+        self.incarnation += 1;
+        let durable = self.disk.durable().clone();
+        self.store = match &durable.snapshot {
+            Some(snapshot) => KvStore::decode(&snapshot.meta, &snapshot.data)
+                .map_err(|e| format!("node {}: unreadable snapshot on disk: {e}", self.id))?,
+            None => KvStore::default(),
+        };
+        self.mirror = LogMirror::starting_at(
+            self.store.applied_index,
+            self.store.applied_term,
+            self.store.chain,
+        );
+        let appended = self
+            .mirror
+            .append(&durable.entries)
+            .map_err(|e| format!("node {}: durable log unusable: {e}", self.id))?;
+        effects
+            .observations
+            .push((self.id, Observation::Appended(appended)));
+        self.last_compaction = self.store.applied_index;
+        let initial = InitialState {
+            hard_state: durable.hard_state,
+            snapshot: durable.snapshot.as_ref().map(|s| s.meta.clone()),
+            snapshot_data: durable
+                .snapshot
+                .as_ref()
+                .map(|s| s.data.clone())
+                .unwrap_or_default(),
+            entries: durable.entries.clone(),
+            applied: self.store.applied_index,
+        };
+        let raw = RawNode::new(config, initial)
+            .map_err(|e| format!("node {}: RawNode::new refused its own disk: {e}", self.id))?;
+        self.raw = Some(raw);
+        Ok(())
+    }
+
+    /// Processes every Ready the core has, up to the first one that must wait for an fsync.
+    pub fn drive(&mut self, effects: &mut Effects) {
+        for _ in 0..READY_LOOP_MAX {
+            let Some(raw) = self.raw.as_mut() else { return };
+            if self.in_flight.is_some() || !raw.has_ready() {
+                return;
+            }
+            let ready = raw.ready();
+            self.begin_ready(ready, effects);
+            match &self.in_flight {
+                Some(in_flight) if in_flight.must_sync => {
+                    effects.fsync_started = Some(self.id);
+                    return;
+                }
+                _ => self.finish_ready(effects),
+            }
+        }
+        effects.observations.push((
+            self.id,
+            Observation::Violation(format!(
+                "core produced {READY_LOOP_MAX} Ready batches without new input"
+            )),
+        ));
+    }
+
+    /// The fsync started by the in-flight Ready completed.
+    pub fn fsync_done(&mut self, effects: &mut Effects) {
+        if self.in_flight.as_ref().is_some_and(|r| r.must_sync) {
+            self.finish_ready(effects);
+            self.drive(effects);
+        }
+    }
+
+    fn violation(&self, effects: &mut Effects, what: String) {
+        effects
+            .observations
+            .push((self.id, Observation::Violation(what)));
+    }
+
+    /// Step 1 and 2 of the Ready contract: send, then queue the writes (durable at fsync).
+    fn begin_ready(&mut self, mut ready: Ready, effects: &mut Effects) {
+        effects.messages.append(&mut ready.messages);
+        if self.bug == ShellBug::AckBeforeFsync {
+            effects.messages.append(&mut ready.persisted_messages);
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.disk.write_snapshot(snapshot.clone());
+            match KvStore::decode(&snapshot.meta, &snapshot.data) {
+                Ok(store) => self.mirror.install_snapshot(
+                    snapshot.meta.index,
+                    snapshot.meta.term,
+                    store.chain,
+                ),
+                Err(e) => self.violation(effects, format!("snapshot from the core: {e}")),
+            }
+        }
+        if !ready.entries.is_empty() {
+            self.disk.write_entries(&ready.entries);
+            match self.mirror.append(&ready.entries) {
+                Ok(appended) => effects
+                    .observations
+                    .push((self.id, Observation::Appended(appended))),
+                Err(e) => self.violation(effects, e),
+            }
+            if self.bug == ShellBug::ApplyUncommitted {
+                for entry in &ready.entries {
+                    if entry.index == self.store.applied_index + 1 {
+                        self.apply(entry, effects);
+                    }
+                }
+            }
+        }
+        if let Some(hard_state) = ready.hard_state {
+            self.disk.write_hard_state(hard_state);
+        }
+        self.in_flight = Some(InFlightReady {
+            number: ready.number,
+            must_sync: ready.must_sync,
+            snapshot: ready.snapshot,
+            persisted_messages: ready.persisted_messages,
+            committed_entries: ready.committed_entries,
+            read_states: ready.read_states,
+        });
+    }
+
+    /// Steps 3 to 6: durable now; acknowledge, apply, answer reads, advance; then maybe compact.
+    fn finish_ready(&mut self, effects: &mut Effects) {
+        let Some(mut ready) = self.in_flight.take() else {
+            return;
+        };
+        if ready.must_sync {
+            self.disk.fsync();
+        }
+        effects.messages.append(&mut ready.persisted_messages);
+        if let Some(snapshot) = &ready.snapshot {
+            self.restore_snapshot(snapshot, effects);
+        }
+        for entry in &ready.committed_entries {
+            if entry.index <= self.store.applied_index && self.bug == ShellBug::ApplyUncommitted {
+                continue;
+            }
+            if entry.index != self.store.applied_index + 1 {
+                self.violation(
+                    effects,
+                    format!(
+                        "committed entry {} handed out after applied index {}",
+                        entry.index, self.store.applied_index
+                    ),
+                );
+                continue;
+            }
+            self.apply(entry, effects);
+        }
+        self.pending_reads.append(&mut ready.read_states);
+        self.answer_reads(effects);
+        let raw = self
+            .raw
+            .as_mut()
+            .expect("a Ready in flight means the node is up");
+        raw.advance(ready.number);
+        self.maybe_compact(effects);
+    }
+
+    fn restore_snapshot(&mut self, snapshot: &Snapshot, effects: &mut Effects) {
+        if snapshot.meta.index < self.store.applied_index {
+            if self.bug != ShellBug::ApplyUncommitted {
+                self.violation(
+                    effects,
+                    format!(
+                        "snapshot at {} handed out below applied index {}",
+                        snapshot.meta.index, self.store.applied_index
+                    ),
+                );
+            }
+            return;
+        }
+        match KvStore::decode(&snapshot.meta, &snapshot.data) {
+            Ok(store) => {
+                self.store = store;
+                self.last_compaction = self.store.applied_index;
+                let restored = MirroredEntry {
+                    index: self.store.applied_index,
+                    term: self.store.applied_term,
+                    chain: self.store.chain,
+                };
+                effects
+                    .observations
+                    .push((self.id, Observation::SnapshotRestored(restored)));
+            }
+            Err(e) => self.violation(effects, format!("snapshot from the core: {e}")),
+        }
+    }
+
+    fn apply(&mut self, entry: &Entry, effects: &mut Effects) {
+        let outcome = self.store.apply(entry);
+        effects.observations.push((
+            self.id,
+            Observation::Applied(MirroredEntry {
+                index: entry.index,
+                term: entry.term,
+                chain: self.store.chain,
+            }),
+        ));
+        if let Some(outcome) = outcome {
+            effects.writes.push((self.id, outcome));
+        }
+        if let EntryPayload::ConfChange(_) = entry.payload {
+            // The core switched configuration when the entry was appended; the application
+            // would update its membership metadata here. The simulator reads it from the core.
+        }
+    }
+
+    fn answer_reads(&mut self, effects: &mut Effects) {
+        let applied = match self.bug {
+            ShellBug::ReadWithoutWaiting => LogIndex::MAX,
+            _ => self.store.applied_index,
+        };
+        let store = &self.store;
+        let id = self.id;
+        self.pending_reads.retain(|read| {
+            if read.index > applied {
+                return true;
+            }
+            if let Some((_, _, key)) = parse_read_context(&read.context) {
+                effects
+                    .reads
+                    .push((id, read.context.clone(), store.read(key)));
+            }
+            false
+        });
+    }
+
+    fn maybe_compact(&mut self, effects: &mut Effects) {
+        let applied = self.store.applied_index;
+        // A shell that applies ahead of the core cannot hand it a snapshot of what it applied.
+        if self.bug == ShellBug::ApplyUncommitted
+            || applied < self.last_compaction + self.compaction_threshold
+        {
+            return;
+        }
+        let raw = self.raw.as_mut().expect("compaction runs on a live node");
+        match raw.compact(applied, self.store.encode()) {
+            Ok(snapshot) => {
+                self.disk.persist_compaction(snapshot);
+                self.mirror.compact(applied);
+                self.last_compaction = applied;
+                self.compactions += 1;
+            }
+            Err(e) => self.violation(effects, format!("compaction at applied {applied}: {e}")),
+        }
+    }
+}

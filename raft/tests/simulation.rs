@@ -1,0 +1,193 @@
+//! The deterministic simulator of the Raft core (see `sim/`).
+//!
+//! `cargo test -p ringraft-raft --test simulation` runs 500 seeds of mixed faults.
+//! `RINGRAFT_SIM_SEEDS=N` runs N seeds, `RINGRAFT_SIM_BASE_SEED=S` starts them at S, and
+//! `RINGRAFT_SIM_TRACE=1` prints the last events before a failure (on by default for one seed).
+//! `RINGRAFT_SIM_SHELL_BUG=ack-before-fsync|apply-uncommitted|read-without-waiting`
+//! runs a deliberately broken shell.
+//! A failing seed prints the command that reproduces it.
+
+mod sim;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sim::checkers::FailureKind;
+use sim::cluster::{run, RunFailure, RunSummary};
+use sim::node::ShellBug;
+
+const DEFAULT_SEEDS: u64 = 500;
+const DEFAULT_BASE_SEED: u64 = 0;
+/// The broken shells must be caught within this many seeds.
+const SELF_TEST_SEEDS_MAX: u64 = 300;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}")),
+        Err(_) => default,
+    }
+}
+
+fn reproduce_command(seed: u64) -> String {
+    format!(
+        "RINGRAFT_SIM_BASE_SEED={seed} RINGRAFT_SIM_SEEDS=1 cargo test -p ringraft-raft --test \
+         simulation simulated_clusters"
+    )
+}
+
+struct Outcome {
+    summaries: Vec<RunSummary>,
+    failures: Vec<RunFailure>,
+}
+
+/// Runs seeds `base..base + count` on all cores; with `stop_at_first_failure`, workers stop
+/// taking new seeds once one failed.
+fn run_seeds(
+    base: u64,
+    count: u64,
+    bug: ShellBug,
+    trace: bool,
+    stop_at_first_failure: bool,
+) -> Outcome {
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let outcome = Mutex::new(Outcome {
+        summaries: Vec::new(),
+        failures: Vec::new(),
+    });
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let result = run(base + i, bug, trace);
+                let mut outcome = outcome.lock().expect("no worker panics while holding it");
+                match result {
+                    Ok(summary) => outcome.summaries.push(summary),
+                    Err(failure) => {
+                        if stop_at_first_failure {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        outcome.failures.push(failure);
+                    }
+                }
+            });
+        }
+    });
+    let mut outcome = outcome.into_inner().expect("workers are done");
+    outcome.summaries.sort_by_key(|s| s.seed);
+    outcome.failures.sort_by_key(|f| f.seed);
+    outcome
+}
+
+fn print_totals(summaries: &[RunSummary]) {
+    let total = |f: fn(&RunSummary) -> u64| summaries.iter().map(f).sum::<u64>();
+    eprintln!(
+        "  busiest run: {} events",
+        summaries.iter().map(|s| s.events).max().unwrap_or(0)
+    );
+    eprintln!(
+        "  {} runs: {} virtual s, {} events, {} messages ({} dropped, {} duplicated), {} crashes, \
+         {} partitions, {} conf changes, {} transfers, {} compactions, {} elections, {} client \
+         operations done, {} given up, {} inconclusive linearizability checks",
+        summaries.len(),
+        total(|s| s.virtual_ms) / 1000,
+        total(|s| s.events),
+        total(|s| s.messages),
+        total(|s| s.dropped),
+        total(|s| s.duplicated),
+        total(|s| s.crashes),
+        total(|s| s.partitions),
+        total(|s| s.conf_changes),
+        total(|s| s.transfers),
+        total(|s| s.compactions),
+        total(|s| s.elections),
+        total(|s| s.ops_completed),
+        total(|s| s.ops_given_up),
+        summaries
+            .iter()
+            .filter(|s| s.linearizability_inconclusive)
+            .count(),
+    );
+}
+
+#[test]
+fn simulated_clusters_stay_safe_and_live() {
+    let count = env_u64("RINGRAFT_SIM_SEEDS", DEFAULT_SEEDS);
+    let base = env_u64("RINGRAFT_SIM_BASE_SEED", DEFAULT_BASE_SEED);
+    let trace = count == 1 || std::env::var_os("RINGRAFT_SIM_TRACE").is_some();
+    let started = Instant::now();
+    // For debugging the checkers themselves: run a deliberately broken shell.
+    let bug = match std::env::var("RINGRAFT_SIM_SHELL_BUG").as_deref() {
+        Ok("ack-before-fsync") => ShellBug::AckBeforeFsync,
+        Ok("apply-uncommitted") => ShellBug::ApplyUncommitted,
+        Ok("read-without-waiting") => ShellBug::ReadWithoutWaiting,
+        _ => ShellBug::None,
+    };
+    let outcome = run_seeds(base, count, bug, trace, false);
+    eprintln!(
+        "simulated seeds {base}..{} in {:.1}s wall time",
+        base + count,
+        started.elapsed().as_secs_f64()
+    );
+    print_totals(&outcome.summaries);
+    for failure in &outcome.failures {
+        eprintln!(
+            "\nseed {} failed at {} virtual ms ({:?}): {}",
+            failure.seed, failure.virtual_ms, failure.kind, failure.reason
+        );
+        if !failure.trace.is_empty() {
+            eprintln!("last events:\n{}", failure.trace.join("\n"));
+        }
+        eprintln!("reproduce with: {}", reproduce_command(failure.seed));
+    }
+    assert!(
+        outcome.failures.is_empty(),
+        "{} of {count} seeds failed: {:?}",
+        outcome.failures.len(),
+        outcome.failures.iter().map(|f| f.seed).collect::<Vec<_>>()
+    );
+}
+
+/// Runs broken shells until the checkers catch one; a checker that cannot fail proves nothing.
+fn assert_caught(bug: ShellBug) {
+    let outcome = run_seeds(0, SELF_TEST_SEEDS_MAX, bug, false, true);
+    let safety_failures: Vec<&RunFailure> = outcome
+        .failures
+        .iter()
+        .filter(|f| f.kind == FailureKind::Safety)
+        .collect();
+    let Some(first) = safety_failures.first() else {
+        panic!(
+            "{bug:?} went unnoticed for {} seeds (other failures: {:?})",
+            outcome.summaries.len(),
+            outcome
+                .failures
+                .iter()
+                .map(|f| &f.reason)
+                .collect::<Vec<_>>()
+        );
+    };
+    eprintln!("{bug:?} caught by seed {}: {}", first.seed, first.reason);
+}
+
+#[test]
+fn checkers_catch_a_shell_that_acknowledges_before_fsync() {
+    assert_caught(ShellBug::AckBeforeFsync);
+}
+
+#[test]
+fn checkers_catch_a_shell_that_applies_uncommitted_entries() {
+    assert_caught(ShellBug::ApplyUncommitted);
+}
+
+#[test]
+fn checkers_catch_a_shell_that_reads_before_applying_up_to_the_read_index() {
+    assert_caught(ShellBug::ReadWithoutWaiting);
+}
