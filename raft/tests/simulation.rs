@@ -43,14 +43,14 @@ struct Outcome {
     failures: Vec<RunFailure>,
 }
 
-/// Runs seeds `base..base + count` on all cores; with `stop_at_first_failure`, workers stop
-/// taking new seeds once one failed.
+/// Runs seeds `base..base + count` on all cores; with `stop_at`, workers stop taking new seeds
+/// once a failure of that kind happened.
 fn run_seeds(
     base: u64,
     count: u64,
     bug: ShellBug,
     trace: bool,
-    stop_at_first_failure: bool,
+    stop_at: Option<FailureKind>,
 ) -> Outcome {
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -71,7 +71,7 @@ fn run_seeds(
                 match result {
                     Ok(summary) => outcome.summaries.push(summary),
                     Err(failure) => {
-                        if stop_at_first_failure {
+                        if stop_at == Some(failure.kind) {
                             stop.store(true, Ordering::Relaxed);
                         }
                         outcome.failures.push(failure);
@@ -130,7 +130,7 @@ fn simulated_clusters_stay_safe_and_live() {
         Ok("read-without-waiting") => ShellBug::ReadWithoutWaiting,
         _ => ShellBug::None,
     };
-    let outcome = run_seeds(base, count, bug, trace, false);
+    let outcome = run_seeds(base, count, bug, trace, None);
     eprintln!(
         "simulated seeds {base}..{} in {:.1}s wall time",
         base + count,
@@ -157,7 +157,13 @@ fn simulated_clusters_stay_safe_and_live() {
 
 /// Runs broken shells until the checkers catch one; a checker that cannot fail proves nothing.
 fn assert_caught(bug: ShellBug) {
-    let outcome = run_seeds(0, SELF_TEST_SEEDS_MAX, bug, false, true);
+    let outcome = run_seeds(
+        0,
+        SELF_TEST_SEEDS_MAX,
+        bug,
+        false,
+        Some(FailureKind::Safety),
+    );
     let safety_failures: Vec<&RunFailure> = outcome
         .failures
         .iter()

@@ -25,7 +25,7 @@ const MS: Micros = MICROS_PER_MILLI;
 /// ticks (election timeouts are 10 ticks).
 pub const LIVENESS_TICKS_MAX: u64 = 800;
 /// Hard bound on events per run; a run that needs more is stuck in a message storm.
-const EVENTS_MAX: u64 = 400_000;
+const EVENTS_MAX: u64 = 200_000;
 /// Ids ever handed out, initial nodes included.
 const NODES_MAX: u64 = 9;
 const TRACE_LINES_MAX: usize = 400;
