@@ -58,13 +58,6 @@ impl Inflights {
         }
     }
 
-    /// Give up on the oldest message (its answer is probably lost) to unblock the window.
-    pub fn free_first_one(&mut self) {
-        if let Some((_, bytes)) = self.sent.pop_front() {
-            self.bytes -= bytes;
-        }
-    }
-
     pub fn reset(&mut self) {
         self.sent.clear();
         self.bytes = 0;
@@ -91,6 +84,10 @@ pub(crate) struct Progress {
     /// Heard from since the last CheckQuorum round.
     pub recent_active: bool,
     pub inflights: Inflights,
+    /// In Replicate: `match_index` at the previous heartbeat response, and how many heartbeat
+    /// responses in a row came back without progress while appends were in flight.
+    match_at_heartbeat: LogIndex,
+    stalled_heartbeats: u32,
 }
 
 impl Progress {
@@ -105,6 +102,8 @@ impl Progress {
             snapshot_idle_heartbeats: 0,
             recent_active: false,
             inflights: Inflights::new(msgs_max, bytes_max),
+            match_at_heartbeat: 0,
+            stalled_heartbeats: 0,
         }
     }
 
@@ -115,6 +114,8 @@ impl Progress {
         self.snapshot_offset = 0;
         self.snapshot_idle_heartbeats = 0;
         self.inflights.reset();
+        self.match_at_heartbeat = self.match_index;
+        self.stalled_heartbeats = 0;
     }
 
     pub fn become_probe(&mut self) {
@@ -166,6 +167,19 @@ impl Progress {
         self.next_index = rejected.min(probe_hint + 1).max(self.match_index + 1);
         self.probe_sent = false;
         true
+    }
+
+    /// Called on each heartbeat response in Replicate. True when appends are in flight but the
+    /// follower made no progress over two heartbeat round trips: they (or their answers) were
+    /// probably lost, and the leader should fall back to probing.
+    pub fn replication_stalled(&mut self) -> bool {
+        if self.match_index != self.match_at_heartbeat || self.inflights.count() == 0 {
+            self.match_at_heartbeat = self.match_index;
+            self.stalled_heartbeats = 0;
+            return false;
+        }
+        self.stalled_heartbeats += 1;
+        self.stalled_heartbeats >= 2
     }
 
     /// Whether the leader should hold back new appends to this follower.

@@ -308,12 +308,17 @@ impl RawNode {
         pr.recent_active = true;
         pr.probe_sent = false;
         if pr.match_index < last_index {
-            if pr.state == ProgressState::Replicate && pr.inflights.is_full() {
-                pr.inflights.free_first_one();
+            if pr.state == ProgressState::Replicate && pr.replication_stalled() {
+                pr.become_probe();
             }
-            // Even with nothing new to send, an append at our next index tells us (by its
-            // rejection) whether earlier appends were lost.
-            if self.send_append(from, true) {
+            // A probe, or nothing in flight while the follower is still behind: an append at our
+            // next index tells us (by its answer) where the follower stands.
+            let allow_empty = match pr.state {
+                ProgressState::Probe => true,
+                ProgressState::Replicate => pr.inflights.count() == 0,
+                ProgressState::Snapshot => false,
+            };
+            if self.send_append(from, allow_empty) {
                 self.send_appends(from);
             }
         }

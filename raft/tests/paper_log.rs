@@ -300,3 +300,21 @@ fn hostile_messages_are_ignored() {
     net.tick_all(2);
     assert_eq!(net.applied_data(2), vec!["a", "b"]);
 }
+
+/// Lost AppendEntries in the pipelined (replicate) state are repaired by the heartbeats even
+/// when no further proposal comes.
+#[test]
+fn lost_appends_are_repaired_without_new_proposals() {
+    let mut net = Network::new(&[1, 2, 3], &[]);
+    net.elect(1);
+    net.propose(1, "a");
+    net.drop_filter = Some(Box::new(|m| {
+        m.to == 3 && matches!(m.body, MessageBody::Append { .. })
+    }));
+    net.propose(1, "b");
+    net.drop_filter = None;
+    assert_eq!(net.applied_data(3), vec!["a"]);
+    assert_eq!(net.node(1).status().progress[&3].inflight_msgs, 1);
+    net.tick_all(5);
+    assert_eq!(net.applied_data(3), vec!["a", "b"]);
+}
