@@ -17,10 +17,15 @@ use crate::types::{Entry, HardState, Message, ReadState, Snapshot, SoftState};
 pub struct Ready {
     pub soft_state: Option<SoftState>,
     pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader: persist it, then replace the state machine with its
+    /// data (applied becomes `meta.index`). A node that joined with no configuration first gets
+    /// the leader's snapshot even at index 0 (possibly with empty data): it carries the
+    /// configuration. A Ready with a snapshot carries no `committed_entries`.
     pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
     pub messages: Vec<crate::types::Message>,
     pub persisted_messages: Vec<Message>,
+    /// Committed and durable on this node (never ahead of the local log), in order.
     pub committed_entries: Vec<Entry>,
     pub read_states: Vec<ReadState>,
     /// True when `entries`, `hard_state` or `snapshot` needs an fsync before step 3.
