@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use ringraft_raft::{Entry, HardState, LogIndex, Snapshot, Term};
+use ringraft_raft::{Entry, HardState, InitialState, LogIndex, Snapshot, Term};
 
 use crate::codec::{
     encode_entry, encode_wal_record, entry_payload_bytes, SegmentHeader, SnapshotMarker, WalRecord,
@@ -79,6 +79,25 @@ pub struct Recovered {
     pub snapshot: Option<Snapshot>,
     /// Entries after the snapshot (or from index 1), contiguous, in index order.
     pub entries: Vec<Entry>,
+}
+
+impl Recovered {
+    /// The core's start-up state. `applied` is what the application's state machine has already
+    /// applied (at least the snapshot index, which this raises it to).
+    pub fn into_initial_state(self, applied: LogIndex) -> InitialState {
+        let (snapshot, snapshot_data) = match self.snapshot {
+            Some(snapshot) => (Some(snapshot.meta), snapshot.data),
+            None => (None, Vec::new()),
+        };
+        let snapshot_index = snapshot.as_ref().map_or(0, |meta| meta.index);
+        InitialState {
+            hard_state: self.hard_state,
+            snapshot,
+            snapshot_data,
+            entries: self.entries,
+            applied: applied.max(snapshot_index),
+        }
+    }
 }
 
 struct ActiveSegment {

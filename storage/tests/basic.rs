@@ -235,3 +235,23 @@ fn oversized_entry_is_refused() {
         Err(StorageError::InvalidRequest(_))
     ));
 }
+
+#[test]
+fn recovered_state_maps_onto_the_core_initial_state() {
+    let temp = tempfile::tempdir().unwrap();
+    {
+        let (mut storage, _) = open(temp.path());
+        storage.append(&entries(1, 30, 1)).unwrap();
+        storage.save_snapshot(&snapshot(20, 1, b"image")).unwrap();
+        storage.sync().unwrap();
+    }
+    let (_, recovered) = open(temp.path());
+    let initial = recovered.into_initial_state(5);
+    assert_eq!(initial.snapshot.unwrap().index, 20);
+    assert_eq!(initial.snapshot_data, b"image");
+    assert_eq!(
+        initial.applied, 20,
+        "applied is at least the snapshot index"
+    );
+    assert_eq!(initial.entries, entries(21, 30, 1));
+}
