@@ -2,3 +2,4 @@
 //! (`ringraftctl`).
 
 pub mod api;
+pub mod certs;
