@@ -309,3 +309,31 @@ fn headerless_last_segment_from_a_crash_during_rotation_is_removed() {
     drop(storage);
     assert_eq!(open(original.path()).1.entries, entries(1, 45, 1));
 }
+
+#[test]
+fn compaction_interrupted_after_removing_some_segments_recovers() {
+    let temp = tempfile::tempdir().unwrap();
+    {
+        let (mut storage, _) = open(temp.path());
+        storage.append(&entries(1, 80, 1)).unwrap();
+        storage.save_snapshot(&snapshot(70, 1, b"at 70")).unwrap();
+        storage.sync().unwrap();
+    }
+    // compact() removes oldest first; a crash after the first unlink leaves a contiguous suffix.
+    let files = segment_files(temp.path());
+    assert!(files.len() >= 4);
+    std::fs::remove_file(&files[0]).unwrap();
+    let (mut storage, recovered) = open(temp.path());
+    assert_eq!(recovered.entries, entries(71, 80, 1));
+    storage.compact(70).unwrap();
+    assert!(storage.segment_count() < files.len() - 1);
+    drop(storage);
+    assert_eq!(open(temp.path()).1.entries, entries(71, 80, 1));
+}
+
+#[test]
+fn storage_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<ringraft_storage::Storage>();
+    assert_send::<StorageError>();
+}
