@@ -1,0 +1,363 @@
+//! One connection to the daemon, shared by every thread of a client.
+//!
+//! Requests are pipelined: each caller writes its frame under a short write lock, then waits for
+//! the answer with its id. There is no reader thread: whichever waiting caller finds nobody
+//! reading becomes the reader (leader/follower), reads what the socket has, files every answer
+//! under its request id, wakes the others and goes back to checking its own slot. A lone caller
+//! thus pays one read and one write per call, like a plain ping-pong, and nothing runs when no
+//! call is waiting.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ringraft_proto::{
+    decode_response, encode_request_frame, ClientHello, FrameDecoder, Request, RequestFrame,
+    Response, ServerHello, Status, FRAME_BYTES_MAX, PROTOCOL_VERSION, SERVER_HELLO_BYTES,
+};
+
+use crate::error::{Error, Result};
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Answers of one watch kept while nobody calls ringraft_watch_next(). Past it the watch's further
+/// answers are dropped and the watch reports `Overflowed` once its queue is drained, so the owner
+/// can cancel it and watch again from the next index it has not seen: nothing is lost.
+const STREAM_BACKLOG_MAX: usize = 1024;
+
+enum Slot {
+    /// A request waiting for its one answer.
+    Waiting,
+    Answered(Response),
+    /// A running watch: answers in arrival order; `overflowed` once its backlog was full.
+    Stream {
+        queue: VecDeque<Response>,
+        overflowed: bool,
+    },
+}
+
+/// What waiting on a watch can yield besides an error of the connection.
+pub enum StreamItem {
+    Answer(Response),
+    /// The watch's backlog filled up and later answers were dropped (see STREAM_BACKLOG_MAX).
+    Overflowed,
+}
+
+struct Demux {
+    decoder: FrameDecoder,
+    slots: HashMap<u64, Slot>,
+    /// Some caller is inside read() right now.
+    reading: bool,
+    read_buf: Vec<u8>,
+    /// Why the connection ended; once set it never clears (the client opens a new connection).
+    dead: Option<Error>,
+}
+
+pub struct Connection {
+    stream: UnixStream,
+    write_lock: Mutex<()>,
+    demux: Mutex<Demux>,
+    answered: Condvar,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock (caught at the boundary) leaves plain data behind; the
+    // connection state stays consistent because every update is a single insert/remove.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    // set_read_timeout refuses zero; a millisecond floor keeps a last short wait meaningful.
+    (!left.is_zero()).then(|| left.max(Duration::from_millis(1)))
+}
+
+fn timeout_error(what: &str) -> Error {
+    Error::new(
+        Status::Timeout,
+        format!("{what}: no answer within the timeout"),
+    )
+}
+
+impl Connection {
+    /// Connects to the daemon's socket and completes the handshake before `deadline`.
+    pub fn open(path: &Path, deadline: Instant) -> Result<Connection> {
+        let stream = UnixStream::connect(path).map_err(|e| connect_error(path, e))?;
+        let timeout = remaining(deadline).ok_or_else(|| timeout_error("connect"))?;
+        let io = |e: std::io::Error| {
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                timeout_error("handshake")
+            } else {
+                Error::unavailable(format!("handshake with {}: {e}", path.display()))
+            }
+        };
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        (&stream)
+            .write_all(&ClientHello::current().encode())
+            .map_err(io)?;
+        let mut answer = [0u8; SERVER_HELLO_BYTES];
+        (&stream).read_exact(&mut answer).map_err(io)?;
+        let hello = ServerHello::decode(&answer)
+            .map_err(|e| Error::new(Status::Malformed, format!("{}: {e}", path.display())))?;
+        match hello.status() {
+            Some(Status::Ok) => {}
+            Some(Status::UnsupportedVersion) => {
+                return Err(Error::new(
+                    Status::UnsupportedVersion,
+                    format!(
+                        "the daemon speaks protocol version {}, libringraft speaks {}",
+                        hello.version, PROTOCOL_VERSION
+                    ),
+                ))
+            }
+            Some(status) => {
+                return Err(Error::new(status, "the daemon refused the connection"));
+            }
+            None => {
+                return Err(Error::new(
+                    Status::Malformed,
+                    format!(
+                        "the daemon answered the handshake with unknown status {}",
+                        hello.status_code
+                    ),
+                ))
+            }
+        }
+        Ok(Connection {
+            stream,
+            write_lock: Mutex::new(()),
+            demux: Mutex::new(Demux {
+                decoder: FrameDecoder::new(FRAME_BYTES_MAX),
+                slots: HashMap::new(),
+                reading: false,
+                read_buf: vec![0; READ_CHUNK_BYTES],
+                dead: None,
+            }),
+            answered: Condvar::new(),
+        })
+    }
+
+    pub fn is_dead(&self) -> bool {
+        lock(&self.demux).dead.is_some()
+    }
+
+    /// Ends the connection: every waiting call fails with `error`, the daemon sees it close.
+    pub fn kill(&self, error: Error) {
+        let mut demux = lock(&self.demux);
+        self.kill_locked(&mut demux, error);
+    }
+
+    fn kill_locked(&self, demux: &mut Demux, error: Error) {
+        if demux.dead.is_none() {
+            demux.dead = Some(error);
+            // Wakes a reader blocked in read() and tells the daemon we are gone.
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.answered.notify_all();
+    }
+
+    /// Sends `request` under `id` and registers where its answer goes. `stream` registers a
+    /// watch, whose answers queue up until `next_answer` takes them.
+    pub fn send(&self, id: u64, request: Request, stream: bool, deadline: Instant) -> Result<()> {
+        let frame = encode_request_frame(&RequestFrame { id, request })
+            .map_err(|e| Error::new(e.status(), e.to_string()))?;
+        {
+            let mut demux = lock(&self.demux);
+            if let Some(error) = &demux.dead {
+                return Err(error.clone());
+            }
+            let slot = if stream {
+                Slot::Stream {
+                    queue: VecDeque::new(),
+                    overflowed: false,
+                }
+            } else {
+                Slot::Waiting
+            };
+            demux.slots.insert(id, slot);
+        }
+        let _writing = lock(&self.write_lock);
+        let timeout = match remaining(deadline) {
+            Some(timeout) => timeout,
+            None => {
+                lock(&self.demux).slots.remove(&id);
+                return Err(timeout_error("send"));
+            }
+        };
+        let written = self
+            .stream
+            .set_write_timeout(Some(timeout))
+            .and_then(|()| (&self.stream).write_all(&frame));
+        if let Err(e) = written {
+            // A partly written frame leaves the stream unusable: end the connection.
+            let error = if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                timeout_error("send")
+            } else {
+                Error::unavailable(format!("lost the connection to the daemon: {e}"))
+            };
+            self.kill(Error::unavailable(format!(
+                "lost the connection to the daemon: {e}"
+            )));
+            lock(&self.demux).slots.remove(&id);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Waits for the answer to request `id` until `deadline`. On timeout the request is
+    /// forgotten and a late answer is dropped.
+    pub fn wait_answer(&self, id: u64, deadline: Instant) -> Result<Response> {
+        let answer = self.wait(id, deadline, |slots| match slots.remove(&id) {
+            Some(Slot::Answered(response)) => Some(response),
+            Some(other) => {
+                slots.insert(id, other);
+                None
+            }
+            None => None,
+        });
+        if answer.is_err() {
+            self.forget(id);
+        }
+        answer
+    }
+
+    /// The next answer of watch `id`, waiting until `deadline`; the watch stays registered.
+    pub fn next_answer(&self, id: u64, deadline: Instant) -> Result<StreamItem> {
+        self.wait(id, deadline, |slots| match slots.get_mut(&id) {
+            Some(Slot::Stream { queue, overflowed }) => match queue.pop_front() {
+                Some(response) => Some(StreamItem::Answer(response)),
+                None if *overflowed => Some(StreamItem::Overflowed),
+                None => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// Stops routing answers of `id` (a watch being closed, or a request given up).
+    pub fn forget(&self, id: u64) {
+        lock(&self.demux).slots.remove(&id);
+    }
+
+    /// Leader/follower wait: take the answer if it is filed, else read the socket if nobody
+    /// else is, else sleep until the reader files something.
+    fn wait<T>(
+        &self,
+        id: u64,
+        deadline: Instant,
+        mut take: impl FnMut(&mut HashMap<u64, Slot>) -> Option<T>,
+    ) -> Result<T> {
+        let mut demux = lock(&self.demux);
+        loop {
+            if let Some(answer) = take(&mut demux.slots) {
+                return Ok(answer);
+            }
+            if !demux.slots.contains_key(&id) {
+                return Err(Error::new(
+                    Status::Closed,
+                    "the request is no longer pending",
+                ));
+            }
+            if let Some(error) = &demux.dead {
+                return Err(error.clone());
+            }
+            let Some(timeout) = remaining(deadline) else {
+                return Err(timeout_error("request"));
+            };
+            if demux.reading {
+                demux = self
+                    .answered
+                    .wait_timeout(demux, timeout)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+                continue;
+            }
+            demux.reading = true;
+            let mut buf = std::mem::take(&mut demux.read_buf);
+            drop(demux);
+            let read = self
+                .stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| (&self.stream).read(&mut buf));
+            demux = lock(&self.demux);
+            demux.reading = false;
+            match read {
+                Ok(0) => self.kill_locked(
+                    &mut demux,
+                    Error::unavailable("the daemon closed the connection"),
+                ),
+                Ok(n) => {
+                    demux.decoder.feed(&buf[..n]);
+                    if let Err(error) = self.dispatch(&mut demux) {
+                        self.kill_locked(&mut demux, error);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => self.kill_locked(
+                    &mut demux,
+                    Error::unavailable(format!("lost the connection to the daemon: {e}")),
+                ),
+            }
+            demux.read_buf = buf;
+            self.answered.notify_all();
+        }
+    }
+
+    /// Files every complete frame under its request id.
+    fn dispatch(&self, demux: &mut Demux) -> Result<()> {
+        loop {
+            let payload = demux
+                .decoder
+                .next_frame()
+                .map_err(|e| Error::new(e.status(), format!("from the daemon: {e}")))?;
+            let Some(payload) = payload else {
+                return Ok(());
+            };
+            let frame = decode_response(&payload)
+                .map_err(|e| Error::new(e.status(), format!("from the daemon: {e}")))?;
+            if frame.id == 0 {
+                // Connection-level error: the daemon closes after it.
+                return Err(match frame.response {
+                    Response::Error { status, message } => Error::new(status, message),
+                    other => Error::new(
+                        Status::Malformed,
+                        format!("unexpected answer without request id: {other:?}"),
+                    ),
+                });
+            }
+            match demux.slots.get_mut(&frame.id) {
+                Some(slot @ Slot::Waiting) => *slot = Slot::Answered(frame.response),
+                Some(Slot::Stream { queue, overflowed }) => {
+                    if queue.len() < STREAM_BACKLOG_MAX && !*overflowed {
+                        queue.push_back(frame.response);
+                    } else {
+                        *overflowed = true;
+                    }
+                }
+                // Answered twice, or given up after a timeout: nobody waits for it.
+                Some(Slot::Answered(_)) | None => {}
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn connect_error(path: &Path, e: std::io::Error) -> Error {
+    let status = match e.kind() {
+        ErrorKind::PermissionDenied => Status::PermissionDenied,
+        ErrorKind::InvalidInput => Status::InvalidArgument,
+        _ => Status::Unavailable,
+    };
+    Error::new(status, format!("cannot connect to {}: {e}", path.display()))
+}
