@@ -141,6 +141,26 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request's name as logs, errors and ringraftctl spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Members { .. } => "members",
+            Request::Ring { .. } => "ring",
+            Request::Owner { .. } => "owner",
+            Request::Replicas { .. } => "replicas",
+            Request::Propose { .. } => "propose",
+            Request::ReadLog { .. } => "read",
+            Request::WatchLog { .. } => "watch",
+            Request::Cancel { .. } => "cancel",
+            Request::Join { .. } => "join",
+            Request::Remove { .. } => "remove",
+            Request::Promote { .. } => "promote",
+            Request::TransferLeader { .. } => "transfer-leader",
+            Request::Snapshot => "snapshot",
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         matches!(
             self,

@@ -1,0 +1,98 @@
+//! The accept loop: one task per connection, a bound on connections, and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringraft_proto::{ServerHello, Status, CLIENT_HELLO_BYTES, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::backend::Backend;
+use super::config::ApiConfig;
+use super::connection::{serve_connection, shutdown_requested};
+
+/// After a failed accept (out of descriptors, usually), wait before retrying so the loop does
+/// not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Over-limit clients being told `Busy` at once; beyond this they are closed without a word.
+const REFUSALS_IN_FLIGHT_MAX: usize = 64;
+
+/// Serve the local API on `listener` until `shutdown` turns true (or its sender is dropped).
+/// Returns once every connection has closed. Every problem with one client stays with that
+/// client: the server goes on serving the others.
+pub async fn serve(
+    listener: UnixListener,
+    backend: Arc<dyn Backend>,
+    config: ApiConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let config = Arc::new(config);
+    let connection_slots = Arc::new(Semaphore::new(config.connections_max));
+    let refusal_slots = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
+    let mut connections = JoinSet::new();
+    tracing::info!(
+        connections_max = config.connections_max,
+        frame_bytes_max = config.frame_bytes_max,
+        "local API serving"
+    );
+    loop {
+        while connections.try_join_next().is_some() {}
+        tokio::select! {
+            () = shutdown_requested(shutdown.clone()) => break,
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
+                    // Refusing politely costs a task; bound those too, and past that just close.
+                    if let Ok(refusal) = refusal_slots.clone().try_acquire_owned() {
+                        let timeout = config.handshake_timeout;
+                        connections.spawn(async move {
+                            refuse_busy(stream, timeout).await;
+                            drop(refusal);
+                        });
+                    }
+                    continue;
+                };
+                let backend = backend.clone();
+                let config = config.clone();
+                let shutdown = shutdown.clone();
+                connections.spawn(async move {
+                    serve_connection(stream, backend, config, shutdown).await;
+                    drop(slot);
+                });
+            }
+        }
+    }
+    tracing::info!(
+        open = connections.len(),
+        "local API stops accepting; closing connections"
+    );
+    while connections.join_next().await.is_some() {}
+}
+
+/// Tell a client over the connection limit why. Its hello is read first: closing a Unix socket
+/// with unread data resets it, and the client would lose the answer.
+async fn refuse_busy(mut stream: UnixStream, handshake_timeout: Duration) {
+    tracing::warn!("connection refused: connection limit reached");
+    let mut hello = [0u8; CLIENT_HELLO_BYTES];
+    match tokio::time::timeout(handshake_timeout, stream.read_exact(&mut hello)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    let answer = ServerHello {
+        version: PROTOCOL_VERSION,
+        status_code: Status::Busy.code(),
+    };
+    if let Err(error) = stream.write_all(&answer.encode()).await {
+        tracing::debug!(%error, "could not send busy to a refused client");
+    }
+}
