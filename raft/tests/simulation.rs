@@ -88,9 +88,18 @@ fn run_seeds(
 
 fn print_totals(summaries: &[RunSummary]) {
     let total = |f: fn(&RunSummary) -> u64| summaries.iter().map(f).sum::<u64>();
+    let max = |f: fn(&RunSummary) -> u64| summaries.iter().map(f).max().unwrap_or(0);
     eprintln!(
-        "  busiest run: {} events",
-        summaries.iter().map(|s| s.events).max().unwrap_or(0)
+        "  busiest run: {} events; slowest convergence after the faults: {} virtual ms",
+        max(|s| s.events),
+        max(|s| s.liveness_ms)
+    );
+    eprintln!(
+        "  {} joint changes, {} snapshots installed, {} reads done, {} unsynced writes lost",
+        total(|s| s.joint_changes),
+        total(|s| s.snapshots_installed),
+        total(|s| s.reads_completed),
+        total(|s| s.writes_lost)
     );
     eprintln!(
         "  {} runs: {} virtual s, {} events, {} messages ({} dropped, {} duplicated), {} crashes, \

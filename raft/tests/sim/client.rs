@@ -92,6 +92,7 @@ pub struct Workload {
     /// Acknowledged writes and the value they produced.
     pub acknowledged: Vec<(RequestId, i64)>,
     pub completed: u64,
+    pub reads_completed: u64,
     pub given_up: u64,
 }
 
@@ -112,6 +113,7 @@ impl Workload {
             history: Vec::new(),
             acknowledged: Vec::new(),
             completed: 0,
+            reads_completed: 0,
             given_up: 0,
         }
     }
@@ -241,6 +243,7 @@ impl Workload {
             let op = client.current.as_ref().expect("pending");
             if op.input == Input::Read && op.read_context(client.id) == context {
                 self.complete(index, Some(value));
+                self.reads_completed += 1;
                 completed.push(index);
             }
         }

@@ -17,7 +17,7 @@ use super::clock::{EventQueue, Micros, MICROS_PER_MILLI};
 use super::disk::DurableState;
 use super::linearizability::{check_history, Input, Verdict};
 use super::network::{Network, NetworkFaults};
-use super::node::{Effects, NodeShell, ShellBug};
+use super::node::{Effects, NodeShell, Observation, ShellBug};
 use super::scenario::Scenario;
 
 const MS: Micros = MICROS_PER_MILLI;
@@ -63,6 +63,14 @@ pub struct RunSummary {
     pub crashes: u64,
     pub partitions: u64,
     pub conf_changes: u64,
+    /// Accepted membership changes that went through joint consensus.
+    pub joint_changes: u64,
+    pub snapshots_installed: u64,
+    pub reads_completed: u64,
+    /// Unsynced writes that crashes destroyed.
+    pub writes_lost: u64,
+    /// Virtual time from the end of the faults to convergence.
+    pub liveness_ms: u64,
     pub transfers: u64,
     pub compactions: u64,
     pub elections: u64,
@@ -96,6 +104,8 @@ struct Sim {
     phase: Phase,
     summary: RunSummary,
     last_role: BTreeMap<NodeId, (Role, Term)>,
+    /// Each node's tick interval: its clock's rate.
+    tick_intervals: BTreeMap<NodeId, Micros>,
     trace: Option<VecDeque<String>>,
     failure: Option<(FailureKind, String)>,
 }
@@ -135,6 +145,7 @@ impl Sim {
             invariants: Invariants::default(),
             phase: Phase::Faults,
             last_role: BTreeMap::new(),
+            tick_intervals: BTreeMap::new(),
             trace: trace.then(VecDeque::new),
             failure: None,
         }
@@ -164,7 +175,7 @@ impl Sim {
         config.heartbeat_interval_ticks = s.heartbeat_interval_ticks;
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
-        config.lease_read = false;
+        config.lease_read = s.lease_read;
         config.inflight_msgs_max = s.inflight_msgs_max;
         config.inflight_bytes_max = s.inflight_msgs_max * s.append_bytes_max;
         config.append_bytes_max = s.append_bytes_max;
@@ -189,7 +200,11 @@ impl Sim {
             self.scenario.compaction_threshold,
         );
         self.nodes.insert(id, shell);
-        let phase = self.rng.gen_range(0..self.scenario.tick_interval);
+        let skew = self.scenario.tick_skew;
+        let rate = 1.0 + self.rng.gen_range(-skew..=skew);
+        let interval = (self.scenario.tick_interval as f64 * rate) as Micros;
+        self.tick_intervals.insert(id, interval);
+        let phase = self.rng.gen_range(0..interval);
         self.queue.schedule_in(phase, Event::Tick(id));
         self.start_node(id);
         id
@@ -273,6 +288,7 @@ impl Sim {
         self.summary.elections = self.invariants.leader_elections;
         self.summary.ops_completed = self.workload.completed;
         self.summary.ops_given_up = self.workload.given_up;
+        self.summary.reads_completed = self.workload.reads_completed;
         Ok(self.summary.clone())
     }
 
@@ -280,7 +296,7 @@ impl Sim {
         match event {
             Event::Tick(id) => {
                 self.queue
-                    .schedule_in(self.scenario.tick_interval, Event::Tick(id));
+                    .schedule_in(self.tick_intervals[&id], Event::Tick(id));
                 let mut effects = Effects::default();
                 if let Some(raw) = self.nodes.get_mut(&id).and_then(|n| n.raw_mut()) {
                     raw.tick();
@@ -397,6 +413,9 @@ impl Sim {
             }
             self.deliver_answers(&mut effects);
             for (node, observation) in effects.observations.drain(..) {
+                if let Observation::SnapshotRestored(_) = observation {
+                    self.summary.snapshots_installed += 1;
+                }
                 let term = self.nodes[&node].raw().map_or(0, |r| r.term());
                 self.invariants.observe(node, term, &observation);
             }
@@ -589,7 +608,7 @@ impl Sim {
         let id = up[self.rng.gen_range(0..up.len())];
         let loss = self.rng.gen_range(self.scenario.unsynced_loss_min..=1.0);
         let node = self.nodes.get_mut(&id).expect("up node");
-        node.crash(loss);
+        self.summary.writes_lost += node.crash(loss) as u64;
         let incarnation = node.incarnation;
         self.summary.crashes += 1;
         self.note(|| {
@@ -686,6 +705,9 @@ impl Sim {
         self.note(|| format!("node {leader}: propose {change:?}: {result:?}"));
         if result.is_ok() {
             self.summary.conf_changes += 1;
+            if change.changes.len() > 1 {
+                self.summary.joint_changes += 1;
+            }
         }
         let mut effects = Effects::default();
         self.drive(leader, &mut effects);
@@ -800,6 +822,7 @@ impl Sim {
         match self.converged() {
             Ok(()) => {
                 self.phase = Phase::Done;
+                self.summary.liveness_ms = (self.queue.now() - self.scenario.fault_duration) / MS;
                 return;
             }
             Err(waiting_for) if self.queue.now() >= deadline => {

@@ -139,13 +139,15 @@ impl NodeShell {
 
     /// Power loss: the core, its in-memory state and a suffix of the unsynced writes are gone.
     /// `loss_fraction` of the unsynced writes (rounded up) is lost.
-    pub fn crash(&mut self, loss_fraction: f64) {
+    /// Returns how many writes were lost.
+    pub fn crash(&mut self, loss_fraction: f64) -> usize {
         let unsynced = self.disk.unsynced_writes();
         let lost = ((unsynced as f64) * loss_fraction).ceil() as usize;
         self.disk.crash(unsynced.saturating_sub(lost));
         self.raw = None;
         self.in_flight = None;
         self.pending_reads.clear();
+        lost
     }
 
     /// Starts a fresh core from what the disk holds, as the daemon does at boot.

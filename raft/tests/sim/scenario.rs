@@ -17,10 +17,15 @@ pub struct Scenario {
     pub learners: usize,
     pub network: NetworkFaults,
     pub tick_interval: Micros,
+    /// Each node's clock runs fast or slow by up to this fraction (its tick interval differs).
+    pub tick_skew: f64,
     pub election_timeout_ticks: u32,
     pub heartbeat_interval_ticks: u32,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Serve reads from the leader lease (only with CheckQuorum, and only on unskewed clocks:
+    /// a lease is a bet on clocks running at the same rate).
+    pub lease_read: bool,
     pub inflight_msgs_max: usize,
     pub append_bytes_max: usize,
     pub snapshot_chunk_bytes_max: usize,
@@ -67,16 +72,21 @@ impl Scenario {
             slow_probability: rate(rng, 0.2),
             slow_delay_max: rng.gen_range(delay_max..=300 * MS),
         };
+        let check_quorum = rng.gen_bool(0.8);
+        let lease_read = check_quorum && rng.gen_bool(0.25);
+        let tick_skew = if lease_read { 0.0 } else { rate(rng, 0.05) };
         let mut scenario = Scenario {
             seed,
             voters: if rng.gen_bool(0.5) { 3 } else { 5 },
             learners: rng.gen_range(0..=2),
             network,
             tick_interval: 10 * MS,
+            tick_skew,
             election_timeout_ticks: 10,
             heartbeat_interval_ticks: rng.gen_range(1..=3),
             pre_vote: rng.gen_bool(0.8),
-            check_quorum: rng.gen_bool(0.8),
+            check_quorum,
+            lease_read,
             inflight_msgs_max: rng.gen_range(1..=16),
             append_bytes_max: rng.gen_range(40..=4096),
             snapshot_chunk_bytes_max: rng.gen_range(16..=2048),
