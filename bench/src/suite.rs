@@ -1,0 +1,183 @@
+//! The phases of one bench run and what they produced, in the order they ran.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::etcd::{EtcdCluster, EtcdPutClient};
+use crate::load::{run_load, LoadResult, LoadSpec};
+use crate::reference::{unix_ping_pong, write_fdatasync, WritePattern};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    Reference,
+    Ringraft,
+    Etcd,
+}
+
+/// Where concurrent clients connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Every client on the leader.
+    Leader,
+    /// Client i on node i mod 3: followers forward to the leader.
+    Spread,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Leader => "all on leader",
+            Placement::Spread => "spread over 3",
+        }
+    }
+
+    /// The node (0-based) client `index` talks to.
+    pub fn node_for(self, index: usize, leader: usize, nodes: usize) -> usize {
+        match self {
+            Placement::Leader => leader,
+            Placement::Spread => index % nodes.max(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    UnixPingPong,
+    WriteFdatasyncAppend,
+    WriteFdatasyncOverwrite,
+    /// Ringraft Propose or etcd put: the replicated, fsynced write.
+    Write,
+    /// Ringraft Owner through the socket (no etcd equivalent).
+    Owner,
+}
+
+impl Test {
+    pub fn name(self) -> &'static str {
+        match self {
+            Test::UnixPingPong => "Unix socket ping-pong (64 B)",
+            Test::WriteFdatasyncAppend => "4 KiB write+fdatasync, appending",
+            Test::WriteFdatasyncOverwrite => "4 KiB write+fdatasync, overwriting",
+            Test::Write => "propose / put",
+            Test::Owner => "owner (local state)",
+        }
+    }
+}
+
+pub struct Measurement {
+    pub system: System,
+    pub test: Test,
+    pub clients: usize,
+    pub placement: Option<Placement>,
+    pub outcome: Result<LoadResult, String>,
+}
+
+impl Measurement {
+    pub fn result(&self) -> Option<&LoadResult> {
+        self.outcome.as_ref().ok()
+    }
+}
+
+/// Bounds of one phase, shared by every system so the numbers compare.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseBounds {
+    pub duration: Duration,
+    pub ops_total_max: u64,
+    pub warmup_ops_per_client: u64,
+}
+
+impl PhaseBounds {
+    pub fn spec(&self, clients: usize) -> LoadSpec {
+        LoadSpec {
+            clients,
+            duration: self.duration,
+            ops_per_client_max: (self.ops_total_max / clients.max(1) as u64).max(1),
+            warmup_ops_per_client: self.warmup_ops_per_client,
+        }
+    }
+}
+
+pub fn run_references(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<Measurement>) {
+    let reference = |test, outcome| Measurement {
+        system: System::Reference,
+        test,
+        clients: 1,
+        placement: None,
+        outcome,
+    };
+    progress("reference: Unix socket ping-pong");
+    report.push(reference(
+        Test::UnixPingPong,
+        unix_ping_pong(dir, 64, &bounds.spec(1)),
+    ));
+    // fdatasync is slow: a few thousand are plenty, and the file stays small.
+    let sync_bounds = PhaseBounds {
+        ops_total_max: 5_000,
+        ..*bounds
+    };
+    for (test, pattern) in [
+        (Test::WriteFdatasyncAppend, WritePattern::Append),
+        (Test::WriteFdatasyncOverwrite, WritePattern::Overwrite),
+    ] {
+        progress(&format!("reference: {}", test.name()));
+        let outcome = write_fdatasync(dir, 4096, pattern, &sync_bounds.spec(1));
+        report.push(reference(test, outcome));
+    }
+}
+
+pub struct EtcdPlan<'a> {
+    pub etcd: &'a Path,
+    pub dir: &'a Path,
+    pub bounds: PhaseBounds,
+    pub concurrency: &'a [usize],
+    pub placements: &'a [Placement],
+    pub value: &'a [u8],
+}
+
+pub fn run_etcd(plan: &EtcdPlan, report: &mut Vec<Measurement>) -> Result<(), String> {
+    progress("etcd: starting 3 members");
+    let mut cluster = EtcdCluster::start(plan.etcd, &plan.dir.join("etcd"), 3)?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(60))?;
+    let addrs = cluster.client_addrs();
+    let pids = cluster.pids();
+    let mut phase = |clients: usize, placement: Placement| {
+        progress(&format!(
+            "etcd: put, {clients} clients, {}",
+            placement.name()
+        ));
+        let result = run_load(&plan.bounds.spec(clients), &pids, |index| {
+            let node = placement.node_for(index, leader, addrs.len());
+            EtcdPutClient::connect(addrs[node], index, plan.value)
+        });
+        report.push(Measurement {
+            system: System::Etcd,
+            test: Test::Write,
+            clients,
+            placement: Some(placement),
+            outcome: Ok(result),
+        });
+    };
+    phase(1, Placement::Leader);
+    for clients in plan.concurrency {
+        for placement in plan.placements {
+            phase(*clients, *placement);
+        }
+    }
+    progress("etcd: stopping");
+    cluster.stop();
+    Ok(())
+}
+
+pub fn progress(message: &str) {
+    eprintln!("cluster_load: {message}");
+}
+
+/// A system that could not be measured at all (it did not start, say).
+pub fn failed(system: System, err: String) -> Measurement {
+    Measurement {
+        system,
+        test: Test::Write,
+        clients: 1,
+        placement: None,
+        outcome: Err(err),
+    }
+}
