@@ -18,10 +18,13 @@
  *   be queried by many threads at once; a ringraft_watch by one thread at a time.
  * - Blocking: every call that waits for the daemon waits at most the client's timeout (5000 ms
  *   unless ringraft_set_timeout() says otherwise); ringraft_propose() adds its own timeout.
- * - Reconnection: after the daemon restarts, the next call reconnects. A read (status, members,
- *   ring, owner, replicas, read_log, watch) whose connection is lost in flight is sent once more
- *   on a new connection; a proposal or admin request is never sent twice and returns
- *   RINGRAFT_UNAVAILABLE instead.
+ * - Reconnection: after the daemon restarts, the next call reconnects; a call whose request
+ *   never fully reached a live daemon is sent on the new connection. A read (status, members,
+ *   ring, owner, replicas, read_log, watch) whose connection is lost while it waits for the
+ *   answer waits for the daemon to come back (within its timeout) and is sent once more. A
+ *   proposal or admin request that reached the daemon is never sent twice: if its connection is
+ *   lost before the answer, it returns RINGRAFT_UNAVAILABLE and may or may not have taken effect.
+ *   While the daemon is simply down, calls fail at once with RINGRAFT_UNAVAILABLE.
  * - No Rust panic crosses this boundary: a library bug returns RINGRAFT_INTERNAL.
  */
 

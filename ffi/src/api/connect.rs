@@ -43,7 +43,7 @@ pub extern "C" fn ringraft_strerror(status: StatusCode) -> *const c_char {
 /// Blocks: no. Ownership: the library owns the string; it stays valid until the calling thread's
 /// next call on the same client (or, for NULL, its next client-less failure). Never NULL.
 #[no_mangle]
-pub extern "C" fn ringraft_last_error(client: *const ringraft_client) -> *const c_char {
+pub unsafe extern "C" fn ringraft_last_error(client: *const ringraft_client) -> *const c_char {
     let key = if client.is_null() {
         NO_CLIENT
     } else {
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn ringraft_close(client: *mut ringraft_client) {
 /// Blocks: no. Thread-safe: may be called while other threads use the client.
 /// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL, `timeout_ms` 0).
 #[no_mangle]
-pub extern "C" fn ringraft_set_timeout(
+pub unsafe extern "C" fn ringraft_set_timeout(
     client: *mut ringraft_client,
     timeout_ms: u32,
 ) -> ringraft_status {
@@ -141,7 +141,7 @@ pub extern "C" fn ringraft_set_timeout(
 /// Blocks: no. Thread-safe.
 /// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL).
 #[no_mangle]
-pub extern "C" fn ringraft_set_linearizable(
+pub unsafe extern "C" fn ringraft_set_linearizable(
     client: *mut ringraft_client,
     linearizable: bool,
 ) -> ringraft_status {
@@ -162,7 +162,7 @@ pub extern "C" fn ringraft_set_linearizable(
 /// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL, `refresh_ms` 0), the errors of
 /// ringraft_ring(); on error the cache is left as it was.
 #[no_mangle]
-pub extern "C" fn ringraft_enable_ring_cache(
+pub unsafe extern "C" fn ringraft_enable_ring_cache(
     client: *mut ringraft_client,
     refresh_ms: u32,
 ) -> ringraft_status {
@@ -182,7 +182,9 @@ pub extern "C" fn ringraft_enable_ring_cache(
 /// Blocks: until the cache thread has stopped (at most one call's timeout).
 /// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL).
 #[no_mangle]
-pub extern "C" fn ringraft_disable_ring_cache(client: *mut ringraft_client) -> ringraft_status {
+pub unsafe extern "C" fn ringraft_disable_ring_cache(
+    client: *mut ringraft_client,
+) -> ringraft_status {
     with_client(client, |client| {
         client.cache.disable();
         Ok(())

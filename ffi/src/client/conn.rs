@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -145,6 +146,35 @@ impl Connection {
 
     pub fn is_dead(&self) -> bool {
         lock(&self.demux).dead.is_some()
+    }
+
+    /// Whether the daemon has closed its end, found without blocking and without consuming
+    /// anything (a peek). A connection idle across a daemon restart looks alive until someone
+    /// reads it; requests that must not be sent twice check first, so they go to the new daemon
+    /// instead of failing on the old connection.
+    pub fn probe_closed(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: recv into one valid byte; MSG_PEEK leaves the data for the reader.
+        let received = unsafe {
+            libc::recv(
+                self.stream.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        let closed = match received {
+            0 => true,
+            n if n > 0 => false,
+            _ => !matches!(
+                std::io::Error::last_os_error().kind(),
+                ErrorKind::WouldBlock | ErrorKind::Interrupted
+            ),
+        };
+        if closed {
+            self.kill(Error::unavailable("the daemon closed the connection"));
+        }
+        closed || self.is_dead()
     }
 
     /// Ends the connection: every waiting call fails with `error`, the daemon sees it close.

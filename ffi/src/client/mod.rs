@@ -21,6 +21,10 @@ pub use watch::Watch;
 /// handshake in ringraft_connect().
 pub const RINGRAFT_DEFAULT_TIMEOUT_MS: u32 = 5_000;
 
+/// Pauses between reconnection attempts while a read waits for a restarting daemon.
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(200);
+
 /// Source of the per-client keys of the last-error table; 0 is reserved for "no client".
 static NEXT_CLIENT_KEY: AtomicU64 = AtomicU64::new(1);
 
@@ -134,13 +138,42 @@ impl Shared {
         Ok(connection)
     }
 
+    /// A new connection, retried with backoff until `deadline` while the daemon is unreachable:
+    /// used after a connection died under a read, when the daemon is most likely restarting.
+    fn reconnect_until(&self, deadline: Instant) -> Result<Arc<Connection>> {
+        let mut backoff = RECONNECT_BACKOFF_MIN;
+        loop {
+            match self.connection(deadline) {
+                Err(error)
+                    if error.status == Status::Unavailable
+                        && Instant::now() + backoff < deadline =>
+                {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Sends one request and waits for its answer until `deadline`; an `Error` answer becomes
-    /// `Err`. A read whose connection died under it is sent once more on a new connection.
+    /// `Err`. A request that never fully reached a live daemon is sent on a new connection; a
+    /// read whose connection died while it waited for the answer is sent once more; anything
+    /// else that was lost in flight is reported, never resent.
     pub fn call(&self, request: Request, retry: Retry, deadline: Instant) -> Result<Response> {
-        let connection = self.connection(deadline)?;
-        match self.call_on(&connection, request.clone(), deadline) {
-            Err(error) if retry == Retry::Idempotent && connection.is_dead() => {
-                let fresh = self.connection(deadline).map_err(|reconnect| {
+        let mut connection = self.connection(deadline)?;
+        if retry == Retry::Never && connection.probe_closed() {
+            connection = self.connection(deadline)?;
+        }
+        let (connection, id) =
+            self.send_once_more_if_undelivered(connection, &request, deadline)?;
+        match self.wait_on(&connection, id, deadline) {
+            Err(error)
+                if retry == Retry::Idempotent
+                    && connection.is_dead()
+                    && error.status != Status::Closed =>
+            {
+                let fresh = self.reconnect_until(deadline).map_err(|reconnect| {
                     Error::new(
                         reconnect.status,
                         format!(
@@ -149,7 +182,8 @@ impl Shared {
                         ),
                     )
                 })?;
-                self.call_on(&fresh, request, deadline)
+                let (fresh, id) = self.send_once_more_if_undelivered(fresh, &request, deadline)?;
+                self.wait_on(&fresh, id, deadline)
             }
             Err(error) if connection.is_dead() && error.status == Status::Unavailable => {
                 Err(Error::unavailable(format!(
@@ -161,15 +195,29 @@ impl Shared {
         }
     }
 
-    fn call_on(
+    /// Sends `request`; if the write failed because the connection was gone (so no live daemon
+    /// received a whole frame), sends it once more on a new connection.
+    fn send_once_more_if_undelivered(
         &self,
-        connection: &Connection,
-        request: Request,
+        connection: Arc<Connection>,
+        request: &Request,
         deadline: Instant,
-    ) -> Result<Response> {
+    ) -> Result<(Arc<Connection>, u64)> {
         self.check_open()?;
         let id = self.next_request_id();
-        connection.send(id, request, false, deadline)?;
+        match connection.send(id, request.clone(), false, deadline) {
+            Ok(()) => Ok((connection, id)),
+            Err(error) if connection.is_dead() && error.status == Status::Unavailable => {
+                let fresh = self.connection(deadline)?;
+                let id = self.next_request_id();
+                fresh.send(id, request.clone(), false, deadline)?;
+                Ok((fresh, id))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn wait_on(&self, connection: &Connection, id: u64, deadline: Instant) -> Result<Response> {
         match connection.wait_answer(id, deadline)? {
             Response::Error { status, message } => Err(Error::new(status, message)),
             response => Ok(response),

@@ -1,0 +1,334 @@
+//! A small stand-in for ringraftd speaking the real protocol (proto's handshake and frames), so
+//! the client's own behaviour (pipelining, out-of-order answers, timeouts, reconnection, never
+//! resending proposals, watches resuming, the ring cache) is tested without a cluster. Owner and
+//! replicas come from a real ringraft-ring ring, so cached answers can be compared with it.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ringraft_proto::{
+    decode_request, encode_response_frame, ClientHello, FrameDecoder, LogRecord, Member,
+    MemberRole, MemberState, NodeRole, Request, Response, ResponseFrame, ServerHello, StatusInfo,
+    CLIENT_HELLO_BYTES, FRAME_BYTES_MAX,
+};
+use ringraft_ring::{Ring, RingState};
+
+/// Keys starting with this are answered only after this delay, so later requests overtake them.
+pub const SLOW_PREFIX: &[u8] = b"slow:";
+pub const SLOW_DELAY: Duration = Duration::from_millis(100);
+/// Proposals with this payload are never answered.
+pub const HANG: &[u8] = b"hang";
+
+pub struct Cluster {
+    pub ring: Ring,
+    pub members: Vec<Member>,
+    pub log: Vec<LogRecord>,
+    watchers: Vec<(Arc<Mutex<UnixStream>>, u64)>,
+}
+
+pub fn members(count: u64) -> Vec<Member> {
+    (1..=count)
+        .map(|id| Member {
+            id,
+            name: format!("node-{id}"),
+            address: format!("127.0.0.1:{}", 7000 + id),
+            zone: String::new(),
+            weight: 1,
+            role: MemberRole::Voter,
+            state: MemberState::Active,
+        })
+        .collect()
+}
+
+pub fn ring_of(members: &[Member]) -> Ring {
+    let mut state = RingState::new(ringraft_ring::DEFAULT_VNODES).unwrap();
+    for (epoch, member) in members.iter().enumerate() {
+        state
+            .join(
+                ringraft_ring::Member::new(member.id, member.weight),
+                epoch as u64 + 1,
+            )
+            .unwrap();
+    }
+    Ring::new(state)
+}
+
+pub struct FakeDaemon {
+    pub path: PathBuf,
+    pub cluster: Arc<Mutex<Cluster>>,
+    /// Requests received, by kind name, for asserting what was (not) resent.
+    pub received: Arc<Mutex<Vec<Request>>>,
+    pub connections: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    open_streams: Arc<Mutex<Vec<UnixStream>>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+fn unique_socket_path() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ringraft-ffi-test-{}-{n}.sock", std::process::id()))
+}
+
+impl FakeDaemon {
+    pub fn start() -> FakeDaemon {
+        let members = members(3);
+        let cluster = Cluster {
+            ring: ring_of(&members),
+            members,
+            log: Vec::new(),
+            watchers: Vec::new(),
+        };
+        let mut daemon = FakeDaemon {
+            path: unique_socket_path(),
+            cluster: Arc::new(Mutex::new(cluster)),
+            received: Arc::new(Mutex::new(Vec::new())),
+            connections: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+            open_streams: Arc::new(Mutex::new(Vec::new())),
+            acceptor: None,
+        };
+        daemon.listen();
+        daemon
+    }
+
+    fn listen(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let listener = UnixListener::bind(&self.path).expect("bind the fake daemon's socket");
+        listener.set_nonblocking(true).unwrap();
+        self.stop.store(false, Ordering::SeqCst);
+        let stop = Arc::clone(&self.stop);
+        let cluster = Arc::clone(&self.cluster);
+        let received = Arc::clone(&self.received);
+        let connections = Arc::clone(&self.connections);
+        let open_streams = Arc::clone(&self.open_streams);
+        self.acceptor = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        connections.fetch_add(1, Ordering::SeqCst);
+                        open_streams
+                            .lock()
+                            .unwrap()
+                            .push(stream.try_clone().unwrap());
+                        let cluster = Arc::clone(&cluster);
+                        let received = Arc::clone(&received);
+                        std::thread::spawn(move || serve(stream, cluster, received));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        }));
+    }
+
+    /// Drops every connection and the socket, as a crashed daemon would.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.join().unwrap();
+        }
+        for stream in self.open_streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.cluster.lock().unwrap().watchers.clear();
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Comes back on the same path with the same state, as a restarted daemon would.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.listen();
+    }
+
+    pub fn count_received(&self, matches: impl Fn(&Request) -> bool) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| matches(r))
+            .count()
+    }
+
+    /// Adds a member (as a committed Join would) and moves the epoch.
+    pub fn add_member(&self, member: Member) {
+        let mut cluster = self.cluster.lock().unwrap();
+        cluster.members.push(member);
+        cluster.ring = ring_of(&cluster.members);
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn send(writer: &Mutex<UnixStream>, id: u64, response: Response) {
+    let bytes = encode_response_frame(&ResponseFrame { id, response }).unwrap();
+    let _ = writer.lock().unwrap().write_all(&bytes);
+}
+
+fn serve(mut stream: UnixStream, cluster: Arc<Mutex<Cluster>>, received: Arc<Mutex<Vec<Request>>>) {
+    let mut hello = [0u8; CLIENT_HELLO_BYTES];
+    if stream.read_exact(&mut hello).is_err() {
+        return;
+    }
+    let Ok(hello) = ClientHello::decode(&hello) else {
+        return;
+    };
+    if stream
+        .write_all(&ServerHello::answer(&hello).encode())
+        .is_err()
+    {
+        return;
+    }
+    let writer = Arc::new(Mutex::new(stream.try_clone().unwrap()));
+    let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        decoder.feed(&buf[..n]);
+        while let Ok(Some(payload)) = decoder.next_frame() {
+            let Ok(frame) = decode_request(&payload) else {
+                return;
+            };
+            received.lock().unwrap().push(frame.request.clone());
+            answer(&writer, &cluster, frame.id, frame.request);
+        }
+    }
+}
+
+fn answer(
+    writer: &Arc<Mutex<UnixStream>>,
+    cluster: &Arc<Mutex<Cluster>>,
+    id: u64,
+    request: Request,
+) {
+    let mut state = cluster.lock().unwrap();
+    let epoch = state.ring.epoch();
+    let by_id: HashMap<u64, Member> = state.members.iter().map(|m| (m.id, m.clone())).collect();
+    let response = match request {
+        Request::Status => Response::Status(StatusInfo {
+            node_id: 1,
+            name: "node-1".into(),
+            cluster_id: 42,
+            role: NodeRole::Leader,
+            term: 3,
+            leader_id: 1,
+            commit_index: state.log.len() as u64,
+            applied_index: state.log.len() as u64,
+            last_index: state.log.len() as u64,
+            snapshot_index: 0,
+            epoch,
+            member_count: state.members.len() as u32,
+            daemon_version: "fake".into(),
+        }),
+        Request::Members { .. } => Response::Members {
+            epoch,
+            members: state.members.clone(),
+        },
+        Request::Ring { .. } => Response::Ring {
+            epoch,
+            ring: state.ring.encode(),
+            members: state.members.clone(),
+            replication_factor: 3,
+        },
+        Request::Owner { key, .. } => {
+            let owner = state.ring.owner(&key).unwrap();
+            let response = Response::Owner {
+                epoch,
+                member: by_id[&owner.member].clone(),
+            };
+            if key.starts_with(SLOW_PREFIX) {
+                let writer = Arc::clone(writer);
+                std::thread::spawn(move || {
+                    std::thread::sleep(SLOW_DELAY);
+                    send(&writer, id, response);
+                });
+                return;
+            }
+            response
+        }
+        Request::Replicas { key, n, .. } => Response::Replicas {
+            epoch,
+            members: state
+                .ring
+                .replicas(&key, n as usize)
+                .members
+                .iter()
+                .map(|m| by_id[m].clone())
+                .collect(),
+        },
+        Request::Propose { data, .. } => {
+            if data == HANG {
+                return;
+            }
+            let index = state.log.len() as u64 + 1;
+            let record = LogRecord { index, data };
+            state.log.push(record.clone());
+            for (watcher, watch_id) in &state.watchers {
+                send(
+                    watcher,
+                    *watch_id,
+                    Response::LogRecords {
+                        records: vec![record.clone()],
+                        first_index: 1,
+                        last_index: index,
+                    },
+                );
+            }
+            Response::Proposed { index }
+        }
+        Request::ReadLog { from, max } => Response::LogRecords {
+            records: state
+                .log
+                .iter()
+                .filter(|r| r.index >= from)
+                .take(max as usize)
+                .cloned()
+                .collect(),
+            first_index: 1,
+            last_index: state.log.len() as u64,
+        },
+        Request::WatchLog { from } => {
+            let records: Vec<LogRecord> = state
+                .log
+                .iter()
+                .filter(|r| r.index >= from)
+                .cloned()
+                .collect();
+            let last_index = state.log.len() as u64;
+            state.watchers.push((Arc::clone(writer), id));
+            if records.is_empty() {
+                return;
+            }
+            Response::LogRecords {
+                records,
+                first_index: 1,
+                last_index,
+            }
+        }
+        Request::Cancel { request_id } => {
+            state
+                .watchers
+                .retain(|(_, watch_id)| *watch_id != request_id);
+            Response::Done { index: 0 }
+        }
+        Request::Join { .. } | Request::Remove { .. } | Request::Promote { .. } => {
+            Response::Done { index: epoch + 1 }
+        }
+        Request::TransferLeader { .. } | Request::Snapshot => Response::Done { index: 0 },
+    };
+    drop(state);
+    send(writer, id, response);
+}
