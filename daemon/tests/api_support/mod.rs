@@ -121,7 +121,41 @@ impl Backend for Fake {
                     }
                 }
                 Request::Snapshot => Response::Done { index: 42 },
-                Request::Status => Response::Proposed { index: 7 },
+                Request::Status => Response::Status(StatusInfo {
+                    node_id: 1,
+                    name: "n1".into(),
+                    cluster_id: 0xabcd,
+                    role: NodeRole::Leader,
+                    term: 3,
+                    leader_id: 1,
+                    commit_index: 10,
+                    applied_index: 10,
+                    last_index: 10,
+                    snapshot_index: 0,
+                    epoch: 2,
+                    member_count: 1,
+                    daemon_version: "test".into(),
+                }),
+                Request::Replicas { key, n, .. } => Response::Replicas {
+                    epoch: 1,
+                    members: (0..n)
+                        .map(|i| member_named(&format!("{}-{i}", String::from_utf8_lossy(&key))))
+                        .collect(),
+                },
+                Request::Propose { data, .. } => Response::Proposed {
+                    index: 100 + data.len() as u64,
+                },
+                Request::ReadLog { from, max } => Response::LogRecords {
+                    records: (from..from + u64::from(max.min(3)))
+                        .map(|index| LogRecord {
+                            index,
+                            data: format!("r{index}").into_bytes(),
+                        })
+                        .collect(),
+                    first_index: 1,
+                    last_index: from + 2,
+                },
+                Request::Join { id, .. } | Request::Remove { id } => Response::Done { index: id },
                 other => Response::Error {
                     status: Status::InvalidArgument,
                     message: format!("fake backend does not do {}", other.name()),

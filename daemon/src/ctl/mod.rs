@@ -1,0 +1,156 @@
+//! ringraftctl: the command line over the local socket API. `run` is the whole program; the
+//! binary only calls it.
+
+pub mod cli;
+pub mod client;
+pub mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ringraft_proto::{Request, Response, Status};
+
+use cli::{Cli, Command};
+use client::{into_result, Client, ClientError};
+
+/// Extra time given to a propose beyond its own timeout, so the daemon's answer (even a
+/// `timeout`) arrives before ours gives up.
+const PROPOSE_WAIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// Parse the command line, run it, print the answers; the exit status is 0 on success, 1 on any
+/// error (printed as `error: <status>: <message>`), 2 on a usage error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if json {
+                emit(&format!("{}\n", output::error_json(&error)));
+            }
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> Result<(), ClientError> {
+    let request = match cli.command {
+        Command::Certs(args) => {
+            return crate::certs::run_certs_command(args)
+                .map_err(|message| ClientError::new(Status::InvalidArgument, message))
+        }
+        Command::Watch { from, records } => return watch(&cli, from, records),
+        Command::Status => Request::Status,
+        Command::Members { linearizable } => Request::Members { linearizable },
+        Command::Ring { linearizable } => Request::Ring { linearizable },
+        Command::Owner {
+            ref key,
+            linearizable,
+        } => Request::Owner {
+            key: key.as_bytes().to_vec(),
+            linearizable,
+        },
+        Command::Replicas {
+            ref key,
+            n,
+            linearizable,
+        } => Request::Replicas {
+            key: key.as_bytes().to_vec(),
+            n,
+            linearizable,
+        },
+        Command::Propose {
+            ref data,
+            timeout_ms,
+        } => Request::Propose {
+            data: data.as_bytes().to_vec(),
+            timeout_ms,
+        },
+        Command::Read { from, max } => Request::ReadLog { from, max },
+        Command::Join {
+            id,
+            ref name,
+            ref address,
+            ref zone,
+            weight,
+        } => Request::Join {
+            id,
+            name: name.clone(),
+            address: address.clone(),
+            zone: zone.clone(),
+            weight,
+        },
+        Command::Remove { id } => Request::Remove { id },
+        Command::Promote { id } => Request::Promote { id },
+        Command::TransferLeader { id } => Request::TransferLeader { id },
+        Command::Snapshot => Request::Snapshot,
+    };
+    let mut wait = Duration::from_millis(cli.wait_ms);
+    if let Request::Propose { timeout_ms, .. } = request {
+        wait = wait.max(Duration::from_millis(timeout_ms.into()) + PROPOSE_WAIT_MARGIN);
+    }
+    let mut client = Client::connect(&cli.socket, Some(wait))?;
+    let response = client.call(request)?;
+    show(&response, cli.json);
+    Ok(())
+}
+
+fn show(response: &Response, json: bool) {
+    if json {
+        emit(&format!("{}\n", output::to_json(response)));
+    } else {
+        emit(&output::to_text(response));
+    }
+}
+
+/// Write to stdout; a closed pipe (`ringraftctl watch 0 | head`) ends the program quietly.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+fn watch(cli: &Cli, from: u64, records_max: Option<u64>) -> Result<(), ClientError> {
+    let mut client = Client::connect(&cli.socket, Some(Duration::from_millis(cli.wait_ms)))?;
+    client.set_timeout(None)?;
+    let watch_id = client.send(Request::WatchLog { from })?;
+    let mut shown = 0u64;
+    loop {
+        let frame = client.recv()?;
+        if frame.id != watch_id {
+            into_result(frame.response)?;
+            continue;
+        }
+        let mut response = into_result(frame.response)?;
+        if let (Some(max), Response::LogRecords { records, .. }) = (records_max, &mut response) {
+            records.truncate(usize::try_from(max - shown).unwrap_or(usize::MAX));
+            shown += records.len() as u64;
+        }
+        show(&response, cli.json);
+        if records_max.is_some_and(|max| shown >= max) {
+            return cancel(&mut client, watch_id);
+        }
+    }
+}
+
+/// Stop the watch and wait for the daemon to confirm, so it never writes to a closed socket.
+fn cancel(client: &mut Client, watch_id: u64) -> Result<(), ClientError> {
+    let cancel_id = client.send(Request::Cancel {
+        request_id: watch_id,
+    })?;
+    loop {
+        let frame = client.recv()?;
+        if frame.id == cancel_id {
+            return into_result(frame.response).map(|_| ());
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! How answers are shown: readable text by default, one JSON document per answer with --json.
+
+use ringraft_proto::{LogRecord, Member, MemberRole, MemberState, NodeRole, Response, StatusInfo};
+use serde_json::{json, Value};
+
+use super::client::ClientError;
+
+pub fn role_name(role: NodeRole) -> &'static str {
+    match role {
+        NodeRole::Follower => "follower",
+        NodeRole::Candidate => "candidate",
+        NodeRole::Leader => "leader",
+        NodeRole::Learner => "learner",
+    }
+}
+
+fn member_role_name(role: MemberRole) -> &'static str {
+    match role {
+        MemberRole::Voter => "voter",
+        MemberRole::Learner => "learner",
+    }
+}
+
+fn member_state_name(state: MemberState) -> &'static str {
+    match state {
+        MemberState::Active => "active",
+        MemberState::Draining => "draining",
+        MemberState::Down => "down",
+    }
+}
+
+fn member_json(member: &Member) -> Value {
+    json!({
+        "id": member.id,
+        "name": member.name,
+        "address": member.address,
+        "zone": member.zone,
+        "weight": member.weight,
+        "role": member_role_name(member.role),
+        "state": member_state_name(member.state),
+    })
+}
+
+fn status_json(info: &StatusInfo) -> Value {
+    json!({
+        "node_id": info.node_id,
+        "name": info.name,
+        "cluster_id": format!("{:016x}", info.cluster_id),
+        "role": role_name(info.role),
+        "term": info.term,
+        "leader_id": info.leader_id,
+        "commit_index": info.commit_index,
+        "applied_index": info.applied_index,
+        "last_index": info.last_index,
+        "snapshot_index": info.snapshot_index,
+        "epoch": info.epoch,
+        "member_count": info.member_count,
+        "daemon_version": info.daemon_version,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn record_json(record: &LogRecord) -> Value {
+    json!({
+        "index": record.index,
+        "data": String::from_utf8_lossy(&record.data),
+        "data_hex": hex(&record.data),
+    })
+}
+
+/// The JSON document for one answer.
+pub fn to_json(response: &Response) -> Value {
+    match response {
+        Response::Status(info) => status_json(info),
+        Response::Members { epoch, members } => json!({
+            "epoch": epoch,
+            "members": members.iter().map(member_json).collect::<Vec<_>>(),
+        }),
+        Response::Ring {
+            epoch,
+            ring,
+            members,
+            replication_factor,
+        } => json!({
+            "epoch": epoch,
+            "replication_factor": replication_factor,
+            "members": members.iter().map(member_json).collect::<Vec<_>>(),
+            "ring_hex": hex(ring),
+        }),
+        Response::Owner { epoch, member } => json!({
+            "epoch": epoch,
+            "owner": member_json(member),
+        }),
+        Response::Replicas { epoch, members } => json!({
+            "epoch": epoch,
+            "replicas": members.iter().map(member_json).collect::<Vec<_>>(),
+        }),
+        Response::Proposed { index } => json!({ "index": index }),
+        Response::LogRecords {
+            records,
+            first_index,
+            last_index,
+        } => json!({
+            "first_index": first_index,
+            "last_index": last_index,
+            "records": records.iter().map(record_json).collect::<Vec<_>>(),
+        }),
+        Response::Done { index } => json!({ "done": true, "index": index }),
+        Response::Error { status, message } => error_json(&ClientError {
+            status: *status,
+            message: message.clone(),
+        }),
+    }
+}
+
+pub fn error_json(error: &ClientError) -> Value {
+    json!({
+        "error": {
+            "status": error.status.name(),
+            "code": error.status.code(),
+            "message": error.message,
+        }
+    })
+}
+
+fn member_line(member: &Member) -> String {
+    format!(
+        "{:<6} {:<16} {:<24} {:<10} {:<6} {:<8} {}",
+        member.id,
+        member.name,
+        member.address,
+        if member.zone.is_empty() {
+            "-"
+        } else {
+            &member.zone
+        },
+        member.weight,
+        member_role_name(member.role),
+        member_state_name(member.state)
+    )
+}
+
+fn member_table(members: &[Member]) -> String {
+    let mut text = format!(
+        "{:<6} {:<16} {:<24} {:<10} {:<6} {:<8} {}\n",
+        "ID", "NAME", "ADDRESS", "ZONE", "WEIGHT", "ROLE", "STATE"
+    );
+    for member in members {
+        text.push_str(&member_line(member));
+        text.push('\n');
+    }
+    text
+}
+
+fn record_lines(records: &[LogRecord]) -> String {
+    let mut text = String::new();
+    for record in records {
+        match std::str::from_utf8(&record.data) {
+            Ok(data) if !data.chars().any(char::is_control) => {
+                text.push_str(&format!("{}\t{}\n", record.index, data))
+            }
+            _ => text.push_str(&format!("{}\thex:{}\n", record.index, hex(&record.data))),
+        }
+    }
+    text
+}
+
+/// The readable text for one answer (ends with a newline, or is empty).
+pub fn to_text(response: &Response) -> String {
+    match response {
+        Response::Status(info) => {
+            let leader = if info.leader_id == 0 {
+                "unknown".to_string()
+            } else {
+                info.leader_id.to_string()
+            };
+            format!(
+                "node          {} ({})\ncluster       {:016x}\nrole          {}\nterm          {}\nleader        {}\ncommit index  {}\napplied index {}\nlast index    {}\nsnapshot      {}\nepoch         {}\nmembers       {}\nversion       {}\n",
+                info.node_id,
+                info.name,
+                info.cluster_id,
+                role_name(info.role),
+                info.term,
+                leader,
+                info.commit_index,
+                info.applied_index,
+                info.last_index,
+                info.snapshot_index,
+                info.epoch,
+                info.member_count,
+                info.daemon_version
+            )
+        }
+        Response::Members { epoch, members } => {
+            format!("epoch {epoch}\n{}", member_table(members))
+        }
+        Response::Ring {
+            epoch,
+            ring,
+            members,
+            replication_factor,
+        } => format!(
+            "epoch {epoch}, replication factor {replication_factor}, ring encoding {} bytes\n{}",
+            ring.len(),
+            member_table(members)
+        ),
+        Response::Owner { epoch, member } => format!(
+            "{} {} {} (epoch {epoch})\n",
+            member.id, member.name, member.address
+        ),
+        Response::Replicas { epoch, members } => {
+            format!("epoch {epoch}\n{}", member_table(members))
+        }
+        Response::Proposed { index } => format!("committed at index {index}\n"),
+        Response::LogRecords { records, .. } => record_lines(records),
+        Response::Done { index: 0 } => "done\n".to_string(),
+        Response::Done { index } => format!("done at index {index}\n"),
+        Response::Error { status, message } => format!("error: {}: {message}\n", status.name()),
+    }
+}
