@@ -4,3 +4,4 @@
 pub mod api;
 pub mod certs;
 pub mod ctl;
+pub mod transport;
