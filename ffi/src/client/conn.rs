@@ -8,7 +8,7 @@
 //! call is waiting.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -99,9 +99,7 @@ impl Connection {
         };
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
-        (&stream)
-            .write_all(&ClientHello::current().encode())
-            .map_err(io)?;
+        send_all(&stream, &ClientHello::current().encode()).map_err(io)?;
         let mut answer = [0u8; SERVER_HELLO_BYTES];
         (&stream).read_exact(&mut answer).map_err(io)?;
         let hello = ServerHello::decode(&answer)
@@ -223,7 +221,7 @@ impl Connection {
         let written = self
             .stream
             .set_write_timeout(Some(timeout))
-            .and_then(|()| (&self.stream).write_all(&frame));
+            .and_then(|()| send_all(&self.stream, &frame));
         if let Err(e) = written {
             // A partly written frame leaves the stream unusable: end the connection.
             let error = if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
@@ -381,6 +379,34 @@ impl Drop for Connection {
     fn drop(&mut self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// Writes all of `bytes` with send(MSG_NOSIGNAL): a daemon that went away must give the caller
+/// an error, not kill the host program with SIGPIPE (C programs keep its default action).
+fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: sends from a valid slice on a socket this connection owns.
+        let sent = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if sent == 0 {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[sent as usize..];
+    }
+    Ok(())
 }
 
 fn connect_error(path: &Path, e: std::io::Error) -> Error {

@@ -171,7 +171,7 @@ impl Shared {
             Err(error)
                 if retry == Retry::Idempotent
                     && connection.is_dead()
-                    && error.status != Status::Closed =>
+                    && error.status == Status::Unavailable =>
             {
                 let fresh = self.reconnect_until(deadline).map_err(|reconnect| {
                     Error::new(

@@ -99,7 +99,7 @@ impl Watch {
                 Ok(StreamItem::Overflowed) => {
                     Error::new(Status::Busy, "the watch fell more than its backlog behind")
                 }
-                Err(error) if connection.is_dead() && error.status != Status::Closed => error,
+                Err(error) if connection.is_dead() && error.status == Status::Unavailable => error,
                 Err(error) => return Err(error),
             };
             resubscribes += 1;
