@@ -61,13 +61,16 @@ impl Invariants {
         self.violation.take()
     }
 
-    fn fail(&mut self, what: String) {
+    pub fn fail(&mut self, what: String) {
         self.violation.get_or_insert((FailureKind::Safety, what));
     }
 
     /// `node_term` is the node's term after the step that produced the observation.
     pub fn observe(&mut self, node: NodeId, node_term: Term, observation: &Observation) {
         match observation {
+            Observation::BrokenPromise(what) => {
+                self.fail(format!("durability rule: node {node}: {what}"))
+            }
             Observation::Violation(what) => {
                 let what = format!("node {node}: {what}");
                 self.violation.get_or_insert((FailureKind::Contract, what));

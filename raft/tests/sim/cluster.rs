@@ -37,6 +37,7 @@ enum Event {
     Tick(NodeId),
     Deliver(Message),
     FsyncDone(NodeId, u32),
+    Crash(NodeId, u32),
     Restart(NodeId, u32),
     Client(usize, u64),
     Nemesis,
@@ -104,6 +105,8 @@ struct Sim {
     phase: Phase,
     summary: RunSummary,
     last_role: BTreeMap<NodeId, (Role, Term)>,
+    /// Per leader: (life, term, commit index) last checked for durability on a quorum.
+    commit_checked: BTreeMap<NodeId, (u32, Term, LogIndex)>,
     /// Each node's tick interval: its clock's rate.
     tick_intervals: BTreeMap<NodeId, Micros>,
     trace: Option<VecDeque<String>>,
@@ -146,6 +149,7 @@ impl Sim {
             phase: Phase::Faults,
             last_role: BTreeMap::new(),
             tick_intervals: BTreeMap::new(),
+            commit_checked: BTreeMap::new(),
             trace: trace.then(VecDeque::new),
             failure: None,
         }
@@ -316,6 +320,12 @@ impl Sim {
                     self.settle(effects, &[id]);
                 }
             }
+            Event::Crash(id, incarnation) => {
+                let node = &self.nodes[&id];
+                if node.is_up() && node.incarnation == incarnation && self.phase == Phase::Faults {
+                    self.crash(id);
+                }
+            }
             Event::Restart(id, incarnation) => {
                 let node = &self.nodes[&id];
                 if !node.is_up() && node.incarnation == incarnation {
@@ -385,6 +395,12 @@ impl Sim {
         let incarnation = self.nodes[&id].incarnation;
         self.queue
             .schedule_in(latency, Event::FsyncDone(id, incarnation));
+        if self.phase == Phase::Faults
+            && self.rng.gen_bool(self.scenario.crash_in_fsync_probability)
+        {
+            let at = self.rng.gen_range(0..latency);
+            self.queue.schedule_in(at, Event::Crash(id, incarnation));
+        }
     }
 
     /// Routes what a step produced: messages onto the network, answers to clients, observations
@@ -444,9 +460,53 @@ impl Sim {
         let (role, term) = (raw.role(), raw.term());
         self.invariants
             .observe_role(id, node.incarnation, role, term, &node.mirror);
+        if role == Role::Leader {
+            self.check_commit_durable(id);
+        }
         if self.last_role.get(&id) != Some(&(role, term)) {
             self.last_role.insert(id, (role, term));
             self.note(|| format!("node {id} is {role:?} in term {term}"));
+        }
+    }
+
+    /// What a leader has committed must be on the disks of a quorum (of both halves of a joint
+    /// configuration), so no crash can lose it.
+    fn check_commit_durable(&mut self, id: NodeId) {
+        let node = &self.nodes[&id];
+        let raw = node.raw().expect("observed leaders are up");
+        let status = raw.status();
+        let checked = (node.incarnation, status.term, status.commit);
+        let previous = self.commit_checked.insert(id, checked);
+        // Only an advance made as this leader, under its configuration, is checked: what it
+        // found committed when elected was committed under older configurations.
+        match previous {
+            Some((life, term, commit))
+                if (life, term) == (node.incarnation, status.term) && commit < status.commit => {}
+            _ => return,
+        }
+        let commit = status.commit;
+        let Some(term) = node.mirror.term_at(commit) else {
+            return;
+        };
+        let holders = |voters: &[NodeId]| {
+            voters
+                .iter()
+                .filter(|v| {
+                    self.nodes
+                        .get(v)
+                        .is_some_and(|n| n.durable().holds(commit, term))
+                })
+                .count()
+        };
+        let conf = &status.conf_state;
+        for voters in [&conf.voters, &conf.voters_outgoing] {
+            let held = holders(voters);
+            if !voters.is_empty() && held * 2 <= voters.len() {
+                self.invariants.fail(format!(
+                    "durability: leader {id} committed index {commit} (term {term}) but only \
+                     {held} of voters {voters:?} hold it on disk"
+                ));
+            }
         }
     }
 
@@ -606,6 +666,10 @@ impl Sim {
             return;
         }
         let id = up[self.rng.gen_range(0..up.len())];
+        self.crash(id);
+    }
+
+    fn crash(&mut self, id: NodeId) {
         let loss = self.rng.gen_range(self.scenario.unsynced_loss_min..=1.0);
         let node = self.nodes.get_mut(&id).expect("up node");
         self.summary.writes_lost += node.crash(loss) as u64;
@@ -625,9 +689,14 @@ impl Sim {
     fn partition(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         let pick = |rng: &mut ChaCha8Rng| ids[rng.gen_range(0..ids.len())];
-        match self.rng.gen_range(0..5) {
-            0 => {
-                let isolated = pick(&mut self.rng);
+        match self.rng.gen_range(0..6) {
+            0 | 5 => {
+                // Half the time the leader: a deposed leader that still serves is the classic
+                // source of stale reads.
+                let isolated = match self.leader() {
+                    Some(leader) if self.rng.gen_bool(0.5) => leader,
+                    _ => pick(&mut self.rng),
+                };
                 let rest: Vec<NodeId> = ids.iter().copied().filter(|&i| i != isolated).collect();
                 self.network.partition(&[vec![isolated], rest]);
             }

@@ -36,6 +36,22 @@ impl DurableState {
         self.snapshot.as_ref().map_or(0, |s| s.meta.index)
     }
 
+    /// Whether some entry at `index` survives a crash (for indices the shell compacted away).
+    pub fn holds_index(&self, index: LogIndex) -> bool {
+        index <= self.snapshot_index() + self.entries.len() as u64
+    }
+
+    /// Whether the entry (`index`, `term`) survives a crash: it is in the durable log, or a
+    /// durable snapshot covers its index (snapshots hold committed state only).
+    pub fn holds(&self, index: LogIndex, term: u64) -> bool {
+        if index <= self.snapshot_index() {
+            return true;
+        }
+        self.entries
+            .get((index - self.snapshot_index() - 1) as usize)
+            .is_some_and(|e| e.term == term)
+    }
+
     fn apply(&mut self, write: LogWrite) {
         match write {
             LogWrite::InstallSnapshot(snapshot) => {

@@ -7,8 +7,8 @@
 //! core acknowledged. The core keeps taking ticks and messages in between, as in the daemon.
 
 use ringraft_raft::{
-    Config, Entry, EntryPayload, InitialState, LogIndex, Message, NodeId, RawNode, ReadState,
-    Ready, Snapshot,
+    Config, Entry, EntryPayload, InitialState, LogIndex, Message, MessageBody, NodeId, RawNode,
+    ReadState, Ready, Snapshot,
 };
 
 use super::disk::{DurableState, SimDisk};
@@ -37,6 +37,8 @@ pub enum Observation {
     SnapshotRestored(MirroredEntry),
     /// The core broke the shell contract.
     Violation(String),
+    /// A message promised durable state that a crash right now would lose.
+    BrokenPromise(String),
 }
 
 /// Everything one call into a node produced for the rest of the simulation.
@@ -123,6 +125,10 @@ impl NodeShell {
             last_compaction: 0,
             compactions: 0,
         }
+    }
+
+    pub fn durable(&self) -> &DurableState {
+        self.disk.durable()
     }
 
     pub fn is_up(&self) -> bool {
@@ -231,9 +237,9 @@ impl NodeShell {
 
     /// Step 1 and 2 of the Ready contract: send, then queue the writes (durable at fsync).
     fn begin_ready(&mut self, mut ready: Ready, effects: &mut Effects) {
-        effects.messages.append(&mut ready.messages);
+        self.send(&mut ready.messages, effects);
         if self.bug == ShellBug::AckBeforeFsync {
-            effects.messages.append(&mut ready.persisted_messages);
+            self.send(&mut ready.persisted_messages, effects);
         }
         if let Some(snapshot) = &ready.snapshot {
             self.disk.write_snapshot(snapshot.clone());
@@ -283,7 +289,7 @@ impl NodeShell {
         if ready.must_sync {
             self.disk.fsync();
         }
-        effects.messages.append(&mut ready.persisted_messages);
+        self.send(&mut ready.persisted_messages, effects);
         if let Some(snapshot) = &ready.snapshot {
             self.restore_snapshot(snapshot, effects);
         }
@@ -311,6 +317,53 @@ impl NodeShell {
             .expect("a Ready in flight means the node is up");
         raw.advance(ready.number);
         self.maybe_compact(effects);
+    }
+
+    /// Puts messages on the wire, checking the durability rule: a granted vote or a successful
+    /// append acknowledgement may leave only once what it promises is on disk.
+    fn send(&mut self, messages: &mut Vec<Message>, effects: &mut Effects) {
+        let durable = self.disk.durable();
+        for message in messages.iter() {
+            let broken = match &message.body {
+                MessageBody::VoteResponse { reject: false } => {
+                    // Kept if the disk holds this vote, or a later term (no vote in this term
+                    // can follow then).
+                    let hard = durable.hard_state;
+                    let kept = hard.term > message.term
+                        || (hard.term == message.term && hard.vote == Some(message.to));
+                    (!kept).then(|| {
+                        format!(
+                            "vote for {} in term {} sent while the disk holds term {} vote {:?}",
+                            message.to, message.term, hard.term, hard.vote
+                        )
+                    })
+                }
+                MessageBody::AppendResponse {
+                    index,
+                    reject: false,
+                    ..
+                } => {
+                    // An index the shell never saw cannot be on its disk.
+                    let held = match self.mirror.term_at(*index) {
+                        Some(term) => durable.holds(*index, term),
+                        None => *index < self.mirror.last_index() && durable.holds_index(*index),
+                    };
+                    (!held).then(|| {
+                        format!(
+                            "append acknowledged up to {index} in term {} before it is durable",
+                            message.term
+                        )
+                    })
+                }
+                _ => None,
+            };
+            if let Some(what) = broken {
+                effects
+                    .observations
+                    .push((self.id, Observation::BrokenPromise(what)));
+            }
+        }
+        effects.messages.append(messages);
     }
 
     fn restore_snapshot(&mut self, snapshot: &Snapshot, effects: &mut Effects) {

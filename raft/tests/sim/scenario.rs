@@ -33,6 +33,9 @@ pub struct Scenario {
     /// How often the nemesis considers a fault, and the chance of each kind per visit.
     pub nemesis_interval: Micros,
     pub crash_probability: f64,
+    /// Chance that a node crashes while one of its fsyncs is in flight: the window in which
+    /// durability bugs show.
+    pub crash_in_fsync_probability: f64,
     pub downtime_max: Micros,
     /// A crash loses between this fraction and all of the node's unsynced writes.
     pub unsynced_loss_min: f64,
@@ -93,6 +96,7 @@ impl Scenario {
             fsync_latency_max: rng.gen_range(MS..=15 * MS),
             nemesis_interval: 50 * MS,
             crash_probability: rate(rng, 0.3),
+            crash_in_fsync_probability: rate(rng, 0.02),
             downtime_max: rng.gen_range(10 * MS..=1_000 * MS),
             unsynced_loss_min: 0.8,
             partition_probability: rate(rng, 0.3),
