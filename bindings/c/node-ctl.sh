@@ -9,9 +9,13 @@ case "$action" in
 kill)
     pid=$(cat "$node_dir/ringraftd.pid")
     kill -9 "$pid"
-    # Bounded wait until the process is really gone (its socket then refuses connections).
+    # Bounded wait until the process is really gone (its socket then refuses connections). The
+    # dev launcher reaps its children only when it stops, so a zombie counts as gone.
     for _ in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || exit 0
+        state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        if [[ -z "$state" || "$state" == Z ]]; then
+            exit 0
+        fi
         sleep 0.05
     done
     echo "node $id (pid $pid) did not die" >&2

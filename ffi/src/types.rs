@@ -54,9 +54,10 @@ pub enum ringraft_node_role {
 
 /// One cluster member, by value. 592 bytes, no padding, no pointers: two answers about the same
 /// member are byte-for-byte equal, so memcmp compares them. Every string is NUL-terminated and
-/// zero-filled to the end of its array. Names, addresses and zones longer than their array are
-/// cut to fit (at a UTF-8 character boundary) and `flags` has RINGRAFT_NODE_TRUNCATED set;
-/// ringraft_join() refuses such strings, so members joined through libringraft always fit.
+/// zero-filled to the end of its array. The daemon refuses names, addresses and zones over 63
+/// bytes, so today every string fits; should a later daemon allow longer ones, they are cut to
+/// fit (at a UTF-8 character boundary) and `flags` has RINGRAFT_NODE_TRUNCATED set.
+/// ringraft_join() refuses strings that would not fit.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
