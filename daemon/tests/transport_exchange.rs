@@ -131,7 +131,9 @@ async fn join_call_reaches_a_member_that_does_not_know_the_caller() {
                     request,
                     reply,
                 })) => {
-                    let PeerRequest::Join { id, name, .. } = &request;
+                    let PeerRequest::Join { id, name, .. } = &request else {
+                        panic!("expected a join request, got {request:?}");
+                    };
                     let _ = reply.send(PeerResponse::JoinResult {
                         status: 0,
                         message: format!("hello {name} ({id}) from certified node {from}"),

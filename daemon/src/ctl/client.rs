@@ -149,6 +149,18 @@ impl Client {
     }
 }
 
+impl Client {
+    pub fn status(&mut self) -> Result<ringraft_proto::StatusInfo, ClientError> {
+        match self.call(Request::Status)? {
+            Response::Status(status) => Ok(status),
+            other => Err(ClientError::new(
+                Status::Malformed,
+                format!("unexpected answer to Status: {other:?}"),
+            )),
+        }
+    }
+}
+
 /// `Response::Error` as `Err`, anything else as `Ok`.
 pub fn into_result(response: Response) -> Result<Response, ClientError> {
     match response {

@@ -94,7 +94,9 @@ impl Link {
         let mut shutdown = self.shared.shutdown_rx.clone();
         let mut next_dial_at = Instant::now();
         loop {
-            self.forget_if_closed();
+            if self.forget_if_closed() {
+                next_dial_at = Instant::now() + self.backoff.next_delay();
+            }
             let alive = self.current.is_some();
             let addr = *self.addr_rx.borrow();
             let want_dial = !alive && !self.dialing && addr.is_some();
@@ -136,6 +138,9 @@ impl Link {
                 reason = closed(&self.current) => {
                     tracing::info!("connection to node {} closed: {reason}", self.peer);
                     self.set_current(None);
+                    // Not at once: if both ends ever disagreed about which duplicate to keep,
+                    // this keeps the churn slow instead of a hot loop.
+                    next_dial_at = Instant::now() + self.backoff.next_delay();
                 }
                 msg = self.raft_rx.recv(), if alive || !self.dialing => match msg {
                     None => break,
@@ -151,7 +156,7 @@ impl Link {
         }
     }
 
-    fn forget_if_closed(&mut self) {
+    fn forget_if_closed(&mut self) -> bool {
         let closed = self
             .current
             .as_ref()
@@ -159,6 +164,7 @@ impl Link {
         if closed {
             self.set_current(None);
         }
+        closed
     }
 
     fn set_current(&mut self, candidate: Option<Candidate>) {

@@ -55,6 +55,9 @@ pub enum PeerRequest {
         zone: Option<String>,
         weight: u32,
     },
+    /// A member forwards an admin request of its local API (rkyv-encoded
+    /// `ringraft_proto::Request`) to the node it believes leads.
+    Admin { request: Vec<u8> },
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,8 @@ pub enum PeerResponse {
         /// When the member is not the leader: the leader's QUIC address, if known.
         leader_address: Option<String>,
     },
+    /// The rkyv-encoded `ringraft_proto::Response` to an `Admin` request.
+    Admin { response: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

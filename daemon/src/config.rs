@@ -1,0 +1,300 @@
+//! The daemon's configuration: a TOML file, overridden by command-line flags.
+//!
+//! Every setting has a default that works for a single machine; a real cluster sets at least
+//! `node_id`, `listen`, `tls` and either `initial_members` (the first voters) or `join`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_SOCKET_PATH: &str = "/run/ringraft/ringraftd.sock";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/ringraft";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's id; must match the id in its certificate. Never 0.
+    pub node_id: u64,
+    /// Human-readable name shown in answers; defaults to `node-<id>`.
+    pub name: String,
+    pub zone: String,
+    pub weight: u32,
+    pub data_dir: PathBuf,
+    pub socket_path: PathBuf,
+    /// QUIC listen address for peers.
+    pub listen: SocketAddr,
+    /// The address other members dial; defaults to `listen`.
+    pub advertise: Option<SocketAddr>,
+    pub tls: TlsConfig,
+    /// The first voters of a new cluster (this node among them). Empty when joining.
+    pub initial_members: Vec<InitialMember>,
+    /// Addresses of existing members to ask for admission when this node has no state yet.
+    pub join: Vec<SocketAddr>,
+    /// Uids allowed to make admin requests, besides root and the daemon's own uid.
+    pub admin_uids: Vec<u32>,
+    pub raft: RaftSettings,
+    pub ring: RingSettings,
+    pub limits: Limits,
+    /// A member not heard from for this long is marked down by the leader (0 disables).
+    pub down_after_ms: u64,
+    /// Take a snapshot and compact the log after this many applied entries.
+    pub snapshot_every_entries: u64,
+    /// Keep at most this many application records readable through ReadLog / WatchLog.
+    pub log_retention_records: u64,
+    /// Serve Prometheus metrics over HTTP on this address (off when unset).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InitialMember {
+    pub id: u64,
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSettings {
+    pub tick_ms: u64,
+    pub election_timeout_ticks: u32,
+    pub heartbeat_interval_ticks: u32,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            tick_ms: 50,
+            election_timeout_ticks: 10,
+            heartbeat_interval_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingSettings {
+    pub replication_factor: u32,
+}
+
+impl Default for RingSettings {
+    fn default() -> Self {
+        RingSettings {
+            replication_factor: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub proposal_bytes_max: usize,
+    pub key_bytes_max: usize,
+    pub frame_bytes_max: usize,
+    pub connections_max: usize,
+    pub requests_in_flight_per_connection_max: usize,
+    pub propose_timeout_ms_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            proposal_bytes_max: 64 << 10,
+            key_bytes_max: 4 << 10,
+            frame_bytes_max: 1 << 20,
+            connections_max: 1024,
+            requests_in_flight_per_connection_max: 256,
+            propose_timeout_ms_max: 60_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 0,
+            name: String::new(),
+            zone: String::new(),
+            weight: 1,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            advertise: None,
+            tls: TlsConfig::default(),
+            initial_members: Vec::new(),
+            join: Vec::new(),
+            admin_uids: Vec::new(),
+            raft: RaftSettings::default(),
+            ring: RingSettings::default(),
+            limits: Limits::default(),
+            down_after_ms: 10_000,
+            snapshot_every_entries: 10_000,
+            log_retention_records: 100_000,
+            metrics_listen: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.advertise.unwrap_or(self.listen)
+    }
+
+    pub fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            format!("node-{}", self.node_id)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// Checks what serde cannot: relations between settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.node_id == 0 {
+            return invalid("node_id must be set and non-zero".into());
+        }
+        if self.weight == 0 || self.weight > 1000 {
+            return invalid(format!("weight {} is outside 1..=1000", self.weight));
+        }
+        if self.raft.tick_ms == 0 || self.raft.election_timeout_ticks < 2 {
+            return invalid("raft.tick_ms must be > 0 and election_timeout_ticks >= 2".into());
+        }
+        if self.raft.heartbeat_interval_ticks == 0
+            || self.raft.heartbeat_interval_ticks >= self.raft.election_timeout_ticks
+        {
+            return invalid(
+                "raft.heartbeat_interval_ticks must be in 1..election_timeout_ticks".into(),
+            );
+        }
+        if self.ring.replication_factor == 0 {
+            return invalid("ring.replication_factor must be at least 1".into());
+        }
+        if !self.initial_members.is_empty()
+            && !self.initial_members.iter().any(|m| m.id == self.node_id)
+        {
+            return invalid(format!(
+                "initial_members does not include this node ({})",
+                self.node_id
+            ));
+        }
+        let mut ids: Vec<u64> = self.initial_members.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) || ids.contains(&0) {
+            return invalid("initial_members ids must be distinct and non-zero".into());
+        }
+        if self.initial_members.is_empty() && self.join.is_empty() {
+            return invalid("set initial_members (new cluster) or join (existing cluster)".into());
+        }
+        if self.limits.proposal_bytes_max + 1024 > self.limits.frame_bytes_max {
+            return invalid("limits.proposal_bytes_max must leave room in frame_bytes_max".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single_node() -> Config {
+        Config {
+            node_id: 1,
+            initial_members: vec![InitialMember {
+                id: 1,
+                address: "127.0.0.1:7400".parse().unwrap(),
+                name: String::new(),
+                zone: String::new(),
+                weight: 1,
+            }],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn example_file_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/ringraftd.toml");
+        let config = Config::load(&path).expect("packaging/ringraftd.toml parses");
+        config
+            .validate()
+            .expect("packaging/ringraftd.toml is valid");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<Config>("node_idd = 3").unwrap_err();
+        assert!(err.to_string().contains("node_idd"), "{err}");
+    }
+
+    #[test]
+    fn validation_catches_missing_self_and_zero_id() {
+        assert!(single_node().validate().is_ok());
+        let mut c = single_node();
+        c.node_id = 2;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("does not include"));
+        c.node_id = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("non-zero"));
+    }
+
+    #[test]
+    fn validation_requires_bootstrap_or_join() {
+        let mut c = single_node();
+        c.initial_members.clear();
+        assert!(c.validate().is_err());
+        c.join = vec!["127.0.0.1:7401".parse().unwrap()];
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,441 @@
+//! The node loop: drains the event queue in batches, drives the Raft core with ticks, and carries
+//! each Ready through storage, transport and the state machine in the order the core demands.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringraft_proto::{NodeId, NodeRole, Response, Status, StatusInfo};
+use ringraft_raft::{ProposeError, RawNode, Role};
+use ringraft_storage::{Storage, StorageError};
+use tokio::sync::watch;
+use tracing::{debug, error, info, info_span, warn};
+
+use super::failure::FailureDetector;
+use super::pending::{Pending, PendingProposal, PendingRead, Watcher};
+use super::view::{error as error_response, ClusterView, MembershipView};
+use super::{Command, Event};
+use crate::config::Config;
+use crate::state::{encode_command, Applied, ImageError, ReplicatedState, StateCommand};
+use crate::transport::{Inbound, TransportHandle};
+
+/// Events handled before the loop looks at the core again: the batch that becomes one Ready and
+/// one fsync (group commit).
+const EVENT_BATCH_MAX: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    #[error("storage failed: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot install the snapshot from the leader: {0}")]
+    Snapshot(#[from] ImageError),
+    #[error("raft core: {0}")]
+    Raft(String),
+}
+
+pub(crate) struct Driver {
+    pub(super) id: NodeId,
+    pub(super) config: Config,
+    pub(super) raw: RawNode,
+    pub(super) storage: Storage,
+    pub(super) state: ReplicatedState,
+    pub(super) transport: TransportHandle,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) events: Receiver<Event>,
+    pub(super) view_tx: watch::Sender<Arc<ClusterView>>,
+    pub(super) membership: Arc<MembershipView>,
+    pub(super) pending: Pending,
+    pub(super) failure: FailureDetector,
+    pub(super) next_request_id: u64,
+    pub(super) snapshot_index: u64,
+    pub(super) peers: BTreeMap<NodeId, SocketAddr>,
+    pub(super) shutdown_deadline: Option<Instant>,
+}
+
+impl Driver {
+    pub fn run(mut self) -> Result<(), FatalError> {
+        // The transport spawns its tasks on the runtime; this thread is not one of its workers.
+        let runtime = self.runtime.clone();
+        let _runtime = runtime.enter();
+        let tick = Duration::from_millis(self.config.raft.tick_ms);
+        let mut next_tick = Instant::now() + tick;
+        self.sync_peers();
+        self.publish();
+        loop {
+            let span = info_span!("node", id = self.id, term = self.raw.term());
+            let _entered = span.enter();
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(wait) {
+                Ok(event) => {
+                    self.handle_event(event);
+                    for _ in 0..EVENT_BATCH_MAX {
+                        match self.events.try_recv() {
+                            Ok(event) => self.handle_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.shutdown_deadline.get_or_insert_with(Instant::now);
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raw.tick();
+                self.on_tick(now);
+                // After a stall (a long fsync), skip missed ticks instead of firing them in a burst
+                // that would look like a long silence to the election timer.
+                next_tick = (next_tick + tick).max(now);
+            }
+            while self.raw.has_ready() {
+                self.process_ready()?;
+            }
+            self.maybe_snapshot()?;
+            self.publish();
+            if self.should_exit(now) {
+                break;
+            }
+        }
+        self.pending
+            .fail_all(Status::ShuttingDown, "the node is shutting down");
+        self.publish();
+        self.storage.sync()?;
+        info!("node loop stopped");
+        Ok(())
+    }
+
+    fn should_exit(&self, now: Instant) -> bool {
+        let Some(deadline) = self.shutdown_deadline else {
+            return false;
+        };
+        // A leader waits (bounded) for its transfer to land so clients see no election gap.
+        now >= deadline || self.raw.role() != Role::Leader
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.pending.expire(now);
+        if self.raw.role() == Role::Leader && self.shutdown_deadline.is_none() {
+            for (id, state) in self.failure.verdicts(now, &self.state) {
+                self.propose_command(StateCommand::SetMemberState { id, state });
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Peer(inbound) => self.handle_inbound(inbound),
+            Event::Command(command) => self.handle_command(command),
+            Event::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    fn handle_inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Raft(message) => {
+                self.failure.heard_from(message.from, Instant::now());
+                if let Err(err) = self.raw.step(message) {
+                    debug!(%err, "dropped a peer message");
+                }
+            }
+            Inbound::Unreachable(id) => self.raw.report_unreachable(id),
+            Inbound::SnapshotSent { to, ok } => self.raw.report_snapshot(to, ok),
+            Inbound::Call {
+                from,
+                request,
+                reply,
+            } => self.handle_peer_call(from, request, reply),
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Propose {
+                data,
+                deadline,
+                reply,
+            } => {
+                let request_id = self.next_request_id();
+                let bytes = encode_command(&StateCommand::Proposal {
+                    origin: self.id,
+                    request_id,
+                    data,
+                });
+                match self.raw.propose(bytes) {
+                    Ok(()) => {
+                        self.pending
+                            .proposals
+                            .insert(request_id, PendingProposal { deadline, reply });
+                    }
+                    Err(err) => {
+                        let _ = reply.send(propose_error_response(&err));
+                    }
+                }
+            }
+            Command::ReadIndex { deadline, reply } => {
+                let read_id = self.next_request_id();
+                match self.raw.read_index(read_id.to_le_bytes().to_vec()) {
+                    Ok(()) => {
+                        self.pending.reads.insert(
+                            read_id,
+                            PendingRead {
+                                deadline,
+                                reply,
+                                read_index: None,
+                            },
+                        );
+                    }
+                    Err(err) => {
+                        let _ = reply.send(propose_error_response(&err));
+                    }
+                }
+            }
+            Command::ReadLog { from, max, reply } => {
+                let log = self.state.log();
+                let response = match log.read(from, max) {
+                    Ok(records) => Response::LogRecords {
+                        records,
+                        first_index: log.first_index(),
+                        last_index: log.applied_index(),
+                    },
+                    Err(first_index) => error_response(
+                        Status::Compacted,
+                        format!("records before {first_index} left the retention window"),
+                    ),
+                };
+                let _ = reply.send(response);
+            }
+            Command::Watch { from, sink } => {
+                self.pending.watchers.push(Watcher {
+                    next_index: from,
+                    sink,
+                });
+                self.pending.on_applied(&self.state, self.raw.leader());
+            }
+            Command::Admin {
+                request,
+                deadline,
+                reply,
+            } => self.handle_admin(request, deadline, reply, true),
+        }
+    }
+
+    pub(super) fn next_request_id(&mut self) -> u64 {
+        self.next_request_id += 1;
+        self.next_request_id
+    }
+
+    pub(super) fn propose_command(&mut self, command: StateCommand) {
+        if let Err(err) = self.raw.propose(encode_command(&command)) {
+            debug!(%err, ?command, "could not propose a state command");
+        }
+    }
+
+    fn process_ready(&mut self) -> Result<(), FatalError> {
+        let mut ready = self.raw.ready();
+        if let Some(soft) = ready.soft_state {
+            info!(role = ?soft.role, leader = ?soft.leader, "role changed");
+            if soft.role == Role::Leader {
+                self.failure.became_leader(Instant::now(), &self.state);
+            }
+        }
+        for message in ready.messages.drain(..) {
+            self.transport.send(message);
+        }
+        if let Some(snapshot) = ready.snapshot.take() {
+            let restored = ReplicatedState::decode_image(&snapshot.data, self.retention_records())?;
+            self.storage.save_snapshot(&snapshot)?;
+            self.storage.compact(snapshot.meta.index)?;
+            info!(
+                index = snapshot.meta.index,
+                "installed a snapshot from the leader"
+            );
+            self.snapshot_index = snapshot.meta.index;
+            self.state = restored;
+            self.membership_changed();
+        }
+        if !ready.entries.is_empty() {
+            self.storage.append(&ready.entries)?;
+        }
+        if let Some(hard_state) = ready.hard_state {
+            self.storage.save_hard_state(&hard_state)?;
+        }
+        if ready.must_sync {
+            self.storage.sync()?;
+        }
+        for message in ready.persisted_messages.drain(..) {
+            self.transport.send(message);
+        }
+        let mut membership_moved = false;
+        for entry in &ready.committed_entries {
+            match self.state.apply(entry) {
+                Applied::Nothing => {}
+                Applied::Proposal {
+                    origin,
+                    request_id,
+                    index,
+                } => {
+                    if origin == self.id {
+                        self.pending.proposal_applied(request_id, index);
+                    }
+                }
+                Applied::MembershipChanged { .. } => membership_moved = true,
+            }
+        }
+        for read in ready.read_states.drain(..) {
+            if let Ok(bytes) = <[u8; 8]>::try_from(read.context.as_slice()) {
+                self.pending
+                    .read_confirmed(u64::from_le_bytes(bytes), read.index);
+            }
+        }
+        if membership_moved {
+            self.membership_changed();
+        }
+        self.raw.advance(ready.number);
+        self.pending.on_applied(&self.state, self.raw.leader());
+        Ok(())
+    }
+
+    fn membership_changed(&mut self) {
+        self.membership = Arc::new(MembershipView::of(&self.state));
+        self.sync_peers();
+    }
+
+    /// Keeps the transport's peer table equal to the member list.
+    fn sync_peers(&mut self) {
+        let wanted: BTreeMap<NodeId, SocketAddr> = self
+            .state
+            .members()
+            .filter(|m| m.id != self.id)
+            .filter_map(|m| m.address.parse().ok().map(|addr| (m.id, addr)))
+            .collect();
+        for (id, addr) in &wanted {
+            if self.peers.get(id) != Some(addr) {
+                self.transport.set_peer(*id, *addr);
+            }
+        }
+        for id in self.peers.keys() {
+            if !wanted.contains_key(id) {
+                self.transport.remove_peer(*id);
+            }
+        }
+        self.peers = wanted;
+    }
+
+    pub(super) fn retention_records(&self) -> usize {
+        usize::try_from(self.config.log_retention_records).unwrap_or(usize::MAX)
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), FatalError> {
+        let applied = self.state.applied_index();
+        if applied >= self.snapshot_index + self.config.snapshot_every_entries {
+            self.take_snapshot()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn take_snapshot(&mut self) -> Result<u64, FatalError> {
+        let applied = self.state.applied_index();
+        if applied <= self.snapshot_index {
+            return Ok(self.snapshot_index);
+        }
+        let snapshot = self
+            .raw
+            .compact(applied, self.state.encode_image())
+            .map_err(|err| FatalError::Raft(err.to_string()))?;
+        self.storage.save_snapshot(&snapshot)?;
+        self.storage.compact(snapshot.meta.index)?;
+        self.snapshot_index = snapshot.meta.index;
+        debug!(index = applied, "took a snapshot and compacted the log");
+        Ok(applied)
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        let election = Duration::from_millis(
+            self.config.raft.tick_ms * u64::from(self.config.raft.election_timeout_ticks),
+        );
+        self.shutdown_deadline = Some(Instant::now() + 2 * election);
+        if self.raw.role() == Role::Leader {
+            if let Some(target) = self.best_transferee() {
+                info!(target, "shutting down: handing leadership over first");
+                if let Err(err) = self.raw.transfer_leader(target) {
+                    warn!(%err, "leadership transfer refused; stopping anyway");
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// The most caught-up other voter, by the core's view of its progress.
+    fn best_transferee(&self) -> Option<NodeId> {
+        let status = self.raw.status();
+        status
+            .progress
+            .iter()
+            .filter(|(id, _)| **id != self.id && status.conf_state.voters.contains(id))
+            .max_by_key(|(id, progress)| (progress.match_index, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+    }
+
+    pub(super) fn publish(&mut self) {
+        let status = self.raw.status();
+        let role = match status.role {
+            Role::Leader => NodeRole::Leader,
+            Role::Candidate | Role::PreCandidate => NodeRole::Candidate,
+            Role::Follower => NodeRole::Follower,
+            Role::Learner => NodeRole::Learner,
+        };
+        let info = StatusInfo {
+            node_id: self.id,
+            name: self.config.display_name(),
+            cluster_id: self.state.cluster_id(),
+            role,
+            term: status.term,
+            leader_id: status.leader.unwrap_or(0),
+            commit_index: status.commit,
+            applied_index: self.state.applied_index(),
+            last_index: status.last_index,
+            snapshot_index: self.snapshot_index,
+            epoch: self.state.epoch(),
+            member_count: u32::try_from(self.membership.members.len()).unwrap_or(u32::MAX),
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let current = self.view_tx.borrow().clone();
+        let shutting_down = self.shutdown_deadline.is_some();
+        if current.status == info
+            && Arc::ptr_eq(&current.membership, &self.membership)
+            && current.shutting_down == shutting_down
+        {
+            return;
+        }
+        let view = ClusterView {
+            status: info,
+            membership: self.membership.clone(),
+            applied_index: self.state.applied_index(),
+            shutting_down,
+        };
+        self.view_tx.send_replace(Arc::new(view));
+    }
+
+    pub(super) fn report_fatal(&self, err: &FatalError) {
+        error!(%err, "stopping the node");
+    }
+}
+
+pub(super) fn propose_error_response(err: &ProposeError) -> Response {
+    let status = match err {
+        ProposeError::NoLeader => Status::NoLeader,
+        ProposeError::NotLeader { .. } => Status::NotLeader,
+        ProposeError::TransferInProgress => Status::TransferInProgress,
+        ProposeError::ConfChangePending => Status::Conflict,
+        ProposeError::InvalidConfChange(_) => Status::InvalidArgument,
+        ProposeError::TooManyUncommitted => Status::Busy,
+        ProposeError::Learner | ProposeError::NotVoter(_) => Status::InvalidArgument,
+    };
+    error_response(status, err.to_string())
+}

@@ -1,0 +1,213 @@
+//! The API's way into the node: local reads straight from the published view, everything else as
+//! a command to the node loop with a reply channel.
+
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringraft_proto::{Request, Response, Status};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::view::{error, ClusterView};
+use super::{Command, Event};
+use crate::api::backend::{Backend, ResponseFuture, WatchStream};
+use crate::config::Limits;
+
+/// How long a request that names no timeout may wait for the cluster (a linearizable read, an
+/// admin change).
+pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// Records buffered per watcher before the node loop waits for the client to catch up.
+const WATCH_BUFFER: usize = 64;
+
+#[derive(Clone)]
+pub struct NodeHandle {
+    events: SyncSender<Event>,
+    view: watch::Receiver<Arc<ClusterView>>,
+    limits: Limits,
+}
+
+impl NodeHandle {
+    pub(crate) fn new(
+        events: SyncSender<Event>,
+        view: watch::Receiver<Arc<ClusterView>>,
+        limits: Limits,
+    ) -> NodeHandle {
+        NodeHandle {
+            events,
+            view,
+            limits,
+        }
+    }
+
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterView>> {
+        self.view.clone()
+    }
+
+    fn send(&self, command: Command) -> Result<(), Response> {
+        match self.events.try_send(Event::Command(command)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(error(
+                Status::Busy,
+                "the node loop is saturated; retry shortly",
+            )),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(error(Status::ShuttingDown, "the node is shutting down"))
+            }
+        }
+    }
+
+    /// Sends a command built around a reply channel and waits for the answer.
+    fn ask(&self, build: impl FnOnce(oneshot::Sender<Response>) -> Command) -> ResponseFuture {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(build(reply));
+        Box::pin(async move {
+            if let Err(response) = sent {
+                return response;
+            }
+            answer.await.unwrap_or_else(|_| {
+                error(Status::ShuttingDown, "the node stopped before answering")
+            })
+        })
+    }
+
+    /// Answers from the view, after a ReadIndex round when `linearizable` is set.
+    fn read(
+        &self,
+        linearizable: bool,
+        answer: impl FnOnce(&ClusterView) -> Response + Send + 'static,
+    ) -> ResponseFuture {
+        if !linearizable {
+            let view = self.view();
+            return Box::pin(async move { answer(&view) });
+        }
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        let confirmed = self.ask(|reply| Command::ReadIndex { deadline, reply });
+        let view = self.view.clone();
+        Box::pin(async move {
+            match confirmed.await {
+                Response::Done { .. } => {
+                    let snapshot = view.borrow().clone();
+                    answer(&snapshot)
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), Response> {
+        if key.is_empty() {
+            return Err(error(Status::InvalidArgument, "the key is empty"));
+        }
+        if key.len() > self.limits.key_bytes_max {
+            return Err(error(
+                Status::TooLarge,
+                format!(
+                    "key of {} bytes exceeds the limit of {}",
+                    key.len(),
+                    self.limits.key_bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn ready(response: Response) -> ResponseFuture {
+    Box::pin(async move { response })
+}
+
+impl Backend for NodeHandle {
+    fn handle(&self, request: Request) -> ResponseFuture {
+        if self.view.borrow().shutting_down && !matches!(request, Request::Status) {
+            return ready(error(Status::ShuttingDown, "the node is shutting down"));
+        }
+        match request {
+            Request::Status => {
+                let view = self.view();
+                ready(Response::Status(view.status.clone()))
+            }
+            Request::Members { linearizable } => {
+                self.read(linearizable, |view| view.membership.members_response())
+            }
+            Request::Ring { linearizable } => {
+                self.read(linearizable, |view| view.membership.ring_response())
+            }
+            Request::Owner { key, linearizable } => match self.check_key(&key) {
+                Err(response) => ready(response),
+                Ok(()) => self.read(linearizable, move |view| view.membership.owner(&key)),
+            },
+            Request::Replicas {
+                key,
+                n,
+                linearizable,
+            } => {
+                if let Err(response) = self.check_key(&key) {
+                    return ready(response);
+                }
+                if n == 0 {
+                    return ready(error(Status::InvalidArgument, "n must be at least 1"));
+                }
+                self.read(linearizable, move |view| view.membership.replicas(&key, n))
+            }
+            Request::Propose { data, timeout_ms } => {
+                if data.len() > self.limits.proposal_bytes_max {
+                    return ready(error(
+                        Status::TooLarge,
+                        format!(
+                            "proposal of {} bytes exceeds the limit of {}",
+                            data.len(),
+                            self.limits.proposal_bytes_max
+                        ),
+                    ));
+                }
+                if timeout_ms == 0 || timeout_ms > self.limits.propose_timeout_ms_max {
+                    return ready(error(
+                        Status::InvalidArgument,
+                        format!(
+                            "timeout_ms must be in 1..={}",
+                            self.limits.propose_timeout_ms_max
+                        ),
+                    ));
+                }
+                let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+                self.ask(|reply| Command::Propose {
+                    data,
+                    deadline,
+                    reply,
+                })
+            }
+            Request::ReadLog { from, max } => {
+                if max == 0 {
+                    return ready(error(Status::InvalidArgument, "max must be at least 1"));
+                }
+                self.ask(|reply| Command::ReadLog {
+                    from,
+                    max: max.min(4096) as usize,
+                    reply,
+                })
+            }
+            Request::WatchLog { .. } | Request::Cancel { .. } => ready(error(
+                Status::Internal,
+                "WatchLog and Cancel are handled by the connection, not the node",
+            )),
+            admin => {
+                let deadline = Instant::now() + DEFAULT_WAIT;
+                self.ask(|reply| Command::Admin {
+                    request: admin,
+                    deadline,
+                    reply,
+                })
+            }
+        }
+    }
+
+    fn watch_log(&self, from: u64) -> Result<WatchStream, Response> {
+        let (sink, stream) = mpsc::channel(WATCH_BUFFER);
+        self.send(Command::Watch { from, sink })?;
+        Ok(stream)
+    }
+}

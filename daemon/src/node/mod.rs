@@ -1,0 +1,70 @@
+//! The node: one thread that owns the Raft core, the storage and the replicated state, fed by one
+//! event queue (peer messages, API commands, the clock). Everything that changes cluster state
+//! happens here, in one order.
+//!
+//! Data flow per DESIGN.md: socket request → api → node loop (this) → raft core → storage +
+//! transport → commit → state machine → answers.
+
+// Error answers are protocol `Response`s that travel by value to the socket anyway; boxing them
+// on the way would only add an allocation.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod boot;
+mod driver;
+mod failure;
+mod handle;
+mod pending;
+pub mod view;
+
+use std::time::Instant;
+
+use ringraft_proto::{Request, Response};
+use tokio::sync::{mpsc, oneshot};
+
+pub use boot::{start, NodeError, RunningNode};
+pub use handle::NodeHandle;
+pub use view::ClusterView;
+
+use crate::transport::Inbound;
+
+/// Bound on queued events: past it the API answers Busy and peer messages are dropped (Raft
+/// retries them), so memory stays bounded under overload.
+pub const EVENT_QUEUE_MAX: usize = 16 * 1024;
+
+pub(crate) enum Event {
+    Peer(Inbound),
+    Command(Command),
+    /// Stop: a leader hands leadership over first (bounded), then the loop exits.
+    Shutdown,
+}
+
+pub(crate) enum Command {
+    Propose {
+        data: Vec<u8>,
+        deadline: Instant,
+        reply: oneshot::Sender<Response>,
+    },
+    /// Answers `Response::Done` once a ReadIndex round confirmed leadership and the read index
+    /// is applied locally.
+    ReadIndex {
+        deadline: Instant,
+        reply: oneshot::Sender<Response>,
+    },
+    ReadLog {
+        from: u64,
+        max: usize,
+        reply: oneshot::Sender<Response>,
+    },
+    Watch {
+        from: u64,
+        sink: mpsc::Sender<Response>,
+    },
+    /// Join, Remove, Promote, TransferLeader, Snapshot; from the local socket or forwarded by a
+    /// peer.
+    Admin {
+        request: Request,
+        deadline: Instant,
+        reply: oneshot::Sender<Response>,
+    },
+}

@@ -1,0 +1,118 @@
+//! What the node publishes for readers: a consistent picture of the applied state at one moment.
+//! The API answers Owner, Replicas, Ring, Members and Status from it without a trip through the
+//! node loop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ringraft_proto::{Member, NodeId, Response, Status, StatusInfo};
+use ringraft_ring::Ring;
+
+use crate::state::ReplicatedState;
+
+/// Membership at one epoch: rebuilt only when the epoch moves.
+#[derive(Debug)]
+pub struct MembershipView {
+    pub epoch: u64,
+    pub members: BTreeMap<NodeId, Member>,
+    pub ring: Ring,
+    pub ring_bytes: Vec<u8>,
+    pub replication_factor: u32,
+}
+
+impl MembershipView {
+    pub fn of(state: &ReplicatedState) -> MembershipView {
+        MembershipView {
+            epoch: state.epoch(),
+            members: state.members().map(|m| (m.id, m.clone())).collect(),
+            ring: Ring::new(state.ring().clone()),
+            ring_bytes: state.ring().encode(),
+            replication_factor: state.replication_factor(),
+        }
+    }
+
+    fn member_or_internal(&self, id: NodeId) -> Result<Member, Response> {
+        self.members.get(&id).cloned().ok_or_else(|| {
+            error(
+                Status::Internal,
+                format!("ring names member {id} that is not in the member list"),
+            )
+        })
+    }
+
+    pub fn owner(&self, key: &[u8]) -> Response {
+        if self.members.is_empty() {
+            return not_joined();
+        }
+        match self.ring.owner(key).map(|owner| owner.member) {
+            Some(id) => match self.member_or_internal(id) {
+                Ok(member) => Response::Owner {
+                    epoch: self.epoch,
+                    member,
+                },
+                Err(response) => response,
+            },
+            None => error(
+                Status::Unavailable,
+                "no active member owns keys (all are down or draining)",
+            ),
+        }
+    }
+
+    pub fn replicas(&self, key: &[u8], n: u32) -> Response {
+        if self.members.is_empty() {
+            return not_joined();
+        }
+        let mut members = Vec::new();
+        for id in self.ring.replicas(key, n as usize).members {
+            match self.member_or_internal(id) {
+                Ok(member) => members.push(member),
+                Err(response) => return response,
+            }
+        }
+        Response::Replicas {
+            epoch: self.epoch,
+            members,
+        }
+    }
+
+    pub fn members_response(&self) -> Response {
+        Response::Members {
+            epoch: self.epoch,
+            members: self.members.values().cloned().collect(),
+        }
+    }
+
+    pub fn ring_response(&self) -> Response {
+        Response::Ring {
+            epoch: self.epoch,
+            ring: self.ring_bytes.clone(),
+            members: self.members.values().cloned().collect(),
+            replication_factor: self.replication_factor,
+        }
+    }
+}
+
+/// Everything a reader may see, replaced as a whole.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub status: StatusInfo,
+    pub membership: Arc<MembershipView>,
+    /// Highest index applied locally; linearizable reads wait for it to reach their read index.
+    pub applied_index: u64,
+    pub shutting_down: bool,
+}
+
+pub fn error(status: Status, message: impl Into<String>) -> Response {
+    Response::Error {
+        status,
+        message: message.into(),
+    }
+}
+
+fn not_joined() -> Response {
+    error(
+        Status::Unavailable,
+        "this node has not received the cluster state yet (joining or recovering)",
+    )
+}

@@ -1,0 +1,153 @@
+//! `ringraftd run`: one node as a long-running service, until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+use crate::api::{self, ApiConfig};
+use crate::config::Config;
+use crate::{metrics, node, systemd};
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    /// TOML configuration file (see packaging/ringraftd.toml).
+    #[arg(long, short = 'c', env = "RINGRAFTD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Overrides `node_id`.
+    #[arg(long)]
+    pub node_id: Option<u64>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Overrides `socket_path`.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Overrides `listen` (QUIC, ip:port).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Write this process's pid here once serving; removed on a clean exit.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+}
+
+impl RunArgs {
+    fn load(&self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path).map_err(|err| err.to_string())?,
+            None => Config::default(),
+        };
+        if let Some(id) = self.node_id {
+            config.node_id = id;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(socket) = &self.socket {
+            config.socket_path = socket.clone();
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        config.validate().map_err(|err| err.to_string())?;
+        Ok(config)
+    }
+}
+
+/// Runs one node; returns the process exit code.
+pub fn run(args: RunArgs) -> i32 {
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("ringraftd: {err}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ringraftd-io")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ringraftd: cannot start the runtime: {err}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve(config, args.pid_file)) {
+        Ok(()) => 0,
+        Err(err) => {
+            error!("{err}");
+            eprintln!("ringraftd: {err}");
+            1
+        }
+    }
+}
+
+async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<(), String> {
+    let span = tracing::info_span!("ringraftd", id = config.node_id);
+    let _entered = span.enter();
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|err| err.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|err| err.to_string())?;
+
+    let mut node = node::start(config.clone())
+        .await
+        .map_err(|err| format!("cannot start the node: {err}"))?;
+    let listener = api::listen(&config.socket_path)
+        .map_err(|err| format!("local socket {}: {err}", config.socket_path.display()))?;
+
+    let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let api_config = api_config(&config);
+    let backend = Arc::new(node.handle.clone());
+    let server = tokio::spawn(api::serve(listener, backend, api_config, api_stopped));
+    if let Some(addr) = config.metrics_listen {
+        tokio::spawn(metrics::serve(addr, node.handle.subscribe()));
+    }
+    tokio::spawn(systemd::report(node.handle.subscribe()));
+    if let Some(path) = &pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|err| format!("pid file {}: {err}", path.display()))?;
+    }
+    info!(
+        socket = %config.socket_path.display(),
+        peer_addr = %node.peer_addr,
+        "ringraftd is serving"
+    );
+    systemd::notify_ready();
+
+    // The node loop drops its view sender when it stops on its own (a fatal error).
+    let mut view = node.handle.subscribe();
+    let node_stopped = async move { while view.changed().await.is_ok() {} };
+    tokio::select! {
+        _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+        _ = sigint.recv() => info!("SIGINT: shutting down"),
+        _ = node_stopped => error!("the node loop stopped"),
+    }
+    systemd::notify_stopping();
+    let _ = stop_api.send(true);
+    let result = tokio::task::spawn_blocking(move || {
+        if node.is_finished() {
+            node.wait()
+        } else {
+            node.shutdown()
+        }
+    })
+    .await
+    .map_err(|err| format!("shutdown task: {err}"))?;
+    let _ = server.await;
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result.map_err(|err| format!("node stopped: {err}"))
+}
+
+fn api_config(config: &Config) -> ApiConfig {
+    let mut api = ApiConfig::default();
+    api.admin_uids.extend(&config.admin_uids);
+    api.connections_max = config.limits.connections_max;
+    api.frame_bytes_max = config.limits.frame_bytes_max;
+    api.in_flight_per_connection_max = config.limits.requests_in_flight_per_connection_max;
+    api
+}

@@ -1,0 +1,280 @@
+//! The replicated state machine: cluster id, members, the ring built from them, and the
+//! application log. Every node applies the same committed entries in the same order and so holds
+//! the same state; nothing here does IO.
+
+pub mod app_log;
+pub mod command;
+mod image;
+
+use std::collections::BTreeMap;
+
+use ringraft_proto::{LogRecord, Member, MemberRole, MemberState, NodeId};
+use ringraft_raft::{ConfChangeStep, Entry, EntryPayload, LogIndex};
+use ringraft_ring::RingState;
+use tracing::warn;
+
+pub use app_log::AppLog;
+pub use command::{decode_command, encode_command, encode_member, StateCommand};
+pub use image::ImageError;
+
+/// Tokens per unit of weight. The ring allocates tokens where they even out the load, so a small
+/// count already balances well (see BENCHMARKS.md, "Ring").
+pub const DEFAULT_VNODES: u32 = ringraft_ring::DEFAULT_VNODES;
+
+/// The initial voters start from a snapshot at index 1, term 1 that holds the bootstrap state,
+/// identical on each of them. A node that joins later has nothing at index 1, so the leader must
+/// send it that snapshot (or a later one): no node can ever replay the log without the initial
+/// membership.
+pub const BOOTSTRAP_INDEX: u64 = 1;
+pub const BOOTSTRAP_TERM: u64 = 1;
+
+/// What applying one entry means for the node that applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Nothing,
+    /// An application proposal committed at `index`.
+    Proposal {
+        origin: NodeId,
+        request_id: u64,
+        index: LogIndex,
+    },
+    /// Members or the ring changed; the epoch is now `index`.
+    MembershipChanged {
+        index: LogIndex,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicatedState {
+    cluster_id: u64,
+    members: BTreeMap<NodeId, Member>,
+    ring: RingState,
+    replication_factor: u32,
+    /// Raft index of the last change to membership or member states.
+    epoch: u64,
+    applied_index: u64,
+    log: AppLog,
+}
+
+impl ReplicatedState {
+    /// The state every initial voter starts from, identical on each of them: the initial members,
+    /// all voters. It stands for log index 1 (see `BOOTSTRAP_INDEX`).
+    pub fn bootstrap(
+        mut initial: Vec<Member>,
+        replication_factor: u32,
+        log_retention_records: usize,
+    ) -> Result<ReplicatedState, String> {
+        initial.sort_by_key(|member| member.id);
+        let mut ring = RingState::new(DEFAULT_VNODES).map_err(|err| err.to_string())?;
+        let mut members = BTreeMap::new();
+        for mut member in initial {
+            member.role = MemberRole::Voter;
+            member.state = MemberState::Active;
+            ring.join(ring_member(&member), BOOTSTRAP_INDEX)
+                .map_err(|err| format!("initial member {}: {err}", member.id))?;
+            members.insert(member.id, member);
+        }
+        Ok(ReplicatedState {
+            cluster_id: cluster_id_of(members.values()),
+            members,
+            ring,
+            replication_factor,
+            epoch: BOOTSTRAP_INDEX,
+            applied_index: BOOTSTRAP_INDEX,
+            log: AppLog::from_parts(log_retention_records, 1, BOOTSTRAP_INDEX, Vec::new()),
+        })
+    }
+
+    /// The state of a node that has not received the cluster's state yet (joining).
+    pub fn empty(log_retention_records: usize) -> ReplicatedState {
+        ReplicatedState {
+            cluster_id: 0,
+            members: BTreeMap::new(),
+            ring: RingState::new(DEFAULT_VNODES)
+                .unwrap_or_else(|err| panic!("the default vnodes setting is valid: {err}")),
+            replication_factor: 0,
+            epoch: 0,
+            applied_index: 0,
+            log: AppLog::new(log_retention_records),
+        }
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    pub fn replication_factor(&self) -> u32 {
+        self.replication_factor
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    pub fn ring(&self) -> &RingState {
+        &self.ring
+    }
+
+    pub fn log(&self) -> &AppLog {
+        &self.log
+    }
+
+    /// Applies one committed entry. Entries at or below the applied index are ignored (a restart
+    /// replays entries the snapshot already holds).
+    pub fn apply(&mut self, entry: &Entry) -> Applied {
+        if entry.index <= self.applied_index {
+            return Applied::Nothing;
+        }
+        self.applied_index = entry.index;
+        let applied = match &entry.payload {
+            EntryPayload::Empty => Applied::Nothing,
+            EntryPayload::Normal(bytes) => self.apply_command(entry.index, bytes),
+            EntryPayload::ConfChange(change) => {
+                let context = if change.context.is_empty() {
+                    None
+                } else {
+                    match command::decode_member(&change.context) {
+                        Ok(member) => Some(member),
+                        Err(err) => {
+                            warn!(index = entry.index, %err, "conf change with a bad member record");
+                            None
+                        }
+                    }
+                };
+                for step in &change.changes {
+                    self.apply_conf_step(entry.index, *step, context.as_ref());
+                }
+                self.epoch = entry.index;
+                Applied::MembershipChanged { index: entry.index }
+            }
+        };
+        self.log.mark_applied(entry.index);
+        applied
+    }
+
+    fn apply_command(&mut self, index: LogIndex, bytes: &[u8]) -> Applied {
+        let command = match decode_command(bytes) {
+            Ok(command) => command,
+            Err(err) => {
+                warn!(index, %err, "skipping an entry that is not a state command");
+                return Applied::Nothing;
+            }
+        };
+        match command {
+            StateCommand::Proposal {
+                origin,
+                request_id,
+                data,
+            } => {
+                self.log.push(LogRecord { index, data });
+                Applied::Proposal {
+                    origin,
+                    request_id,
+                    index,
+                }
+            }
+            StateCommand::SetMemberState { id, state } => {
+                let Some(member) = self.members.get_mut(&id) else {
+                    warn!(index, id, "state change for an unknown member");
+                    return Applied::Nothing;
+                };
+                if member.state == state {
+                    return Applied::Nothing;
+                }
+                member.state = state;
+                if let Err(err) = self.ring.set_state(id, ring_state(state), index) {
+                    warn!(index, id, %err, "ring refused a member state change");
+                }
+                self.epoch = index;
+                Applied::MembershipChanged { index }
+            }
+        }
+    }
+
+    fn apply_conf_step(&mut self, index: LogIndex, step: ConfChangeStep, context: Option<&Member>) {
+        match step {
+            ConfChangeStep::AddVoter(id) | ConfChangeStep::AddLearner(id) => {
+                let role = if matches!(step, ConfChangeStep::AddVoter(_)) {
+                    MemberRole::Voter
+                } else {
+                    MemberRole::Learner
+                };
+                if let Some(member) = self.members.get_mut(&id) {
+                    member.role = role;
+                    return;
+                }
+                let mut member = match context {
+                    Some(member) if member.id == id => member.clone(),
+                    _ => {
+                        warn!(index, id, "new member without its record; using defaults");
+                        Member {
+                            id,
+                            name: format!("node-{id}"),
+                            address: String::new(),
+                            zone: String::new(),
+                            weight: 1,
+                            role,
+                            state: MemberState::Active,
+                        }
+                    }
+                };
+                member.role = role;
+                member.state = MemberState::Active;
+                if let Err(err) = self.ring.join(ring_member(&member), index) {
+                    warn!(index, id, %err, "ring refused a new member");
+                }
+                self.members.insert(id, member);
+            }
+            ConfChangeStep::RemoveNode(id) => {
+                if self.members.remove(&id).is_some() {
+                    if let Err(err) = self.ring.leave(id, index) {
+                        warn!(index, id, %err, "ring refused a removal");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records proposals read back from the WAL that the snapshot did not hold yet.
+    pub fn log_records_since(&self, from: u64, max: usize) -> Result<Vec<LogRecord>, u64> {
+        self.log.read(from, max)
+    }
+}
+
+fn ring_member(member: &Member) -> ringraft_ring::Member {
+    ringraft_ring::Member::new(member.id, member.weight)
+        .with_zone(member.zone.clone())
+        .with_state(ring_state(member.state))
+}
+
+fn ring_state(state: MemberState) -> ringraft_ring::MemberState {
+    match state {
+        MemberState::Active => ringraft_ring::MemberState::Active,
+        MemberState::Draining => ringraft_ring::MemberState::Draining,
+        MemberState::Down => ringraft_ring::MemberState::Down,
+    }
+}
+
+/// Derived from the initial members, so every initial voter computes the same id without talking
+/// to the others.
+fn cluster_id_of<'a>(members: impl Iterator<Item = &'a Member>) -> u64 {
+    let mut bytes = Vec::new();
+    for member in members {
+        bytes.extend_from_slice(&member.id.to_le_bytes());
+        bytes.extend_from_slice(member.address.as_bytes());
+        bytes.push(0);
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}

@@ -1,0 +1,311 @@
+//! Multi-process tests: real ringraftd processes on loopback, started by `ringraftd dev`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{wait_until, Cluster};
+use ringraft_proto::{Request, Response, Status};
+
+const KEYS: usize = 10_000;
+
+fn owners(cluster: &Cluster, id: u64) -> (u64, Vec<u64>) {
+    let mut client = cluster.client(id).expect("connect");
+    let mut epoch = None;
+    let mut owners = Vec::with_capacity(KEYS);
+    for key in 0..KEYS {
+        let request = Request::Owner {
+            key: format!("key-{key}").into_bytes(),
+            linearizable: false,
+        };
+        match client.call(request).expect("owner") {
+            Response::Owner { epoch: e, member } => {
+                assert_eq!(*epoch.get_or_insert(e), e, "epoch moved during the scan");
+                owners.push(member.id);
+            }
+            other => panic!("unexpected answer to Owner: {other:?}"),
+        }
+    }
+    (epoch.unwrap_or(0), owners)
+}
+
+fn replicas(cluster: &Cluster, id: u64, key: &str) -> (u64, Vec<u64>) {
+    let request = Request::Replicas {
+        key: key.as_bytes().to_vec(),
+        n: 3,
+        linearizable: false,
+    };
+    match cluster
+        .client(id)
+        .expect("connect")
+        .call(request)
+        .expect("replicas")
+    {
+        Response::Replicas { epoch, members } => (epoch, members.iter().map(|m| m.id).collect()),
+        other => panic!("unexpected answer to Replicas: {other:?}"),
+    }
+}
+
+#[test]
+fn three_nodes_agree_on_order_and_ownership() {
+    let cluster = Cluster::start("agree", 3, &[]);
+    let mut acknowledged = BTreeMap::new();
+    for round in 0..20u64 {
+        for id in 1..=3u64 {
+            let data = format!("n{id}-p{round}").into_bytes();
+            let index = cluster.propose_retrying(id, &data);
+            assert!(
+                acknowledged.insert(index, data).is_none(),
+                "two proposals acknowledged at one index"
+            );
+        }
+    }
+    let last = *acknowledged.keys().last().unwrap();
+    wait_until("every node applied every proposal", || {
+        (1..=3).all(|id| cluster.status(id).is_ok_and(|s| s.applied_index >= last))
+    });
+    let logs: Vec<_> = (1..=3).map(|id| cluster.read_all(id)).collect();
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(log, &logs[0], "node {} has another order", i + 1);
+    }
+    let read: BTreeMap<u64, Vec<u8>> = logs[0].iter().map(|r| (r.index, r.data.clone())).collect();
+    assert_eq!(
+        read, acknowledged,
+        "the log holds exactly the acknowledged proposals"
+    );
+
+    let first = owners(&cluster, 1);
+    assert_eq!(
+        first
+            .1
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3
+    );
+    for id in 2..=3 {
+        assert_eq!(owners(&cluster, id), first, "node {id} answers differently");
+    }
+    for key in ["a", "b", "session:42"] {
+        let (epoch, set) = replicas(&cluster, 1, key);
+        assert_eq!(set.len(), 3);
+        assert_eq!(set[0], {
+            match cluster
+                .client(1)
+                .unwrap()
+                .call(Request::Owner {
+                    key: key.as_bytes().to_vec(),
+                    linearizable: true,
+                })
+                .unwrap()
+            {
+                Response::Owner { member, .. } => member.id,
+                other => panic!("{other:?}"),
+            }
+        });
+        for id in 2..=3 {
+            assert_eq!(replicas(&cluster, id, key), (epoch, set.clone()));
+        }
+    }
+}
+
+#[test]
+fn leader_killed_with_sigkill_loses_nothing_acknowledged() {
+    let cluster = Cluster::start("kill9", 3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        let data = format!("before-{i}").into_bytes();
+        acknowledged.push((cluster.propose_retrying(leader, &data), data));
+    }
+    cluster.kill9(leader);
+    let survivors: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let new_leader = cluster.wait_for_leader(&survivors);
+    assert_ne!(new_leader, leader);
+    for i in 0..30 {
+        let data = format!("after-{i}").into_bytes();
+        let via = survivors[i % survivors.len()];
+        acknowledged.push((cluster.propose_retrying(via, &data), data));
+    }
+    cluster.restart(leader);
+    let last = acknowledged.iter().map(|(index, _)| *index).max().unwrap();
+    wait_until("the restarted node catches up", || {
+        cluster
+            .status(leader)
+            .is_ok_and(|s| s.applied_index >= last)
+    });
+    for id in 1..=3 {
+        let log: BTreeMap<u64, Vec<u8>> = cluster
+            .read_all(id)
+            .into_iter()
+            .map(|r| (r.index, r.data))
+            .collect();
+        for (index, data) in &acknowledged {
+            assert_eq!(log.get(index), Some(data), "node {id} lost index {index}");
+        }
+    }
+}
+
+#[test]
+fn lagging_node_catches_up_through_a_snapshot() {
+    let cluster = Cluster::start("snapshot", 3, &["--snapshot-every-entries", "20"]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    let before = cluster.status(lagging).unwrap().applied_index;
+    cluster.kill9(lagging);
+    let mut last = 0;
+    for i in 0..120 {
+        last = cluster.propose_retrying(leader, format!("while-down-{i}").as_bytes());
+    }
+    let leader_status = cluster.status(leader).unwrap();
+    assert!(
+        leader_status.snapshot_index > before + 1,
+        "the leader compacted past what the lagging node had ({} <= {before})",
+        leader_status.snapshot_index
+    );
+    cluster.restart(lagging);
+    wait_until("the lagging node catches up", || {
+        cluster
+            .status(lagging)
+            .is_ok_and(|s| s.applied_index >= last)
+    });
+    let status = cluster.status(lagging).unwrap();
+    assert!(
+        status.snapshot_index > before,
+        "the lagging node installed a snapshot (snapshot index {} > {before})",
+        status.snapshot_index
+    );
+    assert_eq!(cluster.read_all(lagging), cluster.read_all(leader));
+}
+
+#[test]
+fn garbage_on_the_socket_gets_an_error_and_others_are_served() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start("garbage", 1, &[]);
+    let mut raw = std::os::unix::net::UnixStream::connect(cluster.socket(1)).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    let mut client = cluster
+        .client(1)
+        .expect("a well-behaved client still connects");
+    assert!(client.status().is_ok());
+    let err = client
+        .call(Request::Propose {
+            data: vec![0; (64 << 10) + 1],
+            timeout_ms: 1000,
+        })
+        .unwrap_err();
+    assert_eq!(err.status, Status::TooLarge, "{err}");
+    assert!(cluster.client(1).unwrap().status().is_ok());
+}
+
+/// Gives node `id` a certificate from the dev cluster's CA and a config that joins through node 1.
+fn prepare_joiner(cluster: &Cluster, id: u64) {
+    use ringraft_daemon::certs::{CertificateAuthority, Overwrite, TlsFiles};
+    use ringraft_daemon::config::{Config, TlsConfig};
+    use ringraft_daemon::dev;
+
+    let dir = dev::node_dir(&cluster.dir, id);
+    let ca = CertificateAuthority::load(&cluster.dir.join("certs")).expect("dev CA");
+    ca.issue_node(id, &["127.0.0.1".to_string()])
+        .expect("issue")
+        .write(&dir, Overwrite::Replace)
+        .expect("write node certificate");
+    let files = TlsFiles::in_dir(&dir);
+    std::fs::copy(cluster.dir.join("certs").join("ca.pem"), &files.ca_cert).expect("copy CA");
+    let first = Config::load(&dev::config_path(&cluster.dir, 1)).expect("n1 config");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port();
+    let config = Config {
+        node_id: id,
+        name: format!("n{id}"),
+        data_dir: dir.clone(),
+        socket_path: dev::socket_path(&cluster.dir, id),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        tls: TlsConfig {
+            ca: files.ca_cert,
+            cert: files.node_cert,
+            key: files.node_key,
+        },
+        initial_members: Vec::new(),
+        join: vec![first.listen],
+        ..first
+    };
+    std::fs::write(
+        dev::config_path(&cluster.dir, id),
+        toml::to_string_pretty(&config).expect("config"),
+    )
+    .expect("write config");
+}
+
+fn admin(cluster: &Cluster, via: u64, request: Request) -> Response {
+    cluster
+        .client(via)
+        .expect("connect")
+        .call(request)
+        .unwrap_or_else(|err| panic!("admin request through n{via} failed: {err}"))
+}
+
+#[test]
+fn join_promote_and_remove_move_only_the_keys_that_must_move() {
+    let cluster = Cluster::start("join", 3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let (epoch_before, before) = owners(&cluster, 1);
+
+    prepare_joiner(&cluster, 4);
+    cluster.restart(4);
+    wait_until("node 4 is a member everywhere and has the state", || {
+        (1..=4).all(|id| cluster.members(id).1.iter().any(|m| m.id == 4))
+    });
+    let (epoch_joined, joined) = owners(&cluster, 1);
+    assert!(epoch_joined > epoch_before, "the epoch advances on join");
+    let mut moved_to_new = 0;
+    for (key, (old, new)) in before.iter().zip(&joined).enumerate() {
+        if old != new {
+            assert_eq!(
+                *new, 4,
+                "key-{key} moved from {old} to {new}, not to the new node"
+            );
+            moved_to_new += 1;
+        }
+    }
+    assert!(moved_to_new > 0, "the new member owns some keys");
+    wait_until("node 4 answers at the same epoch", || {
+        cluster.members(4).0 == epoch_joined
+    });
+    assert_eq!(owners(&cluster, 4), (epoch_joined, joined.clone()));
+
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    admin(&cluster, follower, Request::Promote { id: 4 });
+    wait_until("node 4 is a voter", || {
+        cluster
+            .members(1)
+            .1
+            .iter()
+            .any(|m| m.id == 4 && m.role == ringraft_proto::MemberRole::Voter)
+    });
+
+    let removed = (1..=3).find(|id| *id != leader && *id != follower).unwrap();
+    admin(&cluster, leader, Request::Remove { id: removed });
+    let survivor = leader;
+    wait_until("the removed node is gone from the member list", || {
+        !cluster.members(survivor).1.iter().any(|m| m.id == removed)
+    });
+    let (epoch_removed, after_removal) = owners(&cluster, survivor);
+    assert!(
+        epoch_removed > epoch_joined,
+        "the epoch advances on removal"
+    );
+    for (key, (old, new)) in joined.iter().zip(&after_removal).enumerate() {
+        if old != new {
+            assert_eq!(
+                *old, removed,
+                "key-{key} moved from {old} to {new} though its owner stayed"
+            );
+        }
+        assert_ne!(*new, removed);
+    }
+}

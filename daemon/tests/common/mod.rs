@@ -1,0 +1,275 @@
+//! A real cluster of ringraftd processes on loopback, started through the public
+//! `ringraftd dev --nodes N --dir DIR` command, with helpers to kill, restart and query nodes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringraft_daemon::ctl::client::{Client, ClientError};
+use ringraft_daemon::dev;
+use ringraft_proto::{LogRecord, Member, Request, Response, Status, StatusInfo};
+
+pub const RINGRAFTD: &str = env!("CARGO_BIN_EXE_ringraftd");
+/// Generous: CI machines are slow and shared; every wait ends as soon as its condition holds.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub size: u64,
+    launcher: Child,
+    /// Nodes this test (re)started itself, to reap them.
+    restarted: std::sync::Mutex<Vec<Child>>,
+    _tmp: TempDir,
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let unique = format!(
+            "{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ rand_suffix()
+        );
+        let path = base.join(unique);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Cluster {
+    /// Starts `ringraftd dev` and waits for its "ready" line (printed once there is a leader).
+    pub fn start(tag: &str, size: u64, extra: &[&str]) -> Cluster {
+        let tmp = TempDir::new(tag);
+        let dir = tmp.0.join("cluster");
+        let mut launcher = Command::new(RINGRAFTD)
+            .arg("dev")
+            .arg("--nodes")
+            .arg(size.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ringraftd dev");
+        let stdout = launcher.stdout.take().expect("launcher stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .expect("ringraftd dev printed nothing")
+            .expect("read launcher output");
+        assert!(
+            first.starts_with("ringraft dev cluster ready"),
+            "unexpected first line from ringraftd dev: {first}"
+        );
+        let mut sockets = Vec::new();
+        for _ in 0..size {
+            let line = lines.next().expect("socket line").expect("read");
+            sockets.push(line);
+        }
+        for id in 1..=size {
+            let expected = dev::socket_path(&dir, id);
+            assert!(
+                sockets
+                    .iter()
+                    .any(|line| line.ends_with(&*expected.to_string_lossy())),
+                "socket of n{id} not printed: {sockets:?}"
+            );
+        }
+        // Keep draining the launcher's stdout so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let canonical = dir.canonicalize().expect("cluster dir");
+        Cluster {
+            dir: canonical,
+            size,
+            launcher,
+            restarted: std::sync::Mutex::new(Vec::new()),
+            _tmp: tmp,
+        }
+    }
+
+    pub fn socket(&self, id: u64) -> PathBuf {
+        dev::socket_path(&self.dir, id)
+    }
+
+    pub fn client(&self, id: u64) -> Result<Client, ClientError> {
+        Client::connect(&self.socket(id), Some(Duration::from_secs(10)))
+    }
+
+    pub fn pid(&self, id: u64) -> Option<i32> {
+        std::fs::read_to_string(dev::pid_path(&self.dir, id))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn kill9(&self, id: u64) {
+        let pid = self.pid(id).expect("node pid");
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        self.reap();
+        wait_until(&format!("node {id} (pid {pid}) to die"), || {
+            !dev::process_alive(pid)
+        });
+        let _ = std::fs::remove_file(dev::pid_path(&self.dir, id));
+    }
+
+    /// Restarts node `id` with the same command the launcher used, and waits until it serves.
+    pub fn restart(&self, id: u64) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dev::node_dir(&self.dir, id).join("ringraftd.log"))
+            .expect("node log");
+        let err = log.try_clone().expect("clone log");
+        let child = dev::node_command(Path::new(RINGRAFTD), &self.dir, id)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("restart node");
+        self.restarted.lock().unwrap().push(child);
+        wait_until(&format!("node {id} to serve again"), || {
+            self.client(id).and_then(|mut c| c.status()).is_ok()
+        });
+    }
+
+    /// Collects restarted nodes that have exited.
+    fn reap(&self) {
+        self.restarted
+            .lock()
+            .unwrap()
+            .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
+    }
+
+    pub fn status(&self, id: u64) -> Result<StatusInfo, ClientError> {
+        self.client(id)?.status()
+    }
+
+    /// A leader among `ids` that every node in `ids` agrees on.
+    pub fn wait_for_leader(&self, ids: &[u64]) -> u64 {
+        let mut leader = 0;
+        wait_until("one agreed leader", || {
+            let leaders: Vec<u64> = ids
+                .iter()
+                .filter_map(|id| self.status(*id).ok().map(|s| s.leader_id))
+                .collect();
+            leader = leaders.first().copied().unwrap_or(0);
+            leaders.len() == ids.len()
+                && ids.contains(&leader)
+                && leaders.iter().all(|l| *l == leader)
+        });
+        leader
+    }
+
+    pub fn propose(&self, id: u64, data: &[u8]) -> Result<u64, ClientError> {
+        match self.client(id)?.call(Request::Propose {
+            data: data.to_vec(),
+            timeout_ms: 10_000,
+        })? {
+            Response::Proposed { index } => Ok(index),
+            other => panic!("unexpected answer to propose: {other:?}"),
+        }
+    }
+
+    /// Proposes until acknowledged, retrying on errors that leave nothing committed for sure
+    /// (no leader yet). Timeouts are returned: they may or may not have committed.
+    pub fn propose_retrying(&self, id: u64, data: &[u8]) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.propose(id, data) {
+                Ok(index) => return index,
+                Err(err)
+                    if Instant::now() < deadline
+                        && matches!(
+                            err.status,
+                            Status::NoLeader
+                                | Status::NotLeader
+                                | Status::TransferInProgress
+                                | Status::Unavailable
+                                | Status::Busy
+                        ) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(err) => panic!("propose through n{id} failed: {err}"),
+            }
+        }
+    }
+
+    /// Every record of node `id`'s application log, from index 1.
+    pub fn read_all(&self, id: u64) -> Vec<LogRecord> {
+        let mut client = self.client(id).expect("connect");
+        let mut records = Vec::new();
+        let mut from = 1;
+        loop {
+            match client
+                .call(Request::ReadLog { from, max: 1000 })
+                .expect("read log")
+            {
+                Response::LogRecords { records: batch, .. } => {
+                    let Some(last) = batch.last().map(|r| r.index) else {
+                        return records;
+                    };
+                    from = last + 1;
+                    records.extend(batch);
+                }
+                other => panic!("unexpected answer to ReadLog: {other:?}"),
+            }
+        }
+    }
+
+    pub fn members(&self, id: u64) -> (u64, Vec<Member>) {
+        match self
+            .client(id)
+            .expect("connect")
+            .call(Request::Members {
+                linearizable: false,
+            })
+            .expect("members")
+        {
+            Response::Members { epoch, members } => (epoch, members),
+            other => panic!("unexpected answer to Members: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.launcher.id() as i32, libc::SIGTERM) };
+        let _ = self.launcher.wait();
+        // Nodes the test started itself are not the launcher's: stop them too.
+        for child in self.restarted.lock().unwrap().iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `condition` until it holds, panicking with `what` after `WAIT`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
