@@ -157,7 +157,11 @@ impl Sim {
 
     fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
-            if trace.len() == TRACE_LINES_MAX {
+            let lines_max = std::env::var("RINGRAFT_SIM_TRACE_LINES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(TRACE_LINES_MAX);
+            if trace.len() >= lines_max {
                 trace.pop_front();
             }
             trace.push_back(format!(
@@ -258,6 +262,10 @@ impl Sim {
             .schedule_in(self.scenario.nemesis_interval, Event::Nemesis);
         self.queue
             .schedule_in(self.scenario.fault_duration, Event::EndOfFaults);
+        if self.trace.is_some() {
+            let scenario = format!("{:?}", self.scenario);
+            self.note(|| scenario);
+        }
 
         while self.phase != Phase::Done {
             if let Some(reason) = self.failure.take() {

@@ -237,9 +237,9 @@ impl NodeShell {
 
     /// Step 1 and 2 of the Ready contract: send, then queue the writes (durable at fsync).
     fn begin_ready(&mut self, mut ready: Ready, effects: &mut Effects) {
-        self.send(&mut ready.messages, effects);
+        self.send(&mut ready.messages, "before the fsync", effects);
         if self.bug == ShellBug::AckBeforeFsync {
-            self.send(&mut ready.persisted_messages, effects);
+            self.send(&mut ready.persisted_messages, "before the fsync", effects);
         }
         if let Some(snapshot) = &ready.snapshot {
             self.disk.write_snapshot(snapshot.clone());
@@ -289,7 +289,7 @@ impl NodeShell {
         if ready.must_sync {
             self.disk.fsync();
         }
-        self.send(&mut ready.persisted_messages, effects);
+        self.send(&mut ready.persisted_messages, "after the fsync", effects);
         if let Some(snapshot) = &ready.snapshot {
             self.restore_snapshot(snapshot, effects);
         }
@@ -321,8 +321,9 @@ impl NodeShell {
 
     /// Puts messages on the wire, checking the durability rule: a granted vote or a successful
     /// append acknowledgement may leave only once what it promises is on disk.
-    fn send(&mut self, messages: &mut Vec<Message>, effects: &mut Effects) {
+    fn send(&mut self, messages: &mut Vec<Message>, when: &str, effects: &mut Effects) {
         let durable = self.disk.durable();
+        let term_now = self.raw.as_ref().map_or(0, |r| r.term());
         for message in messages.iter() {
             let broken = match &message.body {
                 MessageBody::VoteResponse { reject: false } => {
@@ -333,7 +334,8 @@ impl NodeShell {
                         || (hard.term == message.term && hard.vote == Some(message.to));
                     (!kept).then(|| {
                         format!(
-                            "vote for {} in term {} sent while the disk holds term {} vote {:?}",
+                            "vote for {} in term {} sent {when} while the disk holds term {} \
+                             vote {:?}",
                             message.to, message.term, hard.term, hard.vote
                         )
                     })
@@ -342,7 +344,10 @@ impl NodeShell {
                     index,
                     reject: false,
                     ..
-                } => {
+                } if term_now == message.term => {
+                    // An acknowledgement of a term the node has left may refer to entries a
+                    // newer leader replaced before they reached the disk: harmless, since that
+                    // leader's election excluded them (the commit check below still applies).
                     // An index the shell never saw cannot be on its disk.
                     let held = match self.mirror.term_at(*index) {
                         Some(term) => durable.holds(*index, term),
@@ -350,8 +355,15 @@ impl NodeShell {
                     };
                     (!held).then(|| {
                         format!(
-                            "append acknowledged up to {index} in term {} before it is durable",
-                            message.term
+                            "append acknowledged up to {index} in term {} {when}, while the log \
+                             holds term {:?} there and the disk has {} entries after {:?}",
+                            message.term,
+                            self.mirror.term_at(*index),
+                            durable.entries.len(),
+                            durable
+                                .snapshot
+                                .as_ref()
+                                .map(|s| (s.meta.index, s.meta.term)),
                         )
                     })
                 }
@@ -444,6 +456,11 @@ impl NodeShell {
             return;
         }
         let raw = self.raw.as_mut().expect("compaction runs on a live node");
+        // A snapshot from the leader may have replaced the core's log while the last Ready was
+        // in flight; it comes in the next Ready, and compacting below it is refused.
+        if raw.status().snapshot_index >= applied {
+            return;
+        }
         match raw.compact(applied, self.store.encode()) {
             Ok(snapshot) => {
                 self.disk.persist_compaction(snapshot);
