@@ -309,3 +309,94 @@ fn join_promote_and_remove_move_only_the_keys_that_must_move() {
         assert_ne!(*new, removed);
     }
 }
+
+fn member_state(cluster: &Cluster, via: u64, id: u64) -> Option<ringraft_proto::MemberState> {
+    cluster
+        .members(via)
+        .1
+        .into_iter()
+        .find(|m| m.id == id)
+        .map(|m| m.state)
+}
+
+#[test]
+fn silent_member_is_marked_down_owns_nothing_and_returns() {
+    use ringraft_proto::MemberState;
+    let cluster = Cluster::start("down", 3, &["--down-after-ms", "1000"]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let victim = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill9(victim);
+    wait_until("the leader marks the silent member down", || {
+        member_state(&cluster, leader, victim) == Some(MemberState::Down)
+    });
+    let (_, while_down) = owners(&cluster, leader);
+    assert!(!while_down.contains(&victim), "a down member owns no key");
+    cluster.restart(victim);
+    wait_until("the member is active again", || {
+        member_state(&cluster, leader, victim) == Some(MemberState::Active)
+    });
+    let (_, back) = owners(&cluster, leader);
+    assert!(
+        back.contains(&victim),
+        "the returning member owns keys again"
+    );
+}
+
+#[test]
+fn sigterm_on_the_leader_hands_leadership_over_and_exits_zero() {
+    let cluster = Cluster::start("sigterm", 3, &[]);
+    let first = cluster.wait_for_leader(&[1, 2, 3]);
+    // Restart it as this test's own child so its exit status can be read.
+    cluster.kill9(first);
+    let others: Vec<u64> = (1..=3).filter(|id| *id != first).collect();
+    let interim = cluster.wait_for_leader(&others);
+    cluster.restart(first);
+    admin(&cluster, interim, Request::TransferLeader { id: first });
+    assert_eq!(cluster.wait_for_leader(&[1, 2, 3]), first);
+
+    let status = cluster.terminate(first);
+    assert!(status.success(), "ringraftd exited with {status}");
+    assert!(
+        cluster.log(first).contains("handing leadership over first"),
+        "the leader transferred before stopping"
+    );
+    let next = cluster.wait_for_leader(&others);
+    assert_ne!(next, first);
+    cluster.propose_retrying(next, b"after the handover");
+}
+
+#[test]
+fn watch_and_snapshot_through_a_real_node() {
+    let cluster = Cluster::start("watch", 3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let mut watcher = cluster.client(follower).unwrap();
+    watcher.send(Request::WatchLog { from: 1 }).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        let data = format!("watched-{i}").into_bytes();
+        cluster.propose_retrying(leader, &data);
+        sent.push(data);
+    }
+    let mut seen = Vec::new();
+    while seen.len() < sent.len() {
+        match watcher.recv().expect("watch record").response {
+            Response::LogRecords { records, .. } => {
+                seen.extend(records.into_iter().map(|r| r.data))
+            }
+            other => panic!("unexpected watch answer: {other:?}"),
+        }
+    }
+    assert_eq!(seen, sent);
+
+    let index = match admin(&cluster, follower, Request::Snapshot) {
+        Response::Done { index } => index,
+        other => panic!("unexpected answer to Snapshot: {other:?}"),
+    };
+    assert!(index > 1);
+    wait_until("the status shows the snapshot", || {
+        cluster
+            .status(follower)
+            .is_ok_and(|s| s.snapshot_index >= index)
+    });
+}

@@ -153,6 +153,24 @@ impl Cluster {
         });
     }
 
+    /// SIGTERM to a node this test restarted itself; returns its exit status.
+    pub fn terminate(&self, id: u64) -> std::process::ExitStatus {
+        let pid = self.pid(id).expect("node pid") as u32;
+        let mut restarted = self.restarted.lock().unwrap();
+        let position = restarted
+            .iter()
+            .position(|child| child.id() == pid)
+            .expect("terminate() needs a node this test restarted");
+        let mut child = restarted.remove(position);
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        child.wait().expect("wait for the node")
+    }
+
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(dev::node_dir(&self.dir, id).join("ringraftd.log"))
+            .unwrap_or_default()
+    }
+
     /// Collects restarted nodes that have exited.
     fn reap(&self) {
         self.restarted
