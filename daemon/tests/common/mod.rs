@@ -58,6 +58,10 @@ impl Drop for TempDir {
 impl Cluster {
     /// Starts `ringraftd dev` and waits for its "ready" line (printed once there is a leader).
     pub fn start(tag: &str, size: u64, extra: &[&str]) -> Cluster {
+        Cluster::start_with_env(tag, size, extra, &[])
+    }
+
+    pub fn start_with_env(tag: &str, size: u64, extra: &[&str], env: &[(&str, &Path)]) -> Cluster {
         let tmp = TempDir::new(tag);
         let dir = tmp.0.join("cluster");
         let mut launcher = Command::new(RINGRAFTD)
@@ -67,6 +71,7 @@ impl Cluster {
             .arg("--dir")
             .arg(&dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -271,10 +276,17 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
+impl Cluster {
+    /// Stops the launcher, which stops its nodes, and waits for it.
+    pub fn stop(&mut self) {
         unsafe { libc::kill(self.launcher.id() as i32, libc::SIGTERM) };
         let _ = self.launcher.wait();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
         // Nodes the test started itself are not the launcher's: stop them too.
         for child in self.restarted.lock().unwrap().iter_mut() {
             let _ = child.kill();
