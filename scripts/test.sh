@@ -21,6 +21,9 @@ section "Rust tests"
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
 
+section "systemd units"
+scripts/check-units.sh
+
 if [ -x bindings/c/run-tests.sh ]; then
   section "C tests (AddressSanitizer, live 3-node dev cluster)"
   bindings/c/run-tests.sh
