@@ -9,6 +9,7 @@ pub mod load;
 pub mod procs;
 pub mod reference;
 pub mod report;
+pub mod ringraft;
 pub mod stats;
 pub mod suite;
 pub mod summary;

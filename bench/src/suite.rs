@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::etcd::{EtcdCluster, EtcdPutClient};
 use crate::load::{run_load, LoadResult, LoadSpec};
 use crate::reference::{unix_ping_pong, write_fdatasync, WritePattern};
+use crate::ringraft::{DevCluster, OwnerClient, ProposeClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
@@ -45,6 +46,9 @@ pub enum Test {
     UnixPingPong,
     WriteFdatasyncAppend,
     WriteFdatasyncOverwrite,
+    /// The appending write again, once both clusters have stopped: the disk is shared and its
+    /// latency drifts with the rest of the machine's load.
+    WriteFdatasyncAppendAfter,
     /// Ringraft Propose or etcd put: the replicated, fsynced write.
     Write,
     /// Ringraft Owner through the socket (no etcd equivalent).
@@ -57,6 +61,7 @@ impl Test {
             Test::UnixPingPong => "Unix socket ping-pong (64 B)",
             Test::WriteFdatasyncAppend => "4 KiB write+fdatasync, appending",
             Test::WriteFdatasyncOverwrite => "4 KiB write+fdatasync, overwriting",
+            Test::WriteFdatasyncAppendAfter => "4 KiB write+fdatasync, appending, at the end",
             Test::Write => "propose / put",
             Test::Owner => "owner (local state)",
         }
@@ -96,32 +101,102 @@ impl PhaseBounds {
     }
 }
 
-pub fn run_references(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<Measurement>) {
-    let reference = |test, outcome| Measurement {
+fn reference(test: Test, outcome: Result<LoadResult, String>) -> Measurement {
+    Measurement {
         system: System::Reference,
         test,
         clients: 1,
         placement: None,
         outcome,
-    };
-    progress("reference: Unix socket ping-pong");
-    report.push(reference(
-        Test::UnixPingPong,
-        unix_ping_pong(dir, 64, &bounds.spec(1)),
-    ));
-    // fdatasync is slow: a few thousand are plenty, and the file stays small.
-    let sync_bounds = PhaseBounds {
+    }
+}
+
+/// fdatasync is slow: a few thousand are plenty, and the scratch file stays small (20 MiB).
+fn sync_bounds(bounds: &PhaseBounds) -> PhaseBounds {
+    PhaseBounds {
         ops_total_max: 5_000,
         ..*bounds
-    };
+    }
+}
+
+pub fn run_references(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<Measurement>) {
+    progress("reference: Unix socket ping-pong");
+    let ping_pong = unix_ping_pong(dir, 64, &bounds.spec(1));
+    report.push(reference(Test::UnixPingPong, ping_pong));
     for (test, pattern) in [
         (Test::WriteFdatasyncAppend, WritePattern::Append),
         (Test::WriteFdatasyncOverwrite, WritePattern::Overwrite),
     ] {
         progress(&format!("reference: {}", test.name()));
-        let outcome = write_fdatasync(dir, 4096, pattern, &sync_bounds.spec(1));
+        let outcome = write_fdatasync(dir, 4096, pattern, &sync_bounds(bounds).spec(1));
         report.push(reference(test, outcome));
     }
+}
+
+pub fn run_closing_reference(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<Measurement>) {
+    let test = Test::WriteFdatasyncAppendAfter;
+    progress(&format!("reference: {}", test.name()));
+    let spec = sync_bounds(bounds).spec(1);
+    report.push(reference(
+        test,
+        write_fdatasync(dir, 4096, WritePattern::Append, &spec),
+    ));
+}
+
+pub struct RingraftPlan<'a> {
+    pub ringraftd: &'a Path,
+    pub dir: &'a Path,
+    pub bounds: PhaseBounds,
+    pub concurrency: &'a [usize],
+    pub placements: &'a [Placement],
+    pub payload: &'a [u8],
+}
+
+pub fn run_ringraft(plan: &RingraftPlan, report: &mut Vec<Measurement>) -> Result<(), String> {
+    progress("ringraft: starting `ringraftd dev --nodes 3`");
+    let cluster_dir = plan.dir.join("ringraft");
+    let mut cluster = DevCluster::start(plan.ringraftd, &cluster_dir, 3, Duration::from_secs(90))?;
+    let leader = cluster.leader()?;
+    let pids = cluster.node_pids()?;
+    let sockets = cluster.sockets.clone();
+    progress(&format!(
+        "ringraft: leader n{}, node pids {pids:?}",
+        leader + 1
+    ));
+    let mut phase = |test: Test, clients: usize, placement: Placement| {
+        progress(&format!(
+            "ringraft: {}, {clients} clients, {}",
+            test.name(),
+            placement.name()
+        ));
+        let spec = plan.bounds.spec(clients);
+        let socket_for = |index| &sockets[placement.node_for(index, leader, sockets.len())];
+        let result = match test {
+            Test::Owner => run_load(&spec, &pids, |index| {
+                OwnerClient::connect(socket_for(index))
+            }),
+            _ => run_load(&spec, &pids, |index| {
+                ProposeClient::connect(socket_for(index), plan.payload)
+            }),
+        };
+        report.push(Measurement {
+            system: System::Ringraft,
+            test,
+            clients,
+            placement: Some(placement),
+            outcome: Ok(result),
+        });
+    };
+    phase(Test::Write, 1, Placement::Leader);
+    phase(Test::Owner, 1, Placement::Leader);
+    for clients in plan.concurrency {
+        for placement in plan.placements {
+            phase(Test::Write, *clients, *placement);
+        }
+    }
+    progress("ringraft: stopping the dev cluster");
+    cluster.stop();
+    Ok(())
 }
 
 pub struct EtcdPlan<'a> {

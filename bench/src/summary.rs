@@ -206,18 +206,23 @@ fn limits_table(measurements: &[Measurement]) -> Table {
             .map(|l| l.p50)
     };
     let ping = p50(System::Reference, Test::UnixPingPong);
-    let sync = p50(System::Reference, Test::WriteFdatasyncAppend);
+    let sync_start = p50(System::Reference, Test::WriteFdatasyncAppend);
+    let sync_end = p50(System::Reference, Test::WriteFdatasyncAppendAfter);
+    let propose = p50(System::Ringraft, Test::Write);
+    let put = p50(System::Etcd, Test::Write);
     let rows = [
         (
-            "ringraft propose p50 / fdatasync (append) p50",
-            p50(System::Ringraft, Test::Write),
-            sync,
+            "ringraft propose p50 / fdatasync p50 (start)",
+            propose,
+            sync_start,
         ),
         (
-            "etcd put p50 / fdatasync (append) p50",
-            p50(System::Etcd, Test::Write),
-            sync,
+            "ringraft propose p50 / fdatasync p50 (end)",
+            propose,
+            sync_end,
         ),
+        ("etcd put p50 / fdatasync p50 (start)", put, sync_start),
+        ("etcd put p50 / fdatasync p50 (end)", put, sync_end),
         (
             "ringraft owner p50 / Unix ping-pong p50",
             p50(System::Ringraft, Test::Owner),

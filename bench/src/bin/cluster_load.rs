@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use ringraft_bench::suite::{self, EtcdPlan, Measurement, PhaseBounds, Placement};
+use ringraft_bench::suite::{self, EtcdPlan, Measurement, PhaseBounds, Placement, RingraftPlan};
 use ringraft_bench::summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,7 +66,15 @@ fn main() -> ExitCode {
         eprintln!("cluster_load: {}: {err}", dir.display());
         return ExitCode::FAILURE;
     }
+    let load_at_start = load_average();
     let measurements = run(&args, &dir);
+    println!(
+        "Machine: {} CPUs; load average (1, 5, 15 min) at start {load_at_start}, at end {}; \
+         scratch directory {}\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+        dir.display()
+    );
     println!("{}", summary::render(&measurements));
     if args.keep_dir {
         eprintln!("cluster_load: kept {}", dir.display());
@@ -101,6 +109,20 @@ fn run(args: &Args, dir: &std::path::Path) -> Vec<Measurement> {
     let payload = vec![0x42u8; args.payload_bytes.clamp(1, 64 * 1024)];
     let mut measurements = Vec::new();
     suite::run_references(dir, &bounds, &mut measurements);
+    if !args.skip_ringraft {
+        let ringraftd = args.ringraftd.clone().unwrap_or_else(default_ringraftd);
+        let plan = RingraftPlan {
+            ringraftd: &ringraftd,
+            dir,
+            bounds,
+            concurrency: &concurrency,
+            placements,
+            payload: &payload,
+        };
+        if let Err(err) = suite::run_ringraft(&plan, &mut measurements) {
+            measurements.push(suite::failed(suite::System::Ringraft, err));
+        }
+    }
     if !args.skip_etcd {
         let plan = EtcdPlan {
             etcd: &args.etcd,
@@ -114,5 +136,26 @@ fn run(args: &Args, dir: &std::path::Path) -> Vec<Measurement> {
             measurements.push(suite::failed(suite::System::Etcd, err));
         }
     }
+    suite::run_closing_reference(dir, &bounds, &mut measurements);
     measurements
+}
+
+/// The first three fields of /proc/loadavg: the machine is shared, and its load moves the numbers.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// `ringraftd` from the same target directory as this program.
+fn default_ringraftd() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("ringraftd")))
+        .unwrap_or_else(|| PathBuf::from("ringraftd"))
 }
