@@ -12,6 +12,7 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ struct Demux {
     slots: HashMap<u64, Slot>,
     /// Some caller is inside read() right now.
     reading: bool,
+    /// Callers asleep on `answered`: a lone caller skips the wake-up syscall.
+    sleepers: usize,
     read_buf: Vec<u8>,
     /// Why the connection ended; once set it never clears (the client opens a new connection).
     dead: Option<Error>,
@@ -59,6 +62,9 @@ struct Demux {
 
 pub struct Connection {
     stream: UnixStream,
+    /// The socket's SO_SNDTIMEO / SO_RCVTIMEO in milliseconds, as last set (see `bound_wait`).
+    write_timeout_ms: AtomicU64,
+    read_timeout_ms: AtomicU64,
     write_lock: Mutex<()>,
     demux: Mutex<Demux>,
     answered: Condvar,
@@ -76,6 +82,19 @@ fn remaining(deadline: Instant) -> Option<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     // set_read_timeout refuses zero; a millisecond floor keeps a last short wait meaningful.
     (!left.is_zero()).then(|| left.max(Duration::from_millis(1)))
+}
+
+/// `timeout` in whole milliseconds, rounded down to 100 ms steps above 100 ms (at least 1 ms),
+/// so that successive calls with the same client timeout land in the same bucket.
+fn bucket_ms(timeout: Duration) -> u64 {
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    if ms > 100 {
+        ms - ms % 100
+    } else {
+        ms
+    }
 }
 
 fn timeout_error(what: &str) -> Error {
@@ -128,13 +147,23 @@ impl Connection {
                 ))
             }
         }
+        let timeout_ms = bucket_ms(timeout);
+        stream
+            .set_write_timeout(Some(Duration::from_millis(timeout_ms)))
+            .map_err(io)?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(timeout_ms)))
+            .map_err(io)?;
         Ok(Connection {
             stream,
+            write_timeout_ms: AtomicU64::new(timeout_ms),
+            read_timeout_ms: AtomicU64::new(timeout_ms),
             write_lock: Mutex::new(()),
             demux: Mutex::new(Demux {
                 decoder: FrameDecoder::new(FRAME_BYTES_MAX),
                 slots: HashMap::new(),
                 reading: false,
+                sleepers: 0,
                 read_buf: vec![0; READ_CHUNK_BYTES],
                 dead: None,
             }),
@@ -219,8 +248,9 @@ impl Connection {
             }
         };
         let written = self
-            .stream
-            .set_write_timeout(Some(timeout))
+            .bound_wait(&self.write_timeout_ms, timeout, |t| {
+                self.stream.set_write_timeout(t)
+            })
             .and_then(|()| send_all(&self.stream, &frame));
         if let Err(e) = written {
             // A partly written frame leaves the stream unusable: end the connection.
@@ -298,19 +328,22 @@ impl Connection {
                 return Err(timeout_error("request"));
             };
             if demux.reading {
+                demux.sleepers += 1;
                 demux = self
                     .answered
                     .wait_timeout(demux, timeout)
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .0;
+                demux.sleepers -= 1;
                 continue;
             }
             demux.reading = true;
             let mut buf = std::mem::take(&mut demux.read_buf);
             drop(demux);
             let read = self
-                .stream
-                .set_read_timeout(Some(timeout))
+                .bound_wait(&self.read_timeout_ms, timeout, |t| {
+                    self.stream.set_read_timeout(t)
+                })
                 .and_then(|()| (&self.stream).read(&mut buf));
             demux = lock(&self.demux);
             demux.reading = false;
@@ -333,8 +366,31 @@ impl Connection {
                 ),
             }
             demux.read_buf = buf;
-            self.answered.notify_all();
+            if demux.sleepers > 0 {
+                self.answered.notify_all();
+            }
         }
+    }
+
+    /// Makes sure a blocking read or write cannot outlast `timeout`, without a setsockopt on every
+    /// call: the socket timeout is kept at `timeout` rounded down to a bucket, and changed only
+    /// when the call needs it shorter, or when it is far shorter than the call could wait (then
+    /// short waits would just loop). A wait that ends early is harmless: `wait` checks the
+    /// deadline and reads again.
+    fn bound_wait(
+        &self,
+        current_ms: &AtomicU64,
+        timeout: Duration,
+        set: impl FnOnce(Option<Duration>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let wanted_ms = bucket_ms(timeout);
+        let current = current_ms.load(Ordering::Relaxed);
+        if current <= wanted_ms && current.saturating_mul(2) >= wanted_ms {
+            return Ok(());
+        }
+        set(Some(Duration::from_millis(wanted_ms)))?;
+        current_ms.store(wanted_ms, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Files every complete frame under its request id.
