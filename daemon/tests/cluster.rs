@@ -400,3 +400,41 @@ fn watch_and_snapshot_through_a_real_node() {
             .is_ok_and(|s| s.snapshot_index >= index)
     });
 }
+
+#[test]
+fn node_with_a_certificate_from_another_ca_is_refused() {
+    use ringraft_daemon::certs::{CertificateAuthority, Overwrite, TlsFiles};
+    use ringraft_daemon::dev;
+
+    let cluster = Cluster::start("foreign", 3, &[]);
+    cluster.wait_for_leader(&[1, 2, 3]);
+    prepare_joiner(&cluster, 4);
+    let dir = dev::node_dir(&cluster.dir, 4);
+    let rogue = CertificateAuthority::generate("some other cluster CA").expect("rogue CA");
+    rogue
+        .issue_node(4, &["127.0.0.1".to_string()])
+        .expect("issue")
+        .write(&dir, Overwrite::Replace)
+        .expect("write");
+    std::fs::write(TlsFiles::in_dir(&dir).ca_cert, &rogue.cert_pem).expect("rogue ca.pem");
+
+    cluster.restart(4);
+    wait_until("node 4 tried and failed to join three times", || {
+        cluster
+            .log(4)
+            .matches("cannot reach a member to join through")
+            .count()
+            >= 3
+    });
+    for id in 1..=3 {
+        let (_, members) = cluster.members(id);
+        assert!(
+            !members.iter().any(|m| m.id == 4),
+            "node {id} admitted a node with a foreign certificate"
+        );
+    }
+    assert!(
+        cluster.members(4).1.is_empty(),
+        "node 4 never got the state"
+    );
+}
