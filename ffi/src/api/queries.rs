@@ -156,7 +156,7 @@ pub unsafe extern "C" fn ringraft_owner(
         if !client.shared.linearizable() {
             if let Some(view) = client.cache.view() {
                 if let Some(view) = view.as_ref() {
-                    write_out(out, view.owner(key)?);
+                    write_out(out, *view.owner(key)?);
                     return Ok(());
                 }
             }

@@ -150,7 +150,7 @@ pub unsafe extern "C" fn ringraft_ring_view_owner(
         if key.is_empty() {
             return Err(Error::invalid("key is empty"));
         }
-        write_out(out, view.view.owner(key)?);
+        write_out(out, *view.view.owner(key)?);
         Ok(())
     })
 }
