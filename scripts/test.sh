@@ -31,6 +31,8 @@ fi
 
 if [ -d bindings/python/tests ]; then
   section "Python tests"
+  # `--bins` above does not build libraries: the tests load target/debug/libringraft.so.
+  cargo build --locked -p ringraft-ffi
   "$build/venv/bin/python" -m pytest -q bindings/python/tests
 fi
 

@@ -1,0 +1,339 @@
+"""The client: one connection to a ringraftd, shared by any number of threads."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple, Union
+
+from . import _lib
+from ._convert import Seconds, key_bytes, milliseconds, text, u32, u64
+from ._errors import BufferTooSmall, Closed, InvalidArgument, Status
+from ._ring import RingView, check, replicas
+from ._types import ClusterStatus, Key, LogBatch, Members, Node, Ring, batch_from_c
+from ._watch import Watch
+
+#: How many times members() asks again when the membership grew between sizing and reading.
+_MEMBERS_ATTEMPTS = 8
+
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+class _Handle:
+    """The `ringraft_client *` and who is using it.
+
+    The header allows any number of concurrent calls on a client but forbids `ringraft_close()`
+    to overlap any of them. Calls register here while they run (the GIL is released during the C
+    call, so they truly overlap); close() refuses new calls and waits for the running ones.
+    """
+
+    def __init__(self, lib: _lib.Library, pointer: int) -> None:
+        self.lib = lib
+        self._pointer: Optional[int] = pointer
+        self._users = 0
+        self._closing = False
+        self._idle = threading.Condition(threading.Lock())
+
+    @property
+    def closed(self) -> bool:
+        return self._pointer is None or self._closing
+
+    @contextmanager
+    def use(self) -> Iterator[int]:
+        with self._idle:
+            if self._pointer is None or self._closing:
+                raise Closed("the client is closed", Status.CLOSED)
+            self._users += 1
+            pointer = self._pointer
+        try:
+            yield pointer
+        finally:
+            with self._idle:
+                self._users -= 1
+                if self._users == 0:
+                    self._idle.notify_all()
+
+    def close(self) -> None:
+        with self._idle:
+            if self._pointer is None or self._closing:
+                return
+            self._closing = True
+            # Bounded: every running call ends within its own timeout.
+            while self._users:
+                self._idle.wait()
+            pointer, self._pointer = self._pointer, None
+        self.lib.ringraft_close(pointer)  # type: ignore[attr-defined]
+
+
+class Client:
+    """A connection to the ringraftd listening on `socket_path`.
+
+    `timeout` (seconds) bounds every call's wait for the daemon, reconnecting included (the
+    library's default is 5 s). With `linearizable`, owner, replicas, members and ring answers are
+    confirmed by the leader first. With `ring_cache` (a refresh interval in seconds) owner and
+    replicas are answered in this process from a cached ring.
+
+    Thread-safe: any number of threads may share one client; their requests are pipelined on
+    its one connection. `close()` waits for calls still running. Use it as a context manager, or
+    call `close()`; garbage collection closes a forgotten client too.
+    """
+
+    def __init__(
+        self,
+        socket_path: PathLike,
+        timeout: Optional[Seconds] = None,
+        *,
+        linearizable: bool = False,
+        ring_cache: Optional[Seconds] = None,
+    ) -> None:
+        self._handle: Optional[_Handle] = None
+        path = os.fsencode(socket_path)
+        if b"\0" in path:
+            raise InvalidArgument("socket_path contains a NUL byte")
+        timeout_ms = None if timeout is None else milliseconds(timeout, "timeout")
+        cache_ms = None if ring_cache is None else milliseconds(ring_cache, "ring_cache")
+        lib = _lib.load()
+        pointer = ctypes.c_void_p()
+        status = lib.ringraft_connect(path, ctypes.byref(pointer))  # type: ignore[attr-defined]
+        check(lib, status, None)
+        self._path = os.fsdecode(path)
+        self._handle = _Handle(lib, pointer.value or 0)
+        self._timeout = timeout
+        self._linearizable = False
+        try:
+            if timeout_ms is not None:
+                self._set_timeout_ms(timeout_ms)
+            if linearizable:
+                self.linearizable = True
+            if cache_ms is not None:
+                self._enable_ring_cache_ms(cache_ms)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the connection and frees the client. Idempotent. Waits for calls other threads
+        still have running on it. Watches from this client then fail with `Closed`."""
+        if self._handle is not None:
+            self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None or self._handle.closed
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A safety net only: during interpreter shutdown the library may already be gone.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<ringraft.Client {getattr(self, '_path', '?')!r} {state}>"
+
+    @property
+    def socket_path(self) -> str:
+        return self._path
+
+    @contextmanager
+    def _use(self) -> Iterator[Tuple[_lib.Library, int]]:
+        if self._handle is None:
+            raise Closed("the client is closed", Status.CLOSED)
+        with self._handle.use() as pointer:
+            yield self._handle.lib, pointer
+
+    def _call(self, name: str, *args: object) -> None:
+        """Calls `name(client, *args)` and raises its error, with the message this thread got."""
+        with self._use() as (lib, pointer):
+            status = getattr(lib, name)(pointer, *args)
+            check(lib, status, pointer)
+
+    # -- options ----------------------------------------------------------------------------
+
+    @property
+    def timeout(self) -> Optional[Seconds]:
+        """Seconds each call may wait for the daemon; None means the library default (5 s)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: Seconds) -> None:
+        self._set_timeout_ms(milliseconds(seconds, "timeout"))
+        self._timeout = seconds
+
+    def _set_timeout_ms(self, millis: int) -> None:
+        self._call("ringraft_set_timeout", millis)
+
+    @property
+    def linearizable(self) -> bool:
+        """Whether owner, replicas, members and ring are confirmed by the leader (ReadIndex)."""
+        return self._linearizable
+
+    @linearizable.setter
+    def linearizable(self, value: bool) -> None:
+        self._call("ringraft_set_linearizable", bool(value))
+        self._linearizable = bool(value)
+
+    def enable_ring_cache(self, refresh: Seconds = 1.0) -> None:
+        """Keeps the ring in this process: owner and replicas stop asking the daemon. A
+        background thread checks the epoch every `refresh` seconds; answers may lag the daemon
+        by that much. Calling it again restarts the cache with the new interval."""
+        self._enable_ring_cache_ms(milliseconds(refresh, "refresh"))
+
+    def _enable_ring_cache_ms(self, millis: int) -> None:
+        self._call("ringraft_enable_ring_cache", millis)
+
+    def disable_ring_cache(self) -> None:
+        """Stops the ring cache; owner and replicas ask the daemon again."""
+        self._call("ringraft_disable_ring_cache")
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def status(self) -> ClusterStatus:
+        """What the connected node reports: id, name, Raft role, term, leader, indexes, epoch."""
+        info = _lib.RingraftClusterInfo()
+        self._call("ringraft_cluster_status", ctypes.byref(info))
+        return ClusterStatus._from_c(info)
+
+    def members(self) -> Members:
+        """Every member (active, draining and down) and the epoch of the answer."""
+        capacity = 16
+        for _ in range(_MEMBERS_ATTEMPTS):
+            out = (_lib.RingraftNode * capacity)()
+            count = ctypes.c_size_t(0)
+            epoch = ctypes.c_uint64(0)
+            with self._use() as (lib, pointer):
+                status = lib.ringraft_members(  # type: ignore[attr-defined]
+                    pointer, out, capacity, ctypes.byref(count), ctypes.byref(epoch)
+                )
+                if status != Status.BUFFER_TOO_SMALL:
+                    check(lib, status, pointer)
+                    nodes = tuple(Node._from_c(out[i]) for i in range(count.value))
+                    return Members(nodes=nodes, epoch=epoch.value)
+            # The answer says how many there are; leave room for a few joining meanwhile.
+            capacity = max(count.value + 8, capacity * 2)
+        raise BufferTooSmall("the membership kept growing while it was read")
+
+    def _member_count(self) -> int:
+        count = ctypes.c_size_t(0)
+        with self._use() as (lib, pointer):
+            status = lib.ringraft_members(pointer, None, 0, ctypes.byref(count), None)  # type: ignore[attr-defined]
+            if status != Status.BUFFER_TOO_SMALL:
+                check(lib, status, pointer)
+        return count.value
+
+    def owner(self, key: Key) -> Node:
+        """The node that owns `key` (bytes, or str encoded as UTF-8)."""
+        data = key_bytes(key)
+        out = _lib.RingraftNode()
+        self._call("ringraft_owner", data, len(data), ctypes.byref(out))
+        return Node._from_c(out)
+
+    def replicas(self, key: Key, n: int) -> Tuple[Node, ...]:
+        """The `n` nodes that hold `key`, owner first; fewer when fewer members own keys."""
+
+        def call(data: bytes, capacity: int, out: ctypes.Array, count: ctypes.c_size_t) -> None:
+            self._call("ringraft_replicas", data, len(data), capacity, out, ctypes.byref(count))
+
+        return replicas(key, n, self._member_count, call)
+
+    def ring(self) -> Ring:
+        """The ring now, with its epoch; its owner()/replicas() answer in this process."""
+        pointer = ctypes.c_void_p()
+        self._call("ringraft_ring", ctypes.byref(pointer))
+        assert self._handle is not None
+        view = RingView(self._handle.lib, pointer.value or 0)
+        return Ring(
+            epoch=view.epoch(),
+            replication_factor=view.replication_factor(),
+            members=view.members(),
+            encoded=view.encoded(),
+            _view=view,
+        )
+
+    # -- the application log ----------------------------------------------------------------
+
+    def propose(
+        self, data: Union[bytes, bytearray, memoryview, str], timeout: Optional[Seconds] = None
+    ) -> int:
+        """Commits `data` in the cluster's one order and returns its Raft index once it is
+        applied on this node. `timeout` bounds the wait for the commit (default: the client
+        timeout). After `Timeout` or `Unavailable` the proposal may still have committed; read
+        the log to find out. Never sent twice."""
+        payload = key_bytes(data, "data")
+        timeout_ms = 0 if timeout is None else milliseconds(timeout, "timeout")
+        index = ctypes.c_uint64(0)
+        self._call("ringraft_propose", payload, len(payload), timeout_ms, ctypes.byref(index))
+        return index.value
+
+    def read_log(self, start: int = 1, max: int = 1000) -> LogBatch:  # noqa: A002 (the API's name)
+        """Up to `max` committed records with index >= `start`, in order. Empty when nothing is
+        at or after `start` yet; `Compacted` when `start` is older than the node keeps."""
+        start = u64(start, "start")
+        count = u32(max, "max")
+        batch = _lib.RingraftLogBatch()
+        with self._use() as (lib, pointer):
+            status = lib.ringraft_read_log(pointer, start, count, ctypes.byref(batch))  # type: ignore[attr-defined]
+            try:
+                check(lib, status, pointer)
+                return batch_from_c(batch)
+            finally:
+                lib.ringraft_log_batch_free(ctypes.byref(batch))  # type: ignore[attr-defined]
+
+    def watch_log(self, start: int = 1) -> Watch:
+        """Watches the log from index `start`: every record from there on, those committed
+        already and those committed later, in order, each once (also across daemon restarts).
+        Iterate over it, or call `get()`; close it (or use it as a context manager)."""
+        start = u64(start, "start")
+        pointer = ctypes.c_void_p()
+        self._call("ringraft_watch_log", start, ctypes.byref(pointer))
+        assert self._handle is not None
+        return Watch(self, self._handle, pointer.value or 0, start)
+
+    # -- administration (needs an admin uid) ------------------------------------------------
+
+    def _admin(self, name: str, *args: object) -> int:
+        index = ctypes.c_uint64(0)
+        self._call(name, *args, ctypes.byref(index))
+        return index.value
+
+    def join(self, id: int, name: str, address: str, zone: str = "", weight: int = 1) -> int:  # noqa: A002
+        """Adds member `id` as a learner, reachable by peers at `address` (`host:port`).
+        Returns the Raft index of the change: the ring's new epoch."""
+        return self._admin(
+            "ringraft_join",
+            u64(id, "id"),
+            text(name, "name"),
+            text(address, "address"),
+            text(zone, "zone"),
+            u32(weight, "weight"),
+        )
+
+    def remove(self, id: int) -> int:  # noqa: A002
+        """Removes member `id`; its keys move to the others. Returns the change's index."""
+        return self._admin("ringraft_remove", u64(id, "id"))
+
+    def promote(self, id: int) -> int:  # noqa: A002
+        """Makes learner `id` a voter. Returns the change's index."""
+        return self._admin("ringraft_promote", u64(id, "id"))
+
+    def transfer_leader(self, id: int) -> int:  # noqa: A002
+        """Asks the leader to hand leadership to voter `id`; returns what the daemon reports (0
+        when no log entry carried it)."""
+        return self._admin("ringraft_transfer_leader", u64(id, "id"))
+
+    def snapshot(self) -> int:
+        """Makes the connected node snapshot and compact its log now; returns the snapshot's
+        last included index."""
+        return self._admin("ringraft_snapshot")
+

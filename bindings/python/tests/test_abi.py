@@ -1,0 +1,181 @@
+"""The bindings against the header: every status value, enum and size, the exception mapping,
+and how the library is found."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+import ringraft
+from ringraft import _lib
+
+from .conftest import LIBRARY, REPO
+
+HEADER = REPO / "include" / "ringraft.h"
+PACKAGE_DIR = Path(ringraft.__file__).resolve().parent
+
+
+def header_enum(name: str) -> Dict[str, int]:
+    """NAME = value pairs of `enum <name> { ... }` in the header."""
+    text = HEADER.read_text()
+    match = re.search(r"enum " + re.escape(name) + r"\b[^{]*\{(.*?)\}", text, re.S)
+    assert match, f"enum {name} not found in {HEADER}"
+    body = re.sub(r"/\*.*?\*/", "", match.group(1), flags=re.S)
+    return {key: int(value) for key, value in re.findall(r"(RINGRAFT_\w+)\s*=\s*(\d+)", body)}
+
+
+def header_define(name: str) -> int:
+    match = re.search(r"#define " + re.escape(name) + r"\s+(\d+)", HEADER.read_text())
+    assert match, f"#define {name} not found"
+    return int(match.group(1))
+
+
+def test_status_mirrors_the_header_exactly() -> None:
+    in_header = header_enum("ringraft_status")
+    assert len(in_header) >= 19
+    in_python = {f"RINGRAFT_{status.name}": status.value for status in ringraft.Status}
+    assert in_python == in_header
+
+
+@pytest.mark.parametrize(
+    "enum_name, python_enum, prefix",
+    [
+        ("ringraft_node_role", ringraft.NodeRole, "RINGRAFT_NODE_"),
+        ("ringraft_member_role", ringraft.MemberRole, "RINGRAFT_ROLE_"),
+        ("ringraft_member_state", ringraft.MemberState, "RINGRAFT_STATE_"),
+    ],
+)
+def test_value_enums_mirror_the_header(enum_name, python_enum, prefix) -> None:
+    assert {prefix + member.name: member.value for member in python_enum} == header_enum(enum_name)
+
+
+def test_struct_layouts_and_limits_match_the_header() -> None:
+    assert ctypes.sizeof(_lib.RingraftNode) == 592
+    assert ctypes.sizeof(_lib.RingraftClusterInfo) == 176
+    assert _lib.NAME_MAX == header_define("RINGRAFT_NAME_MAX")
+    assert _lib.ADDRESS_MAX == header_define("RINGRAFT_ADDRESS_MAX")
+    assert _lib.ZONE_MAX == header_define("RINGRAFT_ZONE_MAX")
+    assert _lib.VERSION_STRING_MAX == header_define("RINGRAFT_VERSION_STRING_MAX")
+    assert _lib.NODE_TRUNCATED == header_define("RINGRAFT_NODE_TRUNCATED")
+    assert _lib.SUPPORTED_MAJOR == header_define("RINGRAFT_VERSION_MAJOR")
+
+
+def test_library_version_matches_the_header() -> None:
+    expected = ".".join(
+        str(header_define(f"RINGRAFT_VERSION_{part}")) for part in ("MAJOR", "MINOR", "PATCH")
+    )
+    assert ringraft.library_version() == expected
+
+
+def test_every_error_status_has_its_exception_class() -> None:
+    for status in ringraft.Status:
+        if status is ringraft.Status.OK:
+            continue
+        error = ringraft._errors.error_for(status, "a message")
+        assert type(error) is not ringraft.RingraftError, status
+        assert isinstance(error, ringraft.RingraftError)
+        assert error.status is status
+        assert str(error) == "a message"
+        # Class names are the status names in CamelCase.
+        assert type(error).__name__.upper() == status.name.replace("_", "")
+        assert getattr(ringraft, type(error).__name__) is type(error)
+
+
+@pytest.mark.parametrize(
+    "status, builtin",
+    [
+        (ringraft.Status.INVALID_ARGUMENT, ValueError),
+        (ringraft.Status.TOO_LARGE, ValueError),
+        (ringraft.Status.TIMEOUT, TimeoutError),
+        (ringraft.Status.PERMISSION_DENIED, PermissionError),
+        (ringraft.Status.UNAVAILABLE, ConnectionError),
+        (ringraft.Status.SHUTTING_DOWN, ConnectionError),
+        (ringraft.Status.NOT_FOUND, KeyError),
+        (ringraft.Status.COMPACTED, LookupError),
+    ],
+)
+def test_errors_reuse_builtin_exceptions(status, builtin) -> None:
+    assert isinstance(ringraft._errors.error_for(status, "m"), builtin)
+
+
+def test_unknown_status_from_a_newer_library_is_a_plain_error() -> None:
+    error = ringraft._errors.error_for(4000, "")
+    assert type(error) is ringraft.RingraftError
+    assert error.status == 4000
+    assert "4000" in str(error)
+
+
+def test_strerror_comes_from_the_library() -> None:
+    assert ringraft.strerror(ringraft.Status.UNAVAILABLE) == "daemon unavailable"
+    assert ringraft.strerror(4000) == "unknown status"
+
+
+def _import_in_subprocess(env: Dict[str, str], pythonpath: Path) -> subprocess.CompletedProcess:
+    env = {**env, "PYTHONPATH": str(pythonpath)}
+    code = (
+        "import ringraft\n"
+        "try:\n"
+        "    print('LOADED', ringraft.library_path())\n"
+        "except ringraft.LibraryNotFoundError as error:\n"
+        "    print('NOTFOUND', error)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def package_copy(tmp_path: Path) -> Path:
+    """This package copied to a fresh directory, without any library inside."""
+    target = tmp_path / "ringraft"
+    shutil.copytree(PACKAGE_DIR, target, ignore=shutil.ignore_patterns("libringraft.so*", "__pycache__"))
+    return tmp_path
+
+
+def _env_without_lib() -> Dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "RINGRAFT_LIB"}
+
+
+def test_ringraft_lib_comes_first(package_copy: Path) -> None:
+    shutil.copy(LIBRARY, package_copy / "ringraft" / "libringraft.so.0")
+    other = package_copy / "elsewhere" / "libringraft.so"
+    other.parent.mkdir()
+    shutil.copy(LIBRARY, other)
+    result = _import_in_subprocess({**_env_without_lib(), "RINGRAFT_LIB": str(other)}, package_copy)
+    assert result.stdout.strip() == f"LOADED {other}", result.stderr
+
+
+def test_a_bad_ringraft_lib_is_an_error_not_a_fallback(package_copy: Path) -> None:
+    shutil.copy(LIBRARY, package_copy / "ringraft" / "libringraft.so.0")
+    missing = package_copy / "no-such-libringraft.so"
+    result = _import_in_subprocess({**_env_without_lib(), "RINGRAFT_LIB": str(missing)}, package_copy)
+    assert result.stdout.startswith("NOTFOUND"), result.stdout + result.stderr
+    assert str(missing) in result.stdout
+
+
+def test_the_package_copy_comes_before_the_system(package_copy: Path) -> None:
+    copy = package_copy / "ringraft" / "libringraft.so.0"
+    shutil.copy(LIBRARY, copy)
+    result = _import_in_subprocess(_env_without_lib(), package_copy)
+    assert result.stdout.strip() == f"LOADED {copy}", result.stderr
+
+
+def test_without_a_copy_the_system_library_is_tried(package_copy: Path) -> None:
+    result = _import_in_subprocess(_env_without_lib(), package_copy)
+    if ctypes.util.find_library("ringraft") is None:
+        # Nothing installed system-wide here: the error names every place it looked.
+        assert result.stdout.startswith("NOTFOUND"), result.stdout + result.stderr
+        assert "libringraft.so.0" in result.stdout
+        assert "RINGRAFT_LIB" in result.stdout
+    else:
+        assert result.stdout.startswith("LOADED"), result.stdout + result.stderr
+        assert str(package_copy) not in result.stdout

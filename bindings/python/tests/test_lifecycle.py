@@ -1,0 +1,108 @@
+"""Opening and closing clients, and sharing one between threads (the header says a client is
+thread-safe; only close must not overlap other calls, which the bindings enforce)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from typing import List
+
+import pytest
+
+import ringraft
+
+from .conftest import NODES
+
+
+def test_context_manager_closes(cluster) -> None:
+    with ringraft.Client(cluster.socket(1)) as client:
+        assert not client.closed
+        assert client.status().node_id == 1
+    assert client.closed
+    with pytest.raises(ringraft.Closed) as raised:
+        client.status()
+    assert raised.value.status is ringraft.Status.CLOSED
+    client.close()  # idempotent
+    client.close()
+
+
+def test_close_on_error_inside_the_block(cluster) -> None:
+    with pytest.raises(RuntimeError):
+        with ringraft.Client(cluster.socket(2)) as client:
+            raise RuntimeError("boom")
+    assert client.closed
+
+
+def test_garbage_collection_closes_a_forgotten_client(cluster) -> None:
+    client = ringraft.Client(cluster.socket(1))
+    handle = client._handle
+    assert handle is not None and not handle.closed
+    del client
+    gc.collect()
+    assert handle.closed
+
+
+def test_many_threads_share_one_client(cluster) -> None:
+    keys = [f"thread-key-{i}".encode() for i in range(40)]
+    with ringraft.Client(cluster.socket(2), timeout=20) as client:
+        expected_owners = {key: client.owner(key) for key in keys}
+        epoch = client.status().epoch
+        indexes: List[int] = []
+        owners: List[bool] = []
+        errors: List[BaseException] = []
+        lock = threading.Lock()
+
+        def work(worker: int) -> None:
+            try:
+                for round_ in range(10):
+                    index = client.propose(b"t%d-%d" % (worker, round_), timeout=20)
+                    same = all(client.owner(key) == expected_owners[key] for key in keys[:10])
+                    assert len(client.replicas(keys[round_], NODES)) == NODES
+                    assert client.status().node_id == 2
+                    with lock:
+                        indexes.append(index)
+                        owners.append(same)
+            except BaseException as error:  # reported below
+                with lock:
+                    errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads)
+        assert errors == []
+        assert len(indexes) == 80 and len(set(indexes)) == 80
+        if client.status().epoch == epoch:
+            assert all(owners)
+
+
+def test_close_waits_for_calls_in_other_threads(cluster) -> None:
+    client = ringraft.Client(cluster.socket(3), timeout=20)
+    started = threading.Barrier(5)
+    outcomes: List[object] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        started.wait()
+        try:
+            while True:
+                client.owner(b"hammer")
+                client.status()
+        except ringraft.Closed:
+            with lock:
+                outcomes.append("closed")
+        except BaseException as error:  # reported below
+            with lock:
+                outcomes.append(error)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    client.close()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert outcomes == ["closed"] * 4
