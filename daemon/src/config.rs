@@ -40,8 +40,10 @@ pub struct Config {
     pub down_after_ms: u64,
     /// Take a snapshot and compact the log after this many applied entries.
     pub snapshot_every_entries: u64,
-    /// Keep at most this many application records readable through ReadLog / WatchLog.
+    /// Keep at most this many application records readable through ReadLog / WatchLog...
     pub log_retention_records: u64,
+    /// ...and at most this many bytes of them (the window travels in every snapshot).
+    pub log_retention_bytes: u64,
     /// Serve Prometheus metrics over HTTP on this address (off when unset).
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -152,6 +154,7 @@ impl Default for Config {
             down_after_ms: 10_000,
             snapshot_every_entries: 10_000,
             log_retention_records: 100_000,
+            log_retention_bytes: 64 << 20,
             metrics_listen: None,
         }
     }
@@ -183,6 +186,13 @@ impl Config {
             path: path.to_owned(),
             source,
         })
+    }
+
+    pub fn retention(&self) -> crate::state::Retention {
+        crate::state::Retention {
+            records: usize::try_from(self.log_retention_records.max(1)).unwrap_or(usize::MAX),
+            bytes: usize::try_from(self.log_retention_bytes.max(1)).unwrap_or(usize::MAX),
+        }
     }
 
     pub fn advertise_addr(&self) -> SocketAddr {

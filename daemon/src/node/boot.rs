@@ -20,7 +20,7 @@ use super::view::{ClusterView, MembershipView};
 use super::{Event, NodeHandle, EVENT_QUEUE_MAX};
 use crate::certs::{TlsFiles, TlsMaterial};
 use crate::config::Config;
-use crate::state::{ReplicatedState, BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
+use crate::state::{ReplicatedState, Retention, BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
 use crate::transport::{PeerRequest, PeerResponse, Transport, TransportConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     config
         .validate()
         .map_err(|err| NodeError::Config(err.to_string()))?;
-    let retention = usize::try_from(config.log_retention_records).unwrap_or(usize::MAX);
+    let retention = config.retention();
     let (mut storage, recovered) =
         Storage::open(&config.data_dir.join("raft"), StorageOptions::default())?;
 
@@ -159,7 +159,10 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         view_tx,
         membership,
         pending: Pending::default(),
-        next_request_id: 0,
+        // Proposals are matched to their clients by (origin, request id) when applied. An entry
+        // proposed before a restart may commit after it: start each run at a random point so it
+        // cannot be mistaken for a new proposal of this run.
+        next_request_id: random_u64() >> 1,
         snapshot_index,
         peers: BTreeMap::new(),
         shutdown_deadline: None,
@@ -191,7 +194,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
 fn bootstrap(
     config: &Config,
     storage: &mut Storage,
-    retention: usize,
+    retention: Retention,
 ) -> Result<(ReplicatedState, InitialState), NodeError> {
     let members: Vec<Member> = config
         .initial_members

@@ -117,6 +117,8 @@ impl Driver {
 
     fn on_tick(&mut self, now: Instant) {
         self.pending.expire(now);
+        // A watcher whose buffer was full gets its records now even if nothing new commits.
+        self.pending.feed_watchers(&self.state);
         if self.raw.role() == Role::Leader && self.shutdown_deadline.is_none() {
             for (id, state) in self.failure.verdicts(now, &self.state) {
                 self.propose_command(StateCommand::SetMemberState { id, state });
@@ -223,7 +225,7 @@ impl Driver {
     }
 
     pub(super) fn next_request_id(&mut self) -> u64 {
-        self.next_request_id += 1;
+        self.next_request_id = self.next_request_id.wrapping_add(1);
         self.next_request_id
     }
 
@@ -245,7 +247,7 @@ impl Driver {
             self.transport.send(message);
         }
         if let Some(snapshot) = ready.snapshot.take() {
-            let restored = ReplicatedState::decode_image(&snapshot.data, self.retention_records())?;
+            let restored = ReplicatedState::decode_image(&snapshot.data, self.config.retention())?;
             self.storage.save_snapshot(&snapshot)?;
             self.storage.compact(snapshot.meta.index)?;
             info!(
@@ -322,10 +324,6 @@ impl Driver {
             }
         }
         self.peers = wanted;
-    }
-
-    pub(super) fn retention_records(&self) -> usize {
-        usize::try_from(self.config.log_retention_records).unwrap_or(usize::MAX)
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), FatalError> {

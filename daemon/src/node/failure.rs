@@ -93,7 +93,12 @@ mod tests {
     }
 
     fn three_nodes() -> ReplicatedState {
-        ReplicatedState::bootstrap(vec![member(1), member(2), member(3)], 3, 100).unwrap()
+        ReplicatedState::bootstrap(
+            vec![member(1), member(2), member(3)],
+            3,
+            crate::state::Retention::default(),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Pending {
         self.feed_watchers(state);
     }
 
-    fn feed_watchers(&mut self, state: &ReplicatedState) {
+    pub fn feed_watchers(&mut self, state: &ReplicatedState) {
         self.watchers.retain_mut(|watcher| loop {
             if watcher.sink.is_closed() {
                 return false;

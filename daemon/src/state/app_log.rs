@@ -5,10 +5,29 @@ use std::collections::VecDeque;
 
 use ringraft_proto::LogRecord;
 
+/// How much of the application log stays readable: the newest records up to both bounds (the
+/// window travels in every snapshot, so its size is bounded in bytes too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            records: 100_000,
+            bytes: 64 << 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppLog {
     records: VecDeque<LogRecord>,
-    retention_records: usize,
+    retention: Retention,
+    /// Data bytes of the records in the window.
+    bytes: usize,
     /// Highest Raft index applied into this log (proposal or not): readers wait on it.
     applied_index: u64,
     /// Every record below this index has been dropped from the window.
@@ -16,24 +35,26 @@ pub struct AppLog {
 }
 
 impl AppLog {
-    pub fn new(retention_records: usize) -> AppLog {
+    pub fn new(retention: Retention) -> AppLog {
         AppLog {
             records: VecDeque::new(),
-            retention_records: retention_records.max(1),
+            retention,
+            bytes: 0,
             applied_index: 0,
             first_index: 1,
         }
     }
 
     pub fn from_parts(
-        retention_records: usize,
+        retention: Retention,
         first_index: u64,
         applied_index: u64,
         records: Vec<LogRecord>,
     ) -> AppLog {
         let mut log = AppLog {
+            bytes: records.iter().map(|record| record.data.len()).sum(),
             records: records.into(),
-            retention_records: retention_records.max(1),
+            retention,
             applied_index,
             first_index,
         };
@@ -44,6 +65,7 @@ impl AppLog {
     pub fn push(&mut self, record: LogRecord) {
         debug_assert!(record.index > self.applied_index);
         self.applied_index = record.index;
+        self.bytes += record.data.len();
         self.records.push_back(record);
         self.trim();
     }
@@ -54,8 +76,12 @@ impl AppLog {
     }
 
     fn trim(&mut self) {
-        while self.records.len() > self.retention_records {
+        // The newest record always stays, whatever its size.
+        while self.records.len() > 1
+            && (self.records.len() > self.retention.records || self.bytes > self.retention.bytes)
+        {
             if let Some(dropped) = self.records.pop_front() {
+                self.bytes -= dropped.data.len();
                 self.first_index = dropped.index + 1;
             }
         }
@@ -98,7 +124,7 @@ mod tests {
 
     #[test]
     fn reads_from_an_index_across_gaps() {
-        let mut log = AppLog::new(10);
+        let mut log = AppLog::new(Retention::default());
         for index in [2, 3, 7, 9] {
             log.push(record(index));
         }
@@ -112,7 +138,10 @@ mod tests {
 
     #[test]
     fn retention_drops_the_oldest_and_reports_compaction() {
-        let mut log = AppLog::new(3);
+        let mut log = AppLog::new(Retention {
+            records: 3,
+            bytes: usize::MAX,
+        });
         for index in 1..=5 {
             log.push(record(index));
         }
@@ -120,5 +149,24 @@ mod tests {
         assert_eq!(log.read(2, 10), Err(3));
         let got: Vec<u64> = log.read(3, 10).unwrap().iter().map(|r| r.index).collect();
         assert_eq!(got, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn retention_bounds_bytes_but_keeps_the_newest_record() {
+        let mut log = AppLog::new(Retention {
+            records: 100,
+            bytes: 20,
+        });
+        for index in 1..=5 {
+            log.push(record(index));
+        }
+        // Eight bytes each: two fit in twenty.
+        assert_eq!(log.first_index(), 4);
+        log.push(LogRecord {
+            index: 6,
+            data: vec![0; 100],
+        });
+        assert_eq!(log.first_index(), 6);
+        assert_eq!(log.read(6, 10).unwrap().len(), 1);
     }
 }

@@ -9,7 +9,7 @@ use ringraft_ring::RingState;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::command::decode_checked;
-use super::{AppLog, ReplicatedState};
+use super::{AppLog, ReplicatedState, Retention};
 
 const IMAGE_VERSION: u32 = 1;
 
@@ -58,10 +58,7 @@ impl ReplicatedState {
             .unwrap_or_else(|err| panic!("encoding the state image cannot fail: {err}"))
     }
 
-    pub fn decode_image(
-        bytes: &[u8],
-        log_retention_records: usize,
-    ) -> Result<ReplicatedState, ImageError> {
+    pub fn decode_image(bytes: &[u8], retention: Retention) -> Result<ReplicatedState, ImageError> {
         let image: StateImage = decode_checked(bytes)?;
         if image.version != IMAGE_VERSION {
             return Err(ImageError::Version(image.version));
@@ -92,7 +89,7 @@ impl ReplicatedState {
             epoch: image.epoch,
             applied_index: image.applied_index,
             log: AppLog::from_parts(
-                log_retention_records,
+                retention,
                 image.log_first_index,
                 image.applied_index,
                 image.log,

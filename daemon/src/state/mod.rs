@@ -13,7 +13,7 @@ use ringraft_raft::{ConfChangeStep, Entry, EntryPayload, LogIndex};
 use ringraft_ring::RingState;
 use tracing::warn;
 
-pub use app_log::AppLog;
+pub use app_log::{AppLog, Retention};
 pub use command::{decode_command, encode_command, encode_member, StateCommand};
 pub use image::ImageError;
 
@@ -62,7 +62,7 @@ impl ReplicatedState {
     pub fn bootstrap(
         mut initial: Vec<Member>,
         replication_factor: u32,
-        log_retention_records: usize,
+        retention: Retention,
     ) -> Result<ReplicatedState, String> {
         initial.sort_by_key(|member| member.id);
         let mut ring = RingState::new(DEFAULT_VNODES).map_err(|err| err.to_string())?;
@@ -81,12 +81,12 @@ impl ReplicatedState {
             replication_factor,
             epoch: BOOTSTRAP_INDEX,
             applied_index: BOOTSTRAP_INDEX,
-            log: AppLog::from_parts(log_retention_records, 1, BOOTSTRAP_INDEX, Vec::new()),
+            log: AppLog::from_parts(retention, 1, BOOTSTRAP_INDEX, Vec::new()),
         })
     }
 
     /// The state of a node that has not received the cluster's state yet (joining).
-    pub fn empty(log_retention_records: usize) -> ReplicatedState {
+    pub fn empty(retention: Retention) -> ReplicatedState {
         ReplicatedState {
             cluster_id: 0,
             members: BTreeMap::new(),
@@ -95,7 +95,7 @@ impl ReplicatedState {
             replication_factor: 0,
             epoch: 0,
             applied_index: 0,
-            log: AppLog::new(log_retention_records),
+            log: AppLog::new(retention),
         }
     }
 
