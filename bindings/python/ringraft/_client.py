@@ -64,7 +64,7 @@ class _Handle:
             while self._users:
                 self._idle.wait()
             pointer, self._pointer = self._pointer, None
-        self.lib.ringraft_close(pointer)  # type: ignore[attr-defined]
+        self.lib.ringraft_close(pointer)
 
 
 class Client:
@@ -96,7 +96,7 @@ class Client:
         cache_ms = None if ring_cache is None else milliseconds(ring_cache, "ring_cache")
         lib = _lib.load()
         pointer = ctypes.c_void_p()
-        status = lib.ringraft_connect(path, ctypes.byref(pointer))  # type: ignore[attr-defined]
+        status = lib.ringraft_connect(path, ctypes.byref(pointer))
         check(lib, status, None)
         self._path = os.fsdecode(path)
         self._handle = _Handle(lib, pointer.value or 0)
@@ -213,7 +213,7 @@ class Client:
             count = ctypes.c_size_t(0)
             epoch = ctypes.c_uint64(0)
             with self._use() as (lib, pointer):
-                status = lib.ringraft_members(  # type: ignore[attr-defined]
+                status = lib.ringraft_members(
                     pointer, out, capacity, ctypes.byref(count), ctypes.byref(epoch)
                 )
                 if status != Status.BUFFER_TOO_SMALL:
@@ -227,7 +227,7 @@ class Client:
     def _member_count(self) -> int:
         count = ctypes.c_size_t(0)
         with self._use() as (lib, pointer):
-            status = lib.ringraft_members(pointer, None, 0, ctypes.byref(count), None)  # type: ignore[attr-defined]
+            status = lib.ringraft_members(pointer, None, 0, ctypes.byref(count), None)
             if status != Status.BUFFER_TOO_SMALL:
                 check(lib, status, pointer)
         return count.value
@@ -242,7 +242,12 @@ class Client:
     def replicas(self, key: Key, n: int) -> Tuple[Node, ...]:
         """The `n` nodes that hold `key`, owner first; fewer when fewer members own keys."""
 
-        def call(data: bytes, capacity: int, out: ctypes.Array, count: ctypes.c_size_t) -> None:
+        def call(
+            data: bytes,
+            capacity: int,
+            out: "ctypes.Array[_lib.RingraftNode]",
+            count: ctypes.c_size_t,
+        ) -> None:
             self._call("ringraft_replicas", data, len(data), capacity, out, ctypes.byref(count))
 
         return replicas(key, n, self._member_count, call)
@@ -283,12 +288,12 @@ class Client:
         count = u32(max, "max")
         batch = _lib.RingraftLogBatch()
         with self._use() as (lib, pointer):
-            status = lib.ringraft_read_log(pointer, start, count, ctypes.byref(batch))  # type: ignore[attr-defined]
+            status = lib.ringraft_read_log(pointer, start, count, ctypes.byref(batch))
             try:
                 check(lib, status, pointer)
                 return batch_from_c(batch)
             finally:
-                lib.ringraft_log_batch_free(ctypes.byref(batch))  # type: ignore[attr-defined]
+                lib.ringraft_log_batch_free(ctypes.byref(batch))
 
     def watch_log(self, start: int = 1) -> Watch:
         """Watches the log from index `start`: every record from there on, those committed
@@ -336,4 +341,3 @@ class Client:
         """Makes the connected node snapshot and compact its log now; returns the snapshot's
         last included index."""
         return self._admin("ringraft_snapshot")
-

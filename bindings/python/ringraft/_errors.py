@@ -171,7 +171,7 @@ class Internal(RingraftError):
 
 
 ERROR_CLASSES: Dict[Status, Type[RingraftError]] = {
-    cls.default_status: cls  # type: ignore[misc]
+    Status(cls.default_status): cls
     for cls in (
         InvalidArgument,
         Timeout,

@@ -24,7 +24,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 #: The library major version these bindings speak; the C ABI only grows within a major version.
 SUPPORTED_MAJOR = 0
@@ -170,7 +170,7 @@ class Library:
             function.restype = restype
             function.argtypes = argtypes
             setattr(self, name, function)
-        self.version = cdll.ringraft_version().decode("ascii", "replace")
+        self.version: str = cdll.ringraft_version().decode("ascii", "replace")
         major = self.version.split(".", 1)[0]
         if major != str(SUPPORTED_MAJOR):
             raise LibraryNotFoundError(
@@ -185,11 +185,16 @@ class Library:
                     f"the header says {size}"
                 )
 
+    if TYPE_CHECKING:
+        # The C functions are set as attributes in __init__, from _SIGNATURES.
+        def __getattr__(self, name: str) -> Any: ...
+
     def strerror(self, status: int) -> str:
-        return self.ringraft_strerror(status).decode("utf-8", "replace")  # type: ignore[attr-defined]
+        text: bytes = self.ringraft_strerror(status)
+        return text.decode("utf-8", "replace")
 
     def last_error(self, handle: Optional[int]) -> str:
-        message = self.ringraft_last_error(handle)  # type: ignore[attr-defined]
+        message = self.ringraft_last_error(handle)
         return message.decode("utf-8", "replace") if message else ""
 
 

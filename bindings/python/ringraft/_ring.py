@@ -25,7 +25,7 @@ def check(lib: _lib.Library, status: int, handle: Optional[int]) -> None:
 REPLICAS_DIRECT_MAX = 1024
 
 _MemberCount = Callable[[], int]
-_ReplicasCall = Callable[[bytes, int, ctypes.Array, "ctypes.c_size_t"], None]
+_ReplicasCall = Callable[[bytes, int, "ctypes.Array[_lib.RingraftNode]", ctypes.c_size_t], None]
 
 
 def replicas(key: Key, n: int, member_count: _MemberCount, call: _ReplicasCall) -> Tuple[Node, ...]:
@@ -55,6 +55,7 @@ def replicas(key: Key, n: int, member_count: _MemberCount, call: _ReplicasCall) 
         previous_capacity = capacity
     return nodes
 
+
 class RingView:
     """Owns one `ringraft_ring_view`; frees it when garbage-collected. Immutable and safe to
     query from many threads at once."""
@@ -62,24 +63,24 @@ class RingView:
     def __init__(self, lib: _lib.Library, pointer: int) -> None:
         self._lib = lib
         self._pointer = pointer
-        self._free = weakref.finalize(self, lib.ringraft_ring_view_free, pointer)  # type: ignore[attr-defined]
+        self._free = weakref.finalize(self, lib.ringraft_ring_view_free, pointer)
 
     def epoch(self) -> int:
-        return int(self._lib.ringraft_ring_view_epoch(self._pointer))  # type: ignore[attr-defined]
+        return int(self._lib.ringraft_ring_view_epoch(self._pointer))
 
     def replication_factor(self) -> int:
-        return int(self._lib.ringraft_ring_view_replication_factor(self._pointer))  # type: ignore[attr-defined]
+        return int(self._lib.ringraft_ring_view_replication_factor(self._pointer))
 
     def encoded(self) -> bytes:
         length = ctypes.c_size_t(0)
-        data = self._lib.ringraft_ring_view_bytes(self._pointer, ctypes.byref(length))  # type: ignore[attr-defined]
+        data = self._lib.ringraft_ring_view_bytes(self._pointer, ctypes.byref(length))
         if not data or length.value == 0:
             return b""
         return ctypes.string_at(data, length.value)
 
     def member_count(self) -> int:
         count = ctypes.c_size_t(0)
-        status = self._lib.ringraft_ring_view_members(self._pointer, None, 0, ctypes.byref(count))  # type: ignore[attr-defined]
+        status = self._lib.ringraft_ring_view_members(self._pointer, None, 0, ctypes.byref(count))
         if status not in (Status.OK, Status.BUFFER_TOO_SMALL):
             check(self._lib, status, None)
         return count.value
@@ -89,20 +90,29 @@ class RingView:
         capacity = self.member_count()
         out = (_lib.RingraftNode * max(1, capacity))()
         count = ctypes.c_size_t(0)
-        status = self._lib.ringraft_ring_view_members(self._pointer, out, capacity, ctypes.byref(count))  # type: ignore[attr-defined]
+        status = self._lib.ringraft_ring_view_members(
+            self._pointer, out, capacity, ctypes.byref(count)
+        )
         check(self._lib, status, None)
         return tuple(Node._from_c(out[i]) for i in range(count.value))
 
     def owner(self, key: Key) -> Node:
         data = key_bytes(key)
         out = _lib.RingraftNode()
-        status = self._lib.ringraft_ring_view_owner(self._pointer, data, len(data), ctypes.byref(out))  # type: ignore[attr-defined]
+        status = self._lib.ringraft_ring_view_owner(
+            self._pointer, data, len(data), ctypes.byref(out)
+        )
         check(self._lib, status, None)
         return Node._from_c(out)
 
     def replicas(self, key: Key, n: int) -> Tuple[Node, ...]:
-        def call(data: bytes, capacity: int, out: ctypes.Array, count: ctypes.c_size_t) -> None:
-            status = self._lib.ringraft_ring_view_replicas(  # type: ignore[attr-defined]
+        def call(
+            data: bytes,
+            capacity: int,
+            out: "ctypes.Array[_lib.RingraftNode]",
+            count: ctypes.c_size_t,
+        ) -> None:
+            status = self._lib.ringraft_ring_view_replicas(
                 self._pointer, data, len(data), capacity, out, ctypes.byref(count)
             )
             check(self._lib, status, None)

@@ -43,7 +43,7 @@ class Watch:
         # Held around each wait in the library: the watch is single-threaded in C, and close()
         # must not free it while a wait runs.
         self._lock = threading.Lock()
-        self._free = weakref.finalize(self, handle.lib.ringraft_watch_close, pointer)  # type: ignore[attr-defined]
+        self._free = weakref.finalize(self, handle.lib.ringraft_watch_close, pointer)
 
     @property
     def closed(self) -> bool:
@@ -91,13 +91,13 @@ class Watch:
                     return self._take()
                 wait_ms = _WAIT_SLICE_MS if deadline is None else _remaining_ms(deadline)
                 batch = _lib.RingraftLogBatch()
-                status = self._lib.ringraft_watch_next(self._pointer, wait_ms, ctypes.byref(batch))  # type: ignore[attr-defined]
+                status = self._lib.ringraft_watch_next(self._pointer, wait_ms, ctypes.byref(batch))
                 try:
                     if status == Status.OK:
                         self._pending.extend(batch_from_c(batch))
                         return self._take()
                 finally:
-                    self._lib.ringraft_log_batch_free(ctypes.byref(batch))  # type: ignore[attr-defined]
+                    self._lib.ringraft_log_batch_free(ctypes.byref(batch))
                 if status != Status.TIMEOUT:
                     raise self._error(status)
             if deadline is not None and time.monotonic() >= deadline:
@@ -125,7 +125,9 @@ def _deadline(timeout: Optional[Seconds]) -> Optional[float]:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidArgument(f"timeout must be zero or a positive number of seconds, not {seconds}")
+        raise InvalidArgument(
+            f"timeout must be zero or a positive number of seconds, not {seconds}"
+        )
     return time.monotonic() + seconds
 
 

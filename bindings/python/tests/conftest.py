@@ -8,6 +8,7 @@ because something was not built.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import signal
@@ -15,11 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import IO, Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
+
+import ringraft
 
 REPO = Path(__file__).resolve().parents[3]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug"
@@ -66,20 +70,51 @@ def wait_for(
 @dataclass
 class DevCluster:
     directory: Path
+    nodes: int
     sockets: Dict[int, str]
-    process: subprocess.Popen
+    process: "subprocess.Popen[str]"
 
     def socket(self, node_id: int) -> str:
         return self.sockets[node_id]
 
     def node_log_tail(self, lines: int = 30) -> str:
         parts = []
-        for node_id in sorted(self.sockets):
+        for node_id in range(1, self.nodes + 1):
             log = self.directory / f"n{node_id}" / "ringraftd.log"
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines()[-lines:]
                 parts.append(f"--- {log} ---\n" + "\n".join(tail))
         return "\n".join(parts)
+
+    def stop(self) -> None:
+        """SIGTERM to the launcher, which stops its nodes; idempotent. Fails the test if the
+        launcher or a node does not stop (and then kills them)."""
+        pids = []
+        for node_id in range(1, self.nodes + 1):
+            try:
+                pid_file = self.directory / f"n{node_id}" / "ringraftd.pid"
+                pids.append(int(pid_file.read_text().strip()))
+            except (OSError, ValueError):
+                pass
+        problems = []
+        already_stopped = self.process.returncode is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=STOP_DEADLINE_S)
+            if code != 0 and not already_stopped:
+                problems.append(f"ringraftd dev exited with {code}")
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            problems.append(f"ringraftd dev did not stop within {STOP_DEADLINE_S}s of SIGTERM")
+        # The launcher stops its nodes before it exits; check that it did.
+        for pid in pids:
+            if _process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                problems.append(f"node pid {pid} outlived the launcher")
+        if problems:
+            pytest.fail("; ".join(problems) + "\n" + self.node_log_tail(), pytrace=False)
 
 
 def _require_built() -> None:
@@ -102,17 +137,18 @@ def built() -> None:
         sys.stderr.write(f"note: RINGRAFT_LIB={os.environ['RINGRAFT_LIB']} (not {LIBRARY})\n")
 
 
+# Loaded here, not in the child: between fork and exec only async-signal-safe work is wise.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
 def _parent_death_signal() -> None:
-    # If pytest dies without tearing down, the kernel stops the launcher (which in turn stops
-    # its nodes the same way), so no cluster outlives the test run.
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    # If pytest dies without tearing down, the kernel stops the launcher (which stops its nodes
+    # the same way), so no cluster outlives the test run.
+    _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
-def _read_lines(stream, lines: "queue.Queue[Optional[str]]") -> None:
+def _read_lines(stream: IO[str], lines: "queue.Queue[Optional[str]]") -> None:
     for line in stream:
         lines.put(line.rstrip("\n"))
     lines.put(None)
@@ -127,13 +163,14 @@ def _process_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory, built: None) -> Iterator[DevCluster]:
-    directory = tmp_path_factory.mktemp("cluster")
+@contextmanager
+def dev_cluster(directory: Path, nodes: int) -> Iterator[DevCluster]:
+    """`ringraftd dev --nodes N --dir DIR`, ready (a leader elected, sockets printed) on entry,
+    stopped with SIGTERM on exit; a launcher that does not stop cleanly fails the test."""
     stderr_path = directory / "dev.stderr"
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [str(DAEMON), "dev", "--nodes", str(NODES), "--dir", str(directory)],
+            [str(DAEMON), "dev", "--nodes", str(nodes), "--dir", str(directory)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -141,20 +178,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, built: None) -> Iterator[D
             preexec_fn=_parent_death_signal,
         )
     lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    assert process.stdout is not None
     threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
-    dev = DevCluster(directory=directory, sockets={}, process=process)
+    dev = DevCluster(directory=directory, nodes=nodes, sockets={}, process=process)
     try:
         _wait_ready(dev, lines, stderr_path)
         yield dev
     finally:
-        _stop(dev)
+        dev.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory, built: None) -> Iterator[DevCluster]:
+    with dev_cluster(tmp_path_factory.mktemp("cluster"), NODES) as dev:
+        yield dev
 
 
 def _wait_ready(dev: DevCluster, lines: "queue.Queue[Optional[str]]", stderr_path: Path) -> None:
     deadline = time.monotonic() + READY_DEADLINE_S
     ready = False
     seen: List[str] = []
-    while len(dev.sockets) < NODES:
+    while len(dev.sockets) < dev.nodes:
         remaining = deadline - time.monotonic()
         line = None
         if remaining > 0:
@@ -164,8 +208,8 @@ def _wait_ready(dev: DevCluster, lines: "queue.Queue[Optional[str]]", stderr_pat
                 line = None
         if line is None:
             pytest.fail(
-                f"ringraftd dev did not report {NODES} ready nodes within {READY_DEADLINE_S}s "
-                f"(exit code {dev.process.poll()}); stdout so far: {seen}\n"
+                f"ringraftd dev did not report {dev.nodes} ready nodes within "
+                f"{READY_DEADLINE_S}s (exit code {dev.process.poll()}); stdout so far: {seen}\n"
                 f"stderr: {stderr_path.read_text(errors='replace')[-2000:]}\n"
                 + dev.node_log_tail(),
                 pytrace=False,
@@ -177,43 +221,15 @@ def _wait_ready(dev: DevCluster, lines: "queue.Queue[Optional[str]]", stderr_pat
         name, _, socket = line.partition(" ")
         if name.startswith("n") and name[1:].isdigit() and socket:
             dev.sockets[int(name[1:])] = socket
-    assert sorted(dev.sockets) == list(range(1, NODES + 1)), dev.sockets
-
-
-def _stop(dev: DevCluster) -> None:
-    pids = []
-    for node_id in range(1, NODES + 1):
-        pid_file = dev.directory / f"n{node_id}" / "ringraftd.pid"
-        try:
-            pids.append(int(pid_file.read_text().strip()))
-        except (OSError, ValueError):
-            pass
-    problems = []
-    if dev.process.poll() is None:
-        dev.process.send_signal(signal.SIGTERM)
-    try:
-        code = dev.process.wait(timeout=STOP_DEADLINE_S)
-        if code != 0:
-            problems.append(f"ringraftd dev exited with {code}")
-    except subprocess.TimeoutExpired:
-        dev.process.kill()
-        dev.process.wait()
-        problems.append(f"ringraftd dev did not stop within {STOP_DEADLINE_S}s of SIGTERM")
-    # The launcher stops its nodes before it exits; check that it did.
-    for pid in pids:
-        if _process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            problems.append(f"node pid {pid} outlived the launcher")
-    if problems:
-        pytest.fail("; ".join(problems) + "\n" + dev.node_log_tail(), pytrace=False)
+    assert sorted(dev.sockets) == list(range(1, dev.nodes + 1)), dev.sockets
 
 
 @pytest.fixture
-def clients(cluster: DevCluster) -> Iterator[Dict[int, "object"]]:
+def clients(cluster: DevCluster) -> Iterator[Dict[int, ringraft.Client]]:
     """One open client per node, by node id, closed after the test."""
-    import ringraft
-
-    opened = {node_id: ringraft.Client(path, timeout=10) for node_id, path in cluster.sockets.items()}
+    opened = {
+        node_id: ringraft.Client(path, timeout=10) for node_id, path in cluster.sockets.items()
+    }
     try:
         yield opened
     finally:
@@ -222,5 +238,5 @@ def clients(cluster: DevCluster) -> Iterator[Dict[int, "object"]]:
 
 
 @pytest.fixture
-def client(clients: Dict[int, "object"]) -> "object":
+def client(clients: Dict[int, ringraft.Client]) -> ringraft.Client:
     return clients[1]

@@ -137,7 +137,9 @@ def _import_in_subprocess(env: Dict[str, str], pythonpath: Path) -> subprocess.C
 def package_copy(tmp_path: Path) -> Path:
     """This package copied to a fresh directory, without any library inside."""
     target = tmp_path / "ringraft"
-    shutil.copytree(PACKAGE_DIR, target, ignore=shutil.ignore_patterns("libringraft.so*", "__pycache__"))
+    shutil.copytree(
+        PACKAGE_DIR, target, ignore=shutil.ignore_patterns("libringraft.so*", "__pycache__")
+    )
     return tmp_path
 
 
@@ -157,7 +159,9 @@ def test_ringraft_lib_comes_first(package_copy: Path) -> None:
 def test_a_bad_ringraft_lib_is_an_error_not_a_fallback(package_copy: Path) -> None:
     shutil.copy(LIBRARY, package_copy / "ringraft" / "libringraft.so.0")
     missing = package_copy / "no-such-libringraft.so"
-    result = _import_in_subprocess({**_env_without_lib(), "RINGRAFT_LIB": str(missing)}, package_copy)
+    result = _import_in_subprocess(
+        {**_env_without_lib(), "RINGRAFT_LIB": str(missing)}, package_copy
+    )
     assert result.stdout.startswith("NOTFOUND"), result.stdout + result.stderr
     assert str(missing) in result.stdout
 

@@ -42,13 +42,21 @@ def test_join_promote_remove(clients: Dict[int, ringraft.Client]) -> None:
         assert join_index >= 1
         # The change committed; the connected node applies it soon after.
         ghost = wait_for(lambda: client.members().by_id(GHOST_ID), "n1 to apply the join")
-        assert (ghost.name, ghost.address, ghost.zone, ghost.weight) == ("ghost", GHOST_ADDRESS, "z1", 2)
+        assert (ghost.name, ghost.address, ghost.zone, ghost.weight) == (
+            "ghost",
+            GHOST_ADDRESS,
+            "z1",
+            2,
+        )
         assert ghost.role is ringraft.MemberRole.LEARNER
         # Joining again with the same address is a retry, not an error.
         client.join(GHOST_ID, "ghost", GHOST_ADDRESS, zone="z1", weight=2)
         # Every node learns the new member, and its ring epoch moved to at least the join.
         for other in clients.values():
-            wait_for(lambda: other.members().by_id(GHOST_ID) is not None, "every node to see the join")
+            wait_for(
+                lambda other=other: other.members().by_id(GHOST_ID) is not None,
+                "every node to see the join",
+            )
             assert other.ring().epoch >= join_index
 
         promote_index = client.promote(GHOST_ID)
@@ -62,7 +70,10 @@ def test_join_promote_remove(clients: Dict[int, ringraft.Client]) -> None:
             remove_index = client.remove(GHOST_ID)
             assert remove_index > join_index
     for other in clients.values():
-        wait_for(lambda: other.members().by_id(GHOST_ID) is None, "every node to see the removal")
+        wait_for(
+            lambda other=other: other.members().by_id(GHOST_ID) is None,
+            "every node to see the removal",
+        )
     assert len(client.members()) == NODES
 
 

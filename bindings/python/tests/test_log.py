@@ -37,7 +37,10 @@ def test_proposals_through_every_node_share_one_order(clients: Dict[int, ringraf
     first, last = min(proposed), max(proposed)
     # A proposal returns once applied on the node it went through; the others catch up.
     for client in clients.values():
-        wait_for(lambda: client.read_log(last, 1).last_index >= last, "every node to apply the proposals")
+        wait_for(
+            lambda client=client: client.read_log(last, 1).last_index >= last,
+            "every node to apply the proposals",
+        )
     logs = {node_id: _read_all(client, first, last) for node_id, client in clients.items()}
     reference = logs[1]
     mine = [record for record in reference if record.data.startswith(tag)]

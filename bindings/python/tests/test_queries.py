@@ -71,7 +71,9 @@ def test_ring_answers_like_the_daemon_at_the_same_epoch(client: ringraft.Client)
         assert ring.replicas(key, NODES) == client.replicas(key, NODES)
 
 
-def _answers(client: ringraft.Client) -> Tuple[int, List[ringraft.Node], List[Tuple[ringraft.Node, ...]]]:
+def _answers(
+    client: ringraft.Client,
+) -> Tuple[int, List[ringraft.Node], List[Tuple[ringraft.Node, ...]]]:
     epoch = client.status().epoch
     owners = [client.owner(key) for key in KEYS]
     replicas = [client.replicas(key, NODES) for key in KEYS[:100]]
@@ -138,12 +140,16 @@ def test_ring_cache_answers_like_the_daemon(client: ringraft.Client) -> None:
 
 
 def test_ring_cache_from_the_constructor(cluster) -> None:
-    with ringraft.Client(cluster.socket(2), ring_cache=0.5) as cached, ringraft.Client(
-        cluster.socket(2)
-    ) as plain:
+    with (
+        ringraft.Client(cluster.socket(2), ring_cache=0.5) as cached,
+        ringraft.Client(cluster.socket(2)) as plain,
+    ):
+
         def same():
             epoch = plain.status().epoch
-            answers = [cached.owner(key) for key in KEYS[:30]] == [plain.owner(key) for key in KEYS[:30]]
+            answers = [cached.owner(key) for key in KEYS[:30]] == [
+                plain.owner(key) for key in KEYS[:30]
+            ]
             return answers and plain.status().epoch == epoch
 
         wait_for(same, "cached and uncached answers to agree")
@@ -154,6 +160,7 @@ def test_linearizable_answers_match(clients: Dict[int, ringraft.Client]) -> None
     client.linearizable = True
     assert client.linearizable
     try:
+
         def stable():
             epoch = client.status().epoch
             strict = [client.owner(key) for key in KEYS[:30]]
