@@ -23,7 +23,10 @@ fn summary(label: &str, mut nanos: Vec<u64>) {
     nanos.sort_unstable();
     let p50 = nanos[nanos.len() / 2] as f64 / 1e3;
     let p99 = nanos[nanos.len() * 99 / 100] as f64 / 1e3;
-    println!("{label:<34} p50 {p50:6.1} us  p99 {p99:6.1} us  ({} calls)", nanos.len());
+    println!(
+        "{label:<34} p50 {p50:6.1} us  p99 {p99:6.1} us  ({} calls)",
+        nanos.len()
+    );
 }
 
 fn raw_ping_pong() -> Vec<u64> {
@@ -68,7 +71,10 @@ fn main() {
     let path = CString::new(daemon.path.to_str().unwrap()).unwrap();
     let mut client = std::ptr::null_mut();
     // SAFETY: valid path and out-pointer.
-    assert_eq!(unsafe { ringraft_connect(path.as_ptr(), &mut client) }, ringraft_status::RINGRAFT_OK);
+    assert_eq!(
+        unsafe { ringraft_connect(path.as_ptr(), &mut client) },
+        ringraft_status::RINGRAFT_OK
+    );
     owner_calls(client); // warm-up
     summary("raw unix ping-pong", raw_ping_pong());
     summary("ringraft_owner, fake daemon", owner_calls(client));
