@@ -25,7 +25,9 @@
  *   proposal or admin request that reached the daemon is never sent twice: if its connection is
  *   lost before the answer, it returns RINGRAFT_UNAVAILABLE and may or may not have taken effect.
  *   While the daemon is simply down, calls fail at once with RINGRAFT_UNAVAILABLE.
- * - No Rust panic crosses this boundary: a library bug returns RINGRAFT_INTERNAL.
+ * - No Rust panic crosses this boundary: a library bug returns RINGRAFT_INTERNAL. The library
+ *   never raises SIGPIPE. After fork(), the child must not use handles created before the fork;
+ *   it opens its own clients.
  */
 
 

@@ -384,6 +384,31 @@ static void test_replicas(void) {
     ringraft_close(client);
 }
 
+static void test_linearizable_reads(void) {
+    ringraft_client *client = connect_node(2);
+    if (client == NULL) return;
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_set_linearizable(NULL, true), NULL);
+    const uint8_t *key = (const uint8_t *)"linearizable-key";
+    ringraft_node local, confirmed, cached;
+    CHECK_STATUS(RINGRAFT_OK, ringraft_owner(client, key, 16, &local), client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_set_linearizable(client, true), client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_owner(client, key, 16, &confirmed), client);
+    CHECK(memcmp(&local, &confirmed, sizeof local) == 0, "linearizable owner differs");
+    size_t count = 0;
+    uint64_t epoch = 0;
+    ringraft_node nodes[4];
+    CHECK_STATUS(RINGRAFT_OK, ringraft_members(client, nodes, 4, &count, &epoch), client);
+    CHECK(count == 3, "members %zu", count);
+    /* With the cache on, a linearizable client still asks the daemon; both agree. */
+    CHECK_STATUS(RINGRAFT_OK, ringraft_enable_ring_cache(client, 1000), client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_owner(client, key, 16, &cached), client);
+    CHECK(memcmp(&local, &cached, sizeof local) == 0, "owner differs with the cache on");
+    CHECK_STATUS(RINGRAFT_OK, ringraft_set_linearizable(client, false), client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_owner(client, key, 16, &cached), client);
+    CHECK(memcmp(&local, &cached, sizeof local) == 0, "cached owner differs");
+    ringraft_close(client); /* with the cache thread running: close stops it */
+}
+
 static void test_ring_view_and_cache(void) {
     ringraft_client *client = connect_node(3);
     if (client == NULL) return;
@@ -520,6 +545,11 @@ static void test_admin(void) {
     CHECK_STATUS(RINGRAFT_NOT_FOUND, ringraft_promote(client, 999, &index), client);
     CHECK_STATUS(RINGRAFT_NOT_FOUND, ringraft_transfer_leader(client, 999, &index), client);
     CHECK_STATUS(RINGRAFT_OK, ringraft_snapshot(client, &index), client);
+    /* Promoting a voter and handing leadership to the leader are no-ops that succeed. */
+    CHECK_STATUS(RINGRAFT_OK, ringraft_promote(client, 2, NULL), client);
+    ringraft_cluster_info status;
+    CHECK_STATUS(RINGRAFT_OK, ringraft_cluster_status(client, &status), client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_transfer_leader(client, status.leader_id, NULL), client);
 
     /* A learner joins, is promoted, then removed: the epoch follows each change. */
     ringraft_cluster_info before, after;
@@ -677,6 +707,7 @@ int main(void) {
     run_test("members", test_members, 1);
     run_test("owner_agrees_across_nodes", test_owner_agrees_across_nodes, 1);
     run_test("replicas", test_replicas, 1);
+    run_test("linearizable_reads", test_linearizable_reads, 1);
     run_test("ring_view_and_cache", test_ring_view_and_cache, 1);
     run_test("propose_read_and_watch", test_propose_read_and_watch, 1);
     run_test("too_large", test_too_large, 1);
