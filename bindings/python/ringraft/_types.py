@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Optional, Tuple, Type, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple, Type, TypeVar, Union, overload
 
 from . import _lib
 
@@ -74,7 +74,13 @@ class Node:
 
     @classmethod
     def _from_c(cls, node: _lib.RingraftNode) -> "Node":
-        return cls(
+        # Answers name one of a few members over and over, and the header promises that equal
+        # members are equal bytes: reuse the Node already built for these bytes.
+        raw = bytes(node)
+        cached = _NODES_BY_BYTES.get(raw)
+        if cached is not None:
+            return cached
+        built = cls(
             id=node.id,
             name=_text(node.name),
             address=_text(node.address),
@@ -84,6 +90,15 @@ class Node:
             state=_enum_or_int(MemberState, node.state),
             truncated=bool(node.flags & _lib.NODE_TRUNCATED),
         )
+        if len(_NODES_BY_BYTES) >= _NODES_BY_BYTES_MAX:
+            _NODES_BY_BYTES.clear()
+        _NODES_BY_BYTES[raw] = built
+        return built
+
+
+#: Node values by their C bytes (bounded; dict operations are atomic under the GIL).
+_NODES_BY_BYTES: Dict[bytes, Node] = {}
+_NODES_BY_BYTES_MAX = 4096
 
 
 #: A cluster member is a Node; both names are used.

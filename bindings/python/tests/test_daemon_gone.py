@@ -17,6 +17,8 @@ def test_calls_fail_while_the_daemon_is_down_and_work_again_after(tmp_path: Path
         client = ringraft.Client(dev.socket(1), timeout=5)
         index = client.propose(b"before the restart")
         owner = client.owner(b"k")
+        watch = client.watch_log(index)
+        assert watch.get(timeout=10) == ringraft.LogRecord(index=index, data=b"before the restart")
     try:
         # dev_cluster stopped the daemon on leaving the block.
         for call in (client.status, lambda: client.owner(b"k"), lambda: client.propose(b"x")):
@@ -29,9 +31,29 @@ def test_calls_fail_while_the_daemon_is_down_and_work_again_after(tmp_path: Path
             batch = wait_for(lambda: client.read_log(index, 1), "the client to reconnect")
             assert batch[0] == ringraft.LogRecord(index=index, data=b"before the restart")
             assert client.owner(b"k") == owner
-            assert client.propose(b"after the restart") > index
+            later = client.propose(b"after the restart")
+            assert later > index
+            # The watch resumes after the last record it delivered: nothing twice, nothing lost.
+            record = _next_record_of_watch_across_restart(watch)
+            while record.index < later:
+                assert record.data != b"before the restart"
+                record = watch.get(timeout=10)
+            assert record == ringraft.LogRecord(index=later, data=b"after the restart")
     finally:
+        watch.close()
         client.close()
+
+
+def _next_record_of_watch_across_restart(watch: ringraft.Watch) -> ringraft.LogRecord:
+    # While the daemon was down the watch may have reported it gone (Unavailable) or timed out;
+    # once it is back the watch delivers again.
+    def next_record():
+        try:
+            return watch.get(timeout=1)
+        except ringraft.Timeout:
+            return None
+
+    return wait_for(next_record, "the watch to deliver after the restart")
 
 
 def test_a_path_that_is_no_daemon_socket(tmp_path: Path) -> None:

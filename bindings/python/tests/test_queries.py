@@ -69,6 +69,7 @@ def test_ring_answers_like_the_daemon_at_the_same_epoch(client: ringraft.Client)
         assert replicas[0] == ring.owner(key)
         assert len(replicas) == min(ring.replication_factor, NODES)
         assert ring.replicas(key, NODES) == client.replicas(key, NODES)
+        assert ring.replicas(key, 2**40) == ring.replicas(key, NODES)
 
 
 def _answers(
