@@ -2,6 +2,7 @@
 //! side by side in the same run, a 3-member etcd cluster and the machine's raw limits (a Unix
 //! socket round trip, a 4 KiB write+fdatasync). See `src/bin/cluster_load.rs`.
 
+pub mod clusters;
 pub mod cpu;
 pub mod etcd;
 pub mod http;

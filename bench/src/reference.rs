@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -128,6 +129,33 @@ pub fn write_fdatasync(
     });
     let _ = std::fs::remove_file(&path);
     Ok(result)
+}
+
+/// Runs `work` while every CPU is kept busy by a lowest-priority spinning thread. On this kind of
+/// VM an idle vCPU takes the disk's completion interrupt up to a timer tick (4 ms) late, so an
+/// fdatasync measured on an idle machine shows the wake-up, not the disk.
+pub fn with_busy_cpus<T>(work: impl FnOnce() -> T) -> T {
+    let stop = AtomicBool::new(false);
+    let spinners = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..spinners {
+            let stop = &stop;
+            scope.spawn(move || {
+                // SAFETY: gettid and setpriority on this very thread; nice 19 lets every other
+                // runnable thread go first.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let result = work();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
 }
 
 fn preallocate(file: &File, block_bytes: usize, blocks: u64) -> std::io::Result<()> {

@@ -3,10 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::etcd::{EtcdCluster, EtcdPutClient};
-use crate::load::{run_load, LoadResult, LoadSpec};
-use crate::reference::{unix_ping_pong, write_fdatasync, WritePattern};
-use crate::ringraft::{DevCluster, OwnerClient, ProposeClient};
+use crate::load::{LoadResult, LoadSpec};
+use crate::reference::{unix_ping_pong, with_busy_cpus, write_fdatasync, WritePattern};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
@@ -46,6 +44,8 @@ pub enum Test {
     UnixPingPong,
     WriteFdatasyncAppend,
     WriteFdatasyncOverwrite,
+    /// Appending again, with every CPU kept busy by idle-priority spinners.
+    WriteFdatasyncAppendBusyCpus,
     /// The appending write again, once both clusters have stopped: the disk is shared and its
     /// latency drifts with the rest of the machine's load.
     WriteFdatasyncAppendAfter,
@@ -53,6 +53,8 @@ pub enum Test {
     Write,
     /// Ringraft Owner through the socket (no etcd equivalent).
     Owner,
+    /// No load at all: what the cluster burns doing nothing.
+    Idle,
 }
 
 impl Test {
@@ -61,9 +63,13 @@ impl Test {
             Test::UnixPingPong => "Unix socket ping-pong (64 B)",
             Test::WriteFdatasyncAppend => "4 KiB write+fdatasync, appending",
             Test::WriteFdatasyncOverwrite => "4 KiB write+fdatasync, overwriting",
+            Test::WriteFdatasyncAppendBusyCpus => {
+                "4 KiB write+fdatasync, appending, CPUs kept busy"
+            }
             Test::WriteFdatasyncAppendAfter => "4 KiB write+fdatasync, appending, at the end",
             Test::Write => "propose / put",
             Test::Owner => "owner (local state)",
+            Test::Idle => "idle",
         }
     }
 }
@@ -74,6 +80,9 @@ pub struct Measurement {
     pub clients: usize,
     pub placement: Option<Placement>,
     pub outcome: Result<LoadResult, String>,
+    /// p50 of a short 4 KiB write+fdatasync probe run just before this phase: the shared disk's
+    /// latency drifts during a run, and this is what the phase was up against.
+    pub disk_sync_p50: Option<Duration>,
 }
 
 impl Measurement {
@@ -108,6 +117,7 @@ fn reference(test: Test, outcome: Result<LoadResult, String>) -> Measurement {
         clients: 1,
         placement: None,
         outcome,
+        disk_sync_p50: None,
     }
 }
 
@@ -131,6 +141,25 @@ pub fn run_references(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<Measure
         let outcome = write_fdatasync(dir, 4096, pattern, &sync_bounds(bounds).spec(1));
         report.push(reference(test, outcome));
     }
+    let test = Test::WriteFdatasyncAppendBusyCpus;
+    progress(&format!("reference: {}", test.name()));
+    let spec = sync_bounds(bounds).spec(1);
+    let outcome = with_busy_cpus(|| write_fdatasync(dir, 4096, WritePattern::Append, &spec));
+    report.push(reference(test, outcome));
+}
+
+/// p50 of up to 300 appending 4 KiB write+fdatasync in at most one second.
+pub fn disk_probe(dir: &Path) -> Option<Duration> {
+    let spec = LoadSpec {
+        clients: 1,
+        duration: Duration::from_secs(1),
+        ops_per_client_max: 300,
+        warmup_ops_per_client: 2,
+    };
+    write_fdatasync(dir, 4096, WritePattern::Append, &spec)
+        .ok()
+        .and_then(|result| result.latency)
+        .map(|latency| latency.p50)
 }
 
 pub fn run_closing_reference(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<Measurement>) {
@@ -141,105 +170,6 @@ pub fn run_closing_reference(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<
         test,
         write_fdatasync(dir, 4096, WritePattern::Append, &spec),
     ));
-}
-
-pub struct RingraftPlan<'a> {
-    pub ringraftd: &'a Path,
-    pub dir: &'a Path,
-    pub bounds: PhaseBounds,
-    pub concurrency: &'a [usize],
-    pub placements: &'a [Placement],
-    pub payload: &'a [u8],
-}
-
-pub fn run_ringraft(plan: &RingraftPlan, report: &mut Vec<Measurement>) -> Result<(), String> {
-    progress("ringraft: starting `ringraftd dev --nodes 3`");
-    let cluster_dir = plan.dir.join("ringraft");
-    let mut cluster = DevCluster::start(plan.ringraftd, &cluster_dir, 3, Duration::from_secs(90))?;
-    let leader = cluster.leader()?;
-    let pids = cluster.node_pids()?;
-    let sockets = cluster.sockets.clone();
-    progress(&format!(
-        "ringraft: leader n{}, node pids {pids:?}",
-        leader + 1
-    ));
-    let mut phase = |test: Test, clients: usize, placement: Placement| {
-        progress(&format!(
-            "ringraft: {}, {clients} clients, {}",
-            test.name(),
-            placement.name()
-        ));
-        let spec = plan.bounds.spec(clients);
-        let socket_for = |index| &sockets[placement.node_for(index, leader, sockets.len())];
-        let result = match test {
-            Test::Owner => run_load(&spec, &pids, |index| {
-                OwnerClient::connect(socket_for(index))
-            }),
-            _ => run_load(&spec, &pids, |index| {
-                ProposeClient::connect(socket_for(index), plan.payload)
-            }),
-        };
-        report.push(Measurement {
-            system: System::Ringraft,
-            test,
-            clients,
-            placement: Some(placement),
-            outcome: Ok(result),
-        });
-    };
-    phase(Test::Write, 1, Placement::Leader);
-    phase(Test::Owner, 1, Placement::Leader);
-    for clients in plan.concurrency {
-        for placement in plan.placements {
-            phase(Test::Write, *clients, *placement);
-        }
-    }
-    progress("ringraft: stopping the dev cluster");
-    cluster.stop();
-    Ok(())
-}
-
-pub struct EtcdPlan<'a> {
-    pub etcd: &'a Path,
-    pub dir: &'a Path,
-    pub bounds: PhaseBounds,
-    pub concurrency: &'a [usize],
-    pub placements: &'a [Placement],
-    pub value: &'a [u8],
-}
-
-pub fn run_etcd(plan: &EtcdPlan, report: &mut Vec<Measurement>) -> Result<(), String> {
-    progress("etcd: starting 3 members");
-    let mut cluster = EtcdCluster::start(plan.etcd, &plan.dir.join("etcd"), 3)?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(60))?;
-    let addrs = cluster.client_addrs();
-    let pids = cluster.pids();
-    let mut phase = |clients: usize, placement: Placement| {
-        progress(&format!(
-            "etcd: put, {clients} clients, {}",
-            placement.name()
-        ));
-        let result = run_load(&plan.bounds.spec(clients), &pids, |index| {
-            let node = placement.node_for(index, leader, addrs.len());
-            EtcdPutClient::connect(addrs[node], index, plan.value)
-        });
-        report.push(Measurement {
-            system: System::Etcd,
-            test: Test::Write,
-            clients,
-            placement: Some(placement),
-            outcome: Ok(result),
-        });
-    };
-    phase(1, Placement::Leader);
-    for clients in plan.concurrency {
-        for placement in plan.placements {
-            phase(*clients, *placement);
-        }
-    }
-    progress("etcd: stopping");
-    cluster.stop();
-    Ok(())
 }
 
 pub fn progress(message: &str) {
@@ -254,5 +184,6 @@ pub fn failed(system: System, err: String) -> Measurement {
         clients: 1,
         placement: None,
         outcome: Err(err),
+        disk_sync_p50: None,
     }
 }

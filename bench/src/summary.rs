@@ -11,6 +11,8 @@ pub fn render(measurements: &[Measurement]) -> String {
     out.push_str(&reference_table(measurements).render());
     out.push_str("\n### ringraft and etcd, 3 nodes on loopback, fsync on\n\n");
     out.push_str(&results_table(measurements).render());
+    out.push_str("\n### Idle CPU of the 3 nodes together (share of one core)\n\n");
+    out.push_str(&idle_table(measurements).render());
     out.push_str("\n### ringraft / etcd\n\n");
     out.push_str(&ratio_table(measurements).render());
     out.push_str("\n### Targets (issue 5)\n\n");
@@ -93,6 +95,7 @@ fn results_table(measurements: &[Measurement]) -> Table {
         ">p99",
         ">server CPU/op",
         ">bench CPU/op",
+        ">fdatasync p50 just before",
     ]);
     for m in measurements
         .iter()
@@ -112,6 +115,23 @@ fn results_table(measurements: &[Measurement]) -> Table {
             duration_cell(latency.map(|l| l.p99)),
             duration_cell(result.server_cpu_per_op()),
             duration_cell(result.client_cpu_per_op()),
+            duration_cell(m.disk_sync_p50),
+        ]);
+    }
+    table
+}
+
+fn idle_table(measurements: &[Measurement]) -> Table {
+    let mut table = Table::new(&["system", ">window", ">CPU", ">share of one core"]);
+    for m in measurements.iter().filter(|m| m.test == Test::Idle) {
+        let Some(result) = m.result() else { continue };
+        let cpu = result.server_cpu.unwrap_or_default();
+        let share = cpu.as_secs_f64() / result.elapsed.as_secs_f64().max(1e-9);
+        table.row(vec![
+            system_name(m.system).to_string(),
+            format!("{:.1} s", result.elapsed.as_secs_f64()),
+            format_duration(cpu),
+            format!("{:.1}%", share * 100.0),
         ]);
     }
     table
@@ -208,21 +228,46 @@ fn limits_table(measurements: &[Measurement]) -> Table {
     let ping = p50(System::Reference, Test::UnixPingPong);
     let sync_start = p50(System::Reference, Test::WriteFdatasyncAppend);
     let sync_end = p50(System::Reference, Test::WriteFdatasyncAppendAfter);
+    let sync_busy = p50(System::Reference, Test::WriteFdatasyncAppendBusyCpus);
+    let probe = |system| {
+        measurements
+            .iter()
+            .find(|m| m.system == system && m.test == Test::Write && m.clients == 1)
+            .and_then(|m| m.disk_sync_p50)
+    };
     let propose = p50(System::Ringraft, Test::Write);
     let put = p50(System::Etcd, Test::Write);
     let rows = [
         (
-            "ringraft propose p50 / fdatasync p50 (start)",
+            "ringraft propose p50 / fdatasync p50 just before",
+            propose,
+            probe(System::Ringraft),
+        ),
+        (
+            "ringraft propose p50 / fdatasync p50 at the start",
             propose,
             sync_start,
         ),
         (
-            "ringraft propose p50 / fdatasync p50 (end)",
+            "ringraft propose p50 / fdatasync p50 at the end",
             propose,
             sync_end,
         ),
-        ("etcd put p50 / fdatasync p50 (start)", put, sync_start),
-        ("etcd put p50 / fdatasync p50 (end)", put, sync_end),
+        (
+            "ringraft propose p50 / fdatasync p50, CPUs kept busy",
+            propose,
+            sync_busy,
+        ),
+        (
+            "etcd put p50 / fdatasync p50 just before",
+            put,
+            probe(System::Etcd),
+        ),
+        (
+            "etcd put p50 / fdatasync p50, CPUs kept busy",
+            put,
+            sync_busy,
+        ),
         (
             "ringraft owner p50 / Unix ping-pong p50",
             p50(System::Ringraft, Test::Owner),

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use ringraft_bench::suite::{self, EtcdPlan, Measurement, PhaseBounds, Placement, RingraftPlan};
+use ringraft_bench::clusters::{run_clusters, ClusterPlan};
+use ringraft_bench::suite::{self, Measurement, PhaseBounds, Placement};
 use ringraft_bench::summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,33 +110,17 @@ fn run(args: &Args, dir: &std::path::Path) -> Vec<Measurement> {
     let payload = vec![0x42u8; args.payload_bytes.clamp(1, 64 * 1024)];
     let mut measurements = Vec::new();
     suite::run_references(dir, &bounds, &mut measurements);
-    if !args.skip_ringraft {
-        let ringraftd = args.ringraftd.clone().unwrap_or_else(default_ringraftd);
-        let plan = RingraftPlan {
-            ringraftd: &ringraftd,
-            dir,
-            bounds,
-            concurrency: &concurrency,
-            placements,
-            payload: &payload,
-        };
-        if let Err(err) = suite::run_ringraft(&plan, &mut measurements) {
-            measurements.push(suite::failed(suite::System::Ringraft, err));
-        }
-    }
-    if !args.skip_etcd {
-        let plan = EtcdPlan {
-            etcd: &args.etcd,
-            dir,
-            bounds,
-            concurrency: &concurrency,
-            placements,
-            value: &payload,
-        };
-        if let Err(err) = suite::run_etcd(&plan, &mut measurements) {
-            measurements.push(suite::failed(suite::System::Etcd, err));
-        }
-    }
+    let ringraftd = args.ringraftd.clone().unwrap_or_else(default_ringraftd);
+    let plan = ClusterPlan {
+        ringraftd: (!args.skip_ringraft).then_some(ringraftd.as_path()),
+        etcd: (!args.skip_etcd).then_some(args.etcd.as_path()),
+        dir,
+        bounds,
+        concurrency: &concurrency,
+        placements,
+        payload: &payload,
+    };
+    run_clusters(&plan, &mut measurements);
     suite::run_closing_reference(dir, &bounds, &mut measurements);
     measurements
 }
