@@ -54,13 +54,14 @@ thread_local! {
 pub fn set_last_error(client_key: u64, error: &Error) {
     let text = format!("{error}").replace('\0', " ");
     let message = CString::new(text).unwrap_or_default();
-    LAST_ERRORS.with(|errors| {
+    // try_with: during thread teardown the table may be gone; the message is then dropped.
+    let _ = LAST_ERRORS.try_with(|errors| {
         errors.borrow_mut().insert(client_key, message);
     });
 }
 
 pub fn clear_last_error(client_key: u64) {
-    LAST_ERRORS.with(|errors| {
+    let _ = LAST_ERRORS.try_with(|errors| {
         errors.borrow_mut().remove(&client_key);
     });
 }
@@ -68,8 +69,10 @@ pub fn clear_last_error(client_key: u64) {
 /// The calling thread's last message for `client_key`, or "" when its last call succeeded. The
 /// pointer lives in this thread's table until the thread's next call with the same key.
 pub fn last_error_ptr(client_key: u64) -> *const c_char {
-    LAST_ERRORS.with(|errors| match errors.borrow().get(&client_key) {
-        Some(message) => message.as_ptr(),
-        None => c"".as_ptr(),
-    })
+    LAST_ERRORS
+        .try_with(|errors| match errors.borrow().get(&client_key) {
+            Some(message) => message.as_ptr(),
+            None => c"".as_ptr(),
+        })
+        .unwrap_or(c"".as_ptr())
 }

@@ -5,7 +5,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{guarded, input_str, require_out, ringraft_client, with_client, write_out};
+use super::{
+    guarded, guarded_value, input_str, require_out, ringraft_client, with_client, write_out,
+};
 use crate::client::Client;
 use crate::error::{last_error_ptr, Error, NO_CLIENT};
 use crate::status::{describe_code, ringraft_status};
@@ -20,7 +22,9 @@ pub type StatusCode = u32;
 /// Blocks: no. Ownership: the string is static; do not free it. Never fails, never NULL.
 #[no_mangle]
 pub extern "C" fn ringraft_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    guarded_value(c"".as_ptr(), || {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    })
 }
 
 /// A short description of `status`, e.g. "daemon unavailable". Unknown values give
@@ -29,7 +33,9 @@ pub extern "C" fn ringraft_version() -> *const c_char {
 /// Blocks: no. Ownership: the string is static; do not free it. Never fails, never NULL.
 #[no_mangle]
 pub extern "C" fn ringraft_strerror(status: StatusCode) -> *const c_char {
-    describe_code(status).as_ptr()
+    guarded_value(c"unknown status".as_ptr(), || {
+        describe_code(status).as_ptr()
+    })
 }
 
 /// The message of the last failed call that the calling thread made on `client`, e.g.
@@ -44,13 +50,15 @@ pub extern "C" fn ringraft_strerror(status: StatusCode) -> *const c_char {
 /// next call on the same client (or, for NULL, its next client-less failure). Never NULL.
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_last_error(client: *const ringraft_client) -> *const c_char {
-    let key = if client.is_null() {
-        NO_CLIENT
-    } else {
-        // SAFETY: a non-NULL client comes from ringraft_connect() and is not yet closed.
-        unsafe { (*client).inner.key }
-    };
-    last_error_ptr(key)
+    guarded_value(c"".as_ptr(), || {
+        let key = if client.is_null() {
+            NO_CLIENT
+        } else {
+            // SAFETY: a non-NULL client comes from ringraft_connect() and is not yet closed.
+            unsafe { (*client).inner.key }
+        };
+        last_error_ptr(key)
+    })
 }
 
 /// Connects to the ringraftd listening on the Unix socket `socket_path` (for example

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use ringraft_proto::{LogRecord, Request, Response, Status};
 
-use super::{guarded, input_bytes, require_out, ringraft_client, with_client, write_out};
+use super::{
+    guarded, guarded_value, input_bytes, require_out, ringraft_client, with_client, write_out,
+};
 use crate::client::{unexpected, Retry, Watch};
 use crate::error::{Error, NO_CLIENT};
 use crate::status::ringraft_status;
@@ -153,12 +155,14 @@ pub unsafe extern "C" fn ringraft_read_log(
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_log_batch_free(batch: *mut ringraft_log_batch) {
     let Some(batch) = batch.as_mut() else { return };
-    if !batch.internal.is_null() {
-        // SAFETY: `internal` was made by into_batch() from a Box<BatchStorage> and is reset
-        // below, so it is freed once.
-        drop(Box::from_raw(batch.internal.cast::<BatchStorage>()));
-    }
+    let internal = std::mem::replace(&mut batch.internal, std::ptr::null_mut());
     *batch = empty_batch();
+    if !internal.is_null() {
+        // SAFETY: `internal` was made by into_batch() from a Box<BatchStorage> and was reset
+        // above, so it is freed once.
+        let storage = Box::from_raw(internal.cast::<BatchStorage>());
+        guarded_value((), || drop(storage));
+    }
 }
 
 /// A running watch of the application log: every record from a starting index on, those

@@ -49,6 +49,12 @@ pub(crate) fn guarded(client_key: u64, body: impl FnOnce() -> Result<()>) -> rin
     error.status.into()
 }
 
+/// The panic boundary for exports that return a value instead of a status: a panic yields
+/// `fallback`.
+pub(crate) fn guarded_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
 /// `guarded` for calls on a client; a NULL client is refused with RINGRAFT_INVALID_ARGUMENT.
 pub(crate) fn with_client(
     client: *const ringraft_client,

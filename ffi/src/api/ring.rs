@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::{
-    guarded, input_bytes, output_array, require_out, ringraft_client, with_client, write_out,
+    guarded, guarded_value, input_bytes, output_array, require_out, ringraft_client, with_client,
+    write_out,
 };
 use crate::client::RingView;
 use crate::error::{Error, NO_CLIENT};
@@ -59,7 +60,8 @@ pub unsafe extern "C" fn ringraft_ring(
 pub unsafe extern "C" fn ringraft_ring_view_free(view: *mut ringraft_ring_view) {
     if !view.is_null() {
         // SAFETY: the caller hands back a pointer from ringraft_ring(), once.
-        drop(Box::from_raw(view));
+        let view = Box::from_raw(view);
+        guarded_value((), || drop(view));
     }
 }
 
@@ -67,7 +69,7 @@ pub unsafe extern "C" fn ringraft_ring_view_free(view: *mut ringraft_ring_view) 
 /// Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_ring_view_epoch(view: *const ringraft_ring_view) -> u64 {
-    view.as_ref().map_or(0, |view| view.view.epoch())
+    guarded_value(0, || view.as_ref().map_or(0, |view| view.view.epoch()))
 }
 
 /// The cluster's replication factor (the usual `n` for replicas). 0 for NULL. Never blocks.
@@ -89,12 +91,14 @@ pub unsafe extern "C" fn ringraft_ring_view_bytes(
     view: *const ringraft_ring_view,
     len: *mut usize,
 ) -> *const u8 {
-    let (data, size) = match view.as_ref() {
-        Some(view) => (view.view.encoded().as_ptr(), view.view.encoded().len()),
-        None => (std::ptr::null(), 0),
-    };
-    write_out(len, size);
-    data
+    guarded_value(std::ptr::null(), || {
+        let (data, size) = match view.as_ref() {
+            Some(view) => (view.view.encoded().as_ptr(), view.view.encoded().len()),
+            None => (std::ptr::null(), 0),
+        };
+        write_out(len, size);
+        data
+    })
 }
 
 /// The view's members, like ringraft_members(): `capacity` slots at `out`, `*count` written or,
