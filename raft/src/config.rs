@@ -13,8 +13,16 @@ pub struct Config {
     pub pre_vote: bool,
     /// A leader steps down if it has not heard from a quorum within an election timeout (§6.2).
     pub check_quorum: bool,
-    /// Serve ReadIndex from the leader lease instead of a heartbeat round. Needs `check_quorum`.
+    /// Serve ReadIndex from the leader lease instead of a heartbeat round (thesis §6.4.1). Needs
+    /// `check_quorum`, the same setting on every member (a node with `lease_read` also refuses
+    /// votes for an election timeout after it starts, since a restart forgets whom it followed),
+    /// and clocks whose tick rates differ from the nominal rate by at most
+    /// `clock_drift_percent_max`: a lease is a bet on that bound. Off by default.
     pub lease_read: bool,
+    /// The bound on clock drift that lease reads assume: every node's tick interval is within
+    /// this many percent of the nominal one. The lease is shortened accordingly
+    /// (see [`Config::lease_ticks`]).
+    pub clock_drift_percent_max: u32,
     /// At most this many AppendEntries in flight to one follower in the replicate state.
     pub inflight_msgs_max: usize,
     /// At most this many entry bytes in flight to one follower.
@@ -38,6 +46,7 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             lease_read: false,
+            clock_drift_percent_max: 5,
             inflight_msgs_max: 256,
             inflight_bytes_max: 8 << 20,
             append_bytes_max: 1 << 20,
@@ -45,5 +54,20 @@ impl Config {
             uncommitted_bytes_max: 64 << 20,
             seed: id,
         }
+    }
+}
+
+impl Config {
+    /// How many of its own ticks a leader's lease lasts after the start of the heartbeat round a
+    /// quorum acknowledged. A follower ignores (pre)votes for `election_timeout_ticks` of its
+    /// ticks after hearing from the leader, which is at least `election_timeout_ticks - 1` tick
+    /// intervals of real time (the lower bound of the randomized election timeout, and its first
+    /// tick may come at once). The lease must end before that even when the leader's clock runs
+    /// slow and the follower's fast by `clock_drift_percent_max`:
+    /// `lease × (100 + d) <= (election_timeout_ticks - 1) × (100 - d)`.
+    pub fn lease_ticks(&self) -> u64 {
+        let drift = u64::from(self.clock_drift_percent_max.min(100));
+        let sticky_ticks = u64::from(self.election_timeout_ticks.saturating_sub(1));
+        sticky_ticks * (100 - drift) / (100 + drift)
     }
 }

@@ -149,6 +149,9 @@ impl RawNode {
 
     /// True if a (pre)vote request must be ignored because we have a live leader: with
     /// CheckQuorum, a leader heard from within the election timeout holds a lease (thesis §6.2).
+    /// With lease reads, a node that started less than an election timeout ago counts as having
+    /// heard from a leader: before its restart it may have acknowledged a heartbeat on which
+    /// that leader's read lease rests.
     pub(crate) fn in_leader_lease(&self, msg: &Message) -> bool {
         let campaign = match msg.body {
             MessageBody::PreVote { .. } => true,
@@ -157,10 +160,10 @@ impl RawNode {
             } => !leader_transfer,
             _ => false,
         };
-        campaign
-            && self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_timeout_ticks
+        let timeout = self.config.election_timeout_ticks;
+        let heard_from_leader = self.leader.is_some() && self.election_elapsed < timeout;
+        let just_started = self.config.lease_read && self.ticks < u64::from(timeout);
+        campaign && self.config.check_quorum && (heard_from_leader || just_started)
     }
 
     /// Answer a (pre)vote request. A node that is a learner in its own configuration still

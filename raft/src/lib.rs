@@ -40,8 +40,8 @@
 //!   by counting replicas (§3.6.2, figure 3.7) and appends an empty entry when elected.
 //! - ReadIndex (§6.4): the leader waits for an entry of its term to commit, records the commit
 //!   index, confirms leadership with a heartbeat round; followers forward the request to the
-//!   leader and get a `ReadIndexResponse`. Lease reads (§6.4.1) with `lease_read`, only together
-//!   with `check_quorum`.
+//!   leader and get a `ReadIndexResponse`. Lease reads (§6.4.1) are opt-in (`lease_read`, only
+//!   together with `check_quorum`): see "Lease reads assume bounded clock drift" below.
 //! - Snapshots (§5.1–5.3): [`RawNode::compact`] drops the log behind an application snapshot; a
 //!   follower that needs compacted entries receives the snapshot in chunks of at most
 //!   `snapshot_chunk_bytes_max`, and a transfer resumes from the follower's acknowledged offset.
@@ -56,6 +56,26 @@
 //! - Leadership transfer (§3.10): the leader brings the transferee up to date, then sends
 //!   `TimeoutNow`; the transfer is abandoned after an election timeout. Proposals and
 //!   membership changes meanwhile fail with [`ProposeError::TransferInProgress`].
+//!
+//! # Lease reads assume bounded clock drift
+//!
+//! Everything else in this crate is safe whatever the clocks do: ticks only decide when things
+//! happen, never whether they are correct. Lease reads are the exception, which is why they are
+//! off by default. A leader with `lease_read` answers reads without a heartbeat round while it
+//! holds a lease: it starts when the leader started the newest heartbeat round that a quorum
+//! acknowledged (not when the acknowledgements arrived) and lasts [`Config::lease_ticks`] of the
+//! leader's ticks, `(election_timeout_ticks - 1) × (100 - d) / (100 + d)` for
+//! `d = clock_drift_percent_max`. It rests on CheckQuorum's stickiness: a follower that heard
+//! from the leader ignores (pre)votes for `election_timeout_ticks` of its own ticks (the lower
+//! bound of the randomized timeout), so no other leader can be elected before the lease ends,
+//! PROVIDED that every node's tick interval stays within `d`% of the nominal one (a node paused
+//! or throttled for longer breaks the promise). Every member must run with the same
+//! `lease_read`, `check_quorum`, `election_timeout_ticks` and drift bound. A new leader has no
+//! lease until a round of its own term is acknowledged; a leader forfeits its lease for the rest
+//! of its term once it sends `TimeoutNow` (those votes ignore stickiness); a node with
+//! `lease_read` refuses (pre)votes for an election timeout after it starts, because a restart
+//! forgets the leader it acknowledged. Without a valid lease, reads fall back to the heartbeat
+//! round of plain ReadIndex.
 //!
 //! # Proposals on followers: forwarded
 //!

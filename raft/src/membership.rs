@@ -91,7 +91,7 @@ impl RawNode {
                 .next();
             let term = self.term;
             if let Some(to) = successor {
-                self.send(to, MessageBody::TimeoutNow);
+                self.send_timeout_now(to);
             }
             self.become_follower(term, None);
         }
@@ -119,12 +119,19 @@ impl RawNode {
             .get(&to)
             .is_some_and(|pr| pr.match_index == self.log.last_index());
         if caught_up {
-            self.send(to, MessageBody::TimeoutNow);
+            self.send_timeout_now(to);
         } else {
             // The transferee campaigns once it has our whole log (thesis §3.10 step 1).
             self.send_appends(to);
         }
         Ok(())
+    }
+
+    /// Tell `to` to campaign now. Its voters will ignore their stickiness toward us (a campaign
+    /// after TimeoutNow), so our lease can no longer be trusted this term.
+    pub(crate) fn send_timeout_now(&mut self, to: NodeId) {
+        self.read_only.forfeit_lease();
+        self.send(to, MessageBody::TimeoutNow);
     }
 
     pub(crate) fn abort_leader_transfer(&mut self) {

@@ -74,6 +74,8 @@ pub struct RawNode {
     pub(crate) election_elapsed: u32,
     pub(crate) heartbeat_elapsed: u32,
     pub(crate) randomized_election_timeout: u32,
+    /// Ticks since this core started: the clock of the leader lease and of the startup guard.
+    pub(crate) ticks: u64,
     rng: ChaCha8Rng,
     pub(crate) lead_transferee: Option<NodeId>,
     pub(crate) transfer_elapsed: u32,
@@ -139,6 +141,7 @@ impl RawNode {
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             randomized_election_timeout: config.election_timeout_ticks,
+            ticks: 0,
             rng,
             lead_transferee: None,
             transfer_elapsed: 0,
@@ -223,6 +226,7 @@ impl RawNode {
 
     /// Advance the logical clock by one tick.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         match self.role {
             Role::Leader => self.tick_leader(),
             _ => self.tick_election(),
@@ -474,6 +478,12 @@ fn validate_config(config: &Config) -> Result<(), RaftError> {
     }
     if config.lease_read && !config.check_quorum {
         return fail("lease_read needs check_quorum");
+    }
+    if config.lease_read && config.clock_drift_percent_max >= 100 {
+        return fail("clock_drift_percent_max must be below 100");
+    }
+    if config.lease_read && config.lease_ticks() == 0 {
+        return fail("election_timeout_ticks is too short for a lease under this clock drift");
     }
     if config.inflight_msgs_max == 0 || config.inflight_bytes_max == 0 {
         return fail("in-flight bounds must be at least 1");

@@ -53,8 +53,12 @@ impl RawNode {
         })
     }
 
+    /// Every heartbeat broadcast is a new read round: its acknowledgements confirm the reads
+    /// registered before it and extend the lease from the tick it started.
     pub(crate) fn broadcast_heartbeat(&mut self) {
-        let read_round = self.read_only.current_round();
+        let read_round = self
+            .read_only
+            .start_round(self.ticks, self.config.lease_ticks());
         let committed = self.log.committed;
         let heartbeats: Vec<(NodeId, LogIndex)> = self
             .progress
@@ -79,7 +83,6 @@ impl RawNode {
             return;
         }
         if self.read_only.has_unsent_round() {
-            self.read_only.start_round();
             self.broadcast_heartbeat();
         }
         if self.broadcast_pending {
@@ -296,7 +299,7 @@ impl RawNode {
             self.send_appends(from);
         }
         if caught_up && self.lead_transferee == Some(from) && self.role == Role::Leader {
-            self.send(from, MessageBody::TimeoutNow);
+            self.send_timeout_now(from);
         }
     }
 

@@ -1,4 +1,4 @@
-//! ReadIndex (thesis §6.4) and the opt-in lease read (§6.4.1).
+//! ReadIndex (thesis §6.4); lease reads are in paper_lease.rs.
 
 mod paper_net;
 
@@ -76,26 +76,4 @@ fn followers_forward_reads_to_the_leader() {
         }]
     );
     assert!(reads(&net, 1).is_empty());
-}
-
-#[test]
-fn lease_read_answers_without_a_round_trip() {
-    let mut net = Network::with_config(&[1, 2, 3], &[], |c| c.lease_read = true);
-    net.elect(1);
-    net.isolate(1);
-    net.node_mut(1).read_index(b"lease".to_vec()).unwrap();
-    net.process(1);
-    assert_eq!(reads(&net, 1).len(), 1);
-}
-
-#[test]
-fn lease_read_requires_check_quorum() {
-    let mut config = paper_net::config(1);
-    config.lease_read = true;
-    config.check_quorum = false;
-    let result = ringraft_raft::RawNode::new(config, Default::default());
-    assert!(matches!(
-        result,
-        Err(ringraft_raft::RaftError::InvalidConfig(_))
-    ));
 }

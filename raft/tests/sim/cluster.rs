@@ -18,7 +18,7 @@ use super::disk::DurableState;
 use super::linearizability::{check_history, Input, Verdict};
 use super::network::{Network, NetworkFaults};
 use super::node::{Effects, NodeShell, Observation, ShellBug};
-use super::scenario::Scenario;
+use super::scenario::{Scenario, TICK_SKEW_MAX};
 
 const MS: Micros = MICROS_PER_MILLI;
 /// Once faults stop, a leader must be elected and every pending operation done within this many
@@ -184,6 +184,7 @@ impl Sim {
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
         config.lease_read = s.lease_read;
+        config.clock_drift_percent_max = (TICK_SKEW_MAX * 100.0).ceil() as u32;
         config.inflight_msgs_max = s.inflight_msgs_max;
         config.inflight_bytes_max = s.inflight_msgs_max * s.append_bytes_max;
         config.append_bytes_max = s.append_bytes_max;

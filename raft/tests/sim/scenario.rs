@@ -9,6 +9,8 @@ use super::network::NetworkFaults;
 use super::node::ShellBug;
 
 const MS: Micros = MICROS_PER_MILLI;
+/// The largest clock drift drawn: the bound lease reads are configured to assume.
+pub const TICK_SKEW_MAX: f64 = 0.05;
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -23,8 +25,8 @@ pub struct Scenario {
     pub heartbeat_interval_ticks: u32,
     pub pre_vote: bool,
     pub check_quorum: bool,
-    /// Serve reads from the leader lease (only with CheckQuorum, and only on unskewed clocks:
-    /// a lease is a bet on clocks running at the same rate).
+    /// Serve reads from the leader lease (only with CheckQuorum). The lease allows for the
+    /// cores' default `clock_drift_percent_max` (5%), which `tick_skew` never exceeds.
     pub lease_read: bool,
     pub inflight_msgs_max: usize,
     pub append_bytes_max: usize,
@@ -77,7 +79,7 @@ impl Scenario {
         };
         let check_quorum = rng.gen_bool(0.8);
         let lease_read = check_quorum && rng.gen_bool(0.25);
-        let tick_skew = if lease_read { 0.0 } else { rate(rng, 0.05) };
+        let tick_skew = rate(rng, TICK_SKEW_MAX);
         let mut scenario = Scenario {
             seed,
             voters: if rng.gen_bool(0.5) { 3 } else { 5 },
