@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple, Union
 
-from . import _lib
+from . import _fork, _lib
 from ._convert import Seconds, key_bytes, milliseconds, text, u32, u64
 from ._errors import BufferTooSmall, Closed, InvalidArgument, Status
 from ._ring import RingView, check, replicas
@@ -34,7 +34,16 @@ class _Handle:
         self._pointer: Optional[int] = pointer
         self._users = 0
         self._closing = False
+        self._forked = False
         self._idle = threading.Condition(threading.Lock())
+        _fork.track(self)
+
+    def _abandon_after_fork(self) -> None:
+        # Another thread may have held the lock at fork(): the child starts from fresh state.
+        self._idle = threading.Condition(threading.Lock())
+        self._pointer = None
+        self._users = 0
+        self._forked = True
 
     @property
     def closed(self) -> bool:
@@ -44,7 +53,8 @@ class _Handle:
         """Registers a call and returns the pointer; Closed once close() has begun."""
         with self._idle:
             if self._pointer is None or self._closing:
-                raise Closed("the client is closed", Status.CLOSED)
+                message = _fork.FORKED_MESSAGE if self._forked else "the client is closed"
+                raise Closed(message, Status.CLOSED)
             self._users += 1
             return self._pointer
 

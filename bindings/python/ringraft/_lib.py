@@ -203,6 +203,15 @@ _loaded: Optional[Library] = None
 _load_lock = threading.Lock()
 
 
+def _reset_lock_after_fork() -> None:
+    global _load_lock
+    _load_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
 def _package_copies() -> List[Path]:
     """Copies of the library shipped inside the package, most specific name first."""
     preferred = ["libringraft.so.0", "libringraft.so"]

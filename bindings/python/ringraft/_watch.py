@@ -10,7 +10,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Deque, Iterator, Optional
 
-from . import _lib
+from . import _fork, _lib
 from ._convert import Seconds
 from ._errors import Closed, InvalidArgument, RingraftError, Status, Timeout, error_for
 from ._types import LogRecord, batch_from_c
@@ -44,6 +44,15 @@ class Watch:
         # must not free it while a wait runs.
         self._lock = threading.Lock()
         self._free = weakref.finalize(self, handle.lib.ringraft_watch_close, pointer)
+        self._forked = False
+        _fork.track(self)
+
+    def _abandon_after_fork(self) -> None:
+        # Closing it here would cancel the parent's watch on the connection both share.
+        self._free.detach()
+        self._lock = threading.Lock()
+        self._closed = True
+        self._forked = True
 
     @property
     def closed(self) -> bool:
@@ -86,7 +95,8 @@ class Watch:
         while True:
             with self._lock:
                 if self._closed:
-                    raise Closed("the watch is closed", Status.CLOSED)
+                    message = _fork.FORKED_MESSAGE if self._forked else "the watch is closed"
+                    raise Closed(message, Status.CLOSED)
                 if self._pending:
                     return self._take()
                 wait_ms = _WAIT_SLICE_MS if deadline is None else _remaining_ms(deadline)

@@ -4,6 +4,7 @@ thread-safe; only close must not overlap other calls, which the bindings enforce
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from typing import List
 
@@ -106,3 +107,43 @@ def test_close_waits_for_calls_in_other_threads(cluster) -> None:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
     assert outcomes == ["closed"] * 4
+
+
+def _child_checks(client: ringraft.Client, watch: ringraft.Watch, socket_path: str) -> int:
+    """Runs in a forked child; returns its exit code (0: every check passed)."""
+    try:
+        client.status()
+        return 10  # the inherited client must not be usable
+    except ringraft.Closed as error:
+        if "fork" not in str(error):
+            return 11
+    try:
+        watch.get(timeout=0)
+        return 12
+    except ringraft.Closed:
+        pass
+    # Closing what was inherited must not touch the parent's connection.
+    watch.close()
+    client.close()
+    with ringraft.Client(socket_path) as own:
+        return 0 if own.status().node_id == 1 else 13
+
+
+def test_a_forked_child_leaves_inherited_clients_alone(cluster) -> None:
+    with ringraft.Client(cluster.socket(1), timeout=10) as client:
+        with client.watch_log(client.status().last_index + 1) as watch:
+            pid = os.fork()
+            if pid == 0:
+                code = 20
+                try:
+                    code = _child_checks(client, watch, cluster.socket(1))
+                finally:
+                    os._exit(code)
+            _, wait_status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(wait_status) == 0
+            # The parent's client and watch go on as if nothing happened.
+            index = client.propose(b"after the fork")
+            record = watch.get(timeout=20)
+            while record.index < index:
+                record = watch.get(timeout=20)
+            assert record == ringraft.LogRecord(index=index, data=b"after the fork")
