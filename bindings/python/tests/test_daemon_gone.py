@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -74,3 +75,28 @@ def test_a_path_that_is_no_daemon_socket(tmp_path: Path) -> None:
         assert isinstance(raised.value, TimeoutError)
     finally:
         listener.close()
+
+
+def test_reading_below_the_retention_window_is_compacted(tmp_path: Path) -> None:
+    # A first run writes the node's configuration; a second one uses it with a tiny window
+    # (`log_retention_records`, documented in packaging/ringraftd.toml).
+    with dev_cluster(tmp_path, 1):
+        pass
+    config = tmp_path / "n1" / "ringraftd.toml"
+    text, replaced = re.subn(
+        r"(?m)^log_retention_records\s*=\s*\d+", "log_retention_records = 3", config.read_text()
+    )
+    assert replaced == 1, f"no log_retention_records in {config}"
+    config.write_text(text)
+    with dev_cluster(tmp_path, 1) as dev, ringraft.Client(dev.socket(1)) as client:
+        indexes = [client.propose(b"r%d" % i) for i in range(8)]
+        batch = client.read_log(indexes[-3], 10)
+        assert [record.index for record in batch] == indexes[-3:]
+        assert batch.first_index > indexes[0]
+        with pytest.raises(ringraft.Compacted) as raised:
+            client.read_log(indexes[0], 10)
+        assert raised.value.status is ringraft.Status.COMPACTED
+        assert isinstance(raised.value, LookupError)
+        with client.watch_log(indexes[0]) as watch:
+            with pytest.raises(ringraft.Compacted):
+                watch.get(timeout=10)
