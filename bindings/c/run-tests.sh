@@ -2,12 +2,13 @@
 # The C test suite of libringraft, under AddressSanitizer (leak checking on), against a live
 # 3-node dev cluster.
 #
-#   bindings/c/run-tests.sh            build libringraft and ringraftd (release), start
+#   bindings/c/run-tests.sh            build libringraft and ringraftd, start
 #                                      `ringraftd dev --nodes 3 --dir <tmpdir>`, run the suite
 #   bindings/c/run-tests.sh --offline  only the tests that need no daemon
 #
-# Environment: CARGO_TARGET_DIR (default <repo>/target); RINGRAFTD to use a ringraftd binary
-# that is already built. The suite's last line is "N passed, N failed, N skipped"; the exit
+# Environment: CARGO_TARGET_DIR (default <repo>/target); RINGRAFT_PROFILE (debug, the default,
+# reuses what `cargo build`/`cargo test` built; or release); RINGRAFTD to use a ringraftd
+# binary that is already built. The suite's last line is "N passed, N failed, N skipped"; the exit
 # status is non-zero if any test failed or the cluster did not start.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,15 +19,18 @@ stage="$CARGO_TARGET_DIR/ringraft-c"
 # through malloc/free, which ASan intercepts. Exit code 23 marks an ASan report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}
 
-make -s -C "$here" test
+profile=${RINGRAFT_PROFILE:-debug}
+make -s -C "$here" test PROFILE="$profile"
 
 if [[ "${1:-}" == "--offline" ]]; then
     exec "$stage/test_ringraft"
 fi
 
 if [[ -z "${RINGRAFTD:-}" ]]; then
-    (cd "$root" && cargo build --release -p ringraft-daemon --bin ringraftd)
-    RINGRAFTD="$CARGO_TARGET_DIR/release/ringraftd"
+    profile_flag=()
+    [[ "$profile" == release ]] && profile_flag=(--release)
+    (cd "$root" && cargo build "${profile_flag[@]}" -p ringraft-daemon --bin ringraftd)
+    RINGRAFTD="$CARGO_TARGET_DIR/$profile/ringraftd"
 fi
 
 dir=$(mktemp -d /tmp/ringraft-c-tests.XXXXXX)
