@@ -99,7 +99,7 @@ fn results_table(measurements: &[Measurement]) -> Table {
     ]);
     for m in measurements
         .iter()
-        .filter(|m| m.system != System::Reference)
+        .filter(|m| m.system != System::Reference && m.test != Test::Idle)
     {
         let Some(result) = m.result() else { continue };
         let latency = result.latency;
