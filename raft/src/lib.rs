@@ -42,9 +42,11 @@
 //!   index, confirms leadership with a heartbeat round; followers forward the request to the
 //!   leader and get a `ReadIndexResponse`. Lease reads (§6.4.1) are opt-in (`lease_read`, only
 //!   together with `check_quorum`): see "Lease reads assume bounded clock drift" below.
-//! - Snapshots (§5.1–5.3): [`RawNode::compact`] drops the log behind an application snapshot; a
-//!   follower that needs compacted entries receives the snapshot in chunks of at most
-//!   `snapshot_chunk_bytes_max`, and a transfer resumes from the follower's acknowledged offset.
+//! - Snapshots (§5.1–5.3): [`RawNode::compact`] drops the log behind an application snapshot
+//!   (and answers `Ok(None)` if the log is already compacted that far, e.g. by a leader's
+//!   snapshot still on its way to the shell); a follower that needs compacted entries receives
+//!   the snapshot in chunks of at most `snapshot_chunk_bytes_max`, and a transfer resumes from
+//!   the follower's acknowledged offset.
 //! - Membership (§4): a change of at most one voter applies directly; several voter changes go
 //!   through joint consensus, left by an empty [`ConfChange`] (or automatically with
 //!   `auto_leave`). Learners receive the log but never campaign, and candidates never ask them for

@@ -20,16 +20,24 @@ pub(crate) struct IncomingSnapshot {
 const SNAPSHOT_CHUNK_RESEND_HEARTBEATS: u32 = 2;
 
 impl RawNode {
-    /// The application hands in a snapshot of its state at `index` (<= applied). The core keeps
-    /// it to send to followers, drops log entries <= index from memory, and returns the
-    /// Snapshot for the shell to persist (then the shell compacts its WAL behind it).
-    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) -> Result<Snapshot, RaftError> {
+    /// The application hands in a snapshot of its state at `index` (<= applied and durable). The
+    /// core keeps it to send to followers, drops log entries <= index from memory, and returns
+    /// the Snapshot for the shell to persist (then the shell compacts its WAL behind it).
+    ///
+    /// `Ok(None)` means there is nothing to do: the log is already compacted at or past `index`.
+    /// That happens without any fault of the shell: a snapshot from the leader may have replaced
+    /// the log while the shell was busy with the previous Ready (it arrives in the next Ready, to
+    /// be persisted and installed from there). Persist nothing then.
+    ///
+    /// An error means the shell broke the contract (`index` not yet applied or not durable).
+    pub fn compact(
+        &mut self,
+        index: LogIndex,
+        data: Vec<u8>,
+    ) -> Result<Option<Snapshot>, RaftError> {
         let fail = |reason: String| Err(RaftError::Compaction { index, reason });
         if index <= self.log.snapshot_index() {
-            return fail(format!(
-                "already compacted to {}",
-                self.log.snapshot_index()
-            ));
+            return Ok(None);
         }
         if index > self.log.applied {
             return fail(format!("only applied up to {}", self.log.applied));
@@ -50,7 +58,7 @@ impl RawNode {
             },
             data,
         };
-        Ok(self.snapshot.clone())
+        Ok(Some(self.snapshot.clone()))
     }
 
     /// The shell's transport reports the outcome of a snapshot transfer it handled itself, or a

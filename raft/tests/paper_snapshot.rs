@@ -2,11 +2,11 @@
 
 mod paper_net;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use paper_net::Network;
-use ringraft_raft::{MessageBody, RaftError};
+use ringraft_raft::{Message, MessageBody, RaftError};
 
 fn snapshot_offset(m: &ringraft_raft::Message) -> Option<u64> {
     match m.body {
@@ -73,7 +73,7 @@ fn a_restarted_node_recovers_from_its_snapshot() {
 }
 
 #[test]
-fn compaction_refuses_unapplied_or_already_compacted_indexes() {
+fn compaction_refuses_unapplied_indexes_and_ignores_compacted_ones() {
     let mut net = Network::new(&[1, 2, 3], &[]);
     net.elect(1);
     net.propose(1, "a");
@@ -81,6 +81,51 @@ fn compaction_refuses_unapplied_or_already_compacted_indexes() {
     let beyond = net.node_mut(1).compact(applied + 5, vec![]);
     assert!(matches!(beyond, Err(RaftError::Compaction { .. })));
     net.compact(1, vec![1]);
-    let again = net.node_mut(1).compact(applied, vec![]);
-    assert!(matches!(again, Err(RaftError::Compaction { .. })));
+    assert_eq!(net.node(1).status().snapshot_index, applied);
+    assert_eq!(net.node_mut(1).compact(applied, vec![]), Ok(None));
+    assert_eq!(net.node_mut(1).compact(applied - 1, vec![]), Ok(None));
+    assert_eq!(net.node(1).status().snapshot_index, applied);
+    assert_eq!(net.disks[&1].snapshot.as_ref().unwrap().data, vec![1]);
+}
+
+/// Seed 10990 of the simulator: a follower's shell compacts at its applied index while the
+/// leader's newer snapshot has already replaced the core's log (the Ready that carries it is
+/// not out yet). The shell cannot know: the compaction is a no-op, and the snapshot follows.
+#[test]
+fn compaction_below_an_incoming_leader_snapshot_is_a_no_op() {
+    let mut net = Network::new(&[1, 2, 3], &[]);
+    net.elect(1);
+    net.propose(1, "a");
+    net.tick_all(1);
+    let follower_applied = net.node(3).status().applied;
+    assert!(follower_applied > 0);
+    net.isolate(3);
+    for i in 0..5 {
+        net.propose(1, &format!("e{i}"));
+    }
+    net.compact(1, b"leader state".to_vec());
+    let leader_snapshot = net.node(1).status().snapshot_index;
+    assert!(leader_snapshot > follower_applied);
+    // Hold the snapshot back on its way to node 3, then hand it over without processing.
+    let held: Rc<RefCell<Vec<Message>>> = Rc::default();
+    let sink = held.clone();
+    net.drop_filter = Some(Box::new(move |m| {
+        let hold = m.to == 3 && snapshot_offset(m).is_some();
+        if hold {
+            sink.borrow_mut().push(m.clone());
+        }
+        hold
+    }));
+    net.heal();
+    net.tick_all(3);
+    let snapshot_message = held.borrow_mut().drain(..).next().expect("snapshot sent");
+    net.node_mut(3).step(snapshot_message).unwrap();
+    assert_eq!(net.node(3).status().snapshot_index, leader_snapshot);
+    assert_eq!(net.node(3).status().applied, follower_applied);
+    let result = net.node_mut(3).compact(follower_applied, b"stale".to_vec());
+    assert_eq!(result, Ok(None));
+    net.process(3);
+    let disk = net.disks[&3].snapshot.as_ref().expect("snapshot installed");
+    assert_eq!(disk.meta.index, leader_snapshot);
+    assert_eq!(disk.data, b"leader state".to_vec());
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::failure::FailureDetector;
-use super::pending::{Pending, PendingProposal, PendingRead, Watcher};
+use super::pending::{Pending, PendingAdmin, PendingProposal, PendingRead, Watcher};
 use super::view::{error as error_response, ClusterView, MembershipView};
 use super::{Command, Event};
 use crate::config::Config;
@@ -44,6 +44,8 @@ pub(crate) struct Driver {
     pub(super) transport: TransportHandle,
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) events: Receiver<Event>,
+    /// For tasks of this node that report back to the loop (answers to forwarded requests).
+    pub(super) events_tx: SyncSender<Event>,
     pub(super) view_tx: watch::Sender<Arc<ClusterView>>,
     pub(super) membership: Arc<MembershipView>,
     pub(super) pending: Pending,
@@ -221,6 +223,19 @@ impl Driver {
                 deadline,
                 reply,
             } => self.handle_admin(request, deadline, reply, true),
+            Command::AwaitApplied {
+                index,
+                deadline,
+                reply,
+            } => {
+                self.pending.admin.push_back(PendingAdmin {
+                    deadline,
+                    reply,
+                    done: Box::new(move |state, _| state.applied_index() >= index),
+                    description: format!("applying index {index} locally"),
+                });
+                self.pending.on_applied(&self.state, self.raw.leader());
+            }
         }
     }
 
@@ -258,18 +273,9 @@ impl Driver {
             self.state = restored;
             self.membership_changed();
         }
-        if !ready.entries.is_empty() {
-            self.storage.append(&ready.entries)?;
-        }
-        if let Some(hard_state) = ready.hard_state {
-            self.storage.save_hard_state(&hard_state)?;
-        }
-        if ready.must_sync {
-            self.storage.sync()?;
-        }
-        for message in ready.persisted_messages.drain(..) {
-            self.transport.send(message);
-        }
+        // Committed entries are already durable here (the core hands out nothing ahead of the
+        // local log), so they are applied and answered before this batch's fsync instead of
+        // waiting one more fsync period for it.
         let mut membership_moved = false;
         for entry in &ready.committed_entries {
             match self.state.apply(entry) {
@@ -295,8 +301,22 @@ impl Driver {
         if membership_moved {
             self.membership_changed();
         }
-        self.raw.advance(ready.number);
+        // Readers see what was just answered before the loop blocks in fsync.
+        self.publish();
         self.pending.on_applied(&self.state, self.raw.leader());
+        if !ready.entries.is_empty() {
+            self.storage.append(&ready.entries)?;
+        }
+        if let Some(hard_state) = ready.hard_state {
+            self.storage.save_hard_state(&hard_state)?;
+        }
+        if ready.must_sync {
+            self.storage.sync()?;
+        }
+        for message in ready.persisted_messages.drain(..) {
+            self.transport.send(message);
+        }
+        self.raw.advance(ready.number);
         Ok(())
     }
 
@@ -339,10 +359,14 @@ impl Driver {
         if applied <= self.snapshot_index {
             return Ok(self.snapshot_index);
         }
-        let snapshot = self
+        let compacted = self
             .raw
             .compact(applied, self.state.encode_image())
             .map_err(|err| FatalError::Raft(err.to_string()))?;
+        // None: a leader's snapshot already replaced the log; it arrives in the next Ready.
+        let Some(snapshot) = compacted else {
+            return Ok(self.snapshot_index);
+        };
         self.storage.save_snapshot(&snapshot)?;
         self.storage.compact(snapshot.meta.index)?;
         self.snapshot_index = snapshot.meta.index;

@@ -290,7 +290,9 @@ impl Network {
     /// The application snapshots its state at its applied index; the shell persists the result.
     pub fn compact(&mut self, id: NodeId, data: Vec<u8>) {
         let index = self.node(id).status().applied;
-        let snapshot = self.node_mut(id).compact(index, data).expect("compaction");
+        let Some(snapshot) = self.node_mut(id).compact(index, data).expect("compaction") else {
+            return;
+        };
         let disk = self.disks.get_mut(&id).expect("disk exists");
         disk.entries.retain(|e| e.index > index);
         disk.snapshot = Some(snapshot);

@@ -456,17 +456,26 @@ impl NodeShell {
             return;
         }
         let raw = self.raw.as_mut().expect("compaction runs on a live node");
-        // A snapshot from the leader may have replaced the core's log while the last Ready was
-        // in flight; it comes in the next Ready, and compacting below it is refused.
-        if raw.status().snapshot_index >= applied {
-            return;
-        }
         match raw.compact(applied, self.store.encode()) {
-            Ok(snapshot) => {
+            Ok(Some(snapshot)) => {
                 self.disk.persist_compaction(snapshot);
                 self.mirror.compact(applied);
                 self.last_compaction = applied;
                 self.compactions += 1;
+            }
+            // A snapshot from the leader replaced the core's log while the last Ready was in
+            // flight; it comes in the next Ready. Nothing else may make compaction a no-op.
+            Ok(None) => {
+                let snapshot_index = raw.status().snapshot_index;
+                if snapshot_index < applied {
+                    self.violation(
+                        effects,
+                        format!(
+                            "compaction at applied {applied} did nothing, but the core's log is \
+                             compacted only to {snapshot_index}"
+                        ),
+                    );
+                }
             }
             Err(e) => self.violation(effects, format!("compaction at applied {applied}: {e}")),
         }
