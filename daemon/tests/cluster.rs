@@ -280,13 +280,15 @@ fn join_promote_and_remove_move_only_the_keys_that_must_move() {
 
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     admin(&cluster, follower, Request::Promote { id: 4 });
-    wait_until("node 4 is a voter", || {
+    // Forwarded to the leader, answered once the follower itself shows the change.
+    assert!(
         cluster
-            .members(1)
+            .members(follower)
             .1
             .iter()
-            .any(|m| m.id == 4 && m.role == ringraft_proto::MemberRole::Voter)
-    });
+            .any(|m| m.id == 4 && m.role == ringraft_proto::MemberRole::Voter),
+        "the follower that took the request shows node 4 as a voter when it answers"
+    );
 
     let removed = (1..=3).find(|id| *id != leader && *id != follower).unwrap();
     admin(&cluster, leader, Request::Remove { id: removed });

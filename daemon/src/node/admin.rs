@@ -32,7 +32,11 @@ impl Driver {
     ) {
         if let Request::Snapshot = request {
             let response = match self.take_snapshot() {
-                Ok(index) => Response::Done { index },
+                Ok(index) => {
+                    // Readers asking right after the answer must see the new snapshot index.
+                    self.publish();
+                    Response::Done { index }
+                }
                 Err(err) => {
                     self.report_fatal(&err);
                     error(Status::Internal, err.to_string())
@@ -176,6 +180,8 @@ impl Driver {
             return;
         };
         let transport = self.transport.clone();
+        let events = self.events_tx.clone();
+        let deadline = Instant::now() + super::handle::DEFAULT_WAIT;
         let encoded = match rkyv::to_bytes::<rkyv::rancor::Error>(&request) {
             Ok(bytes) => bytes.into_vec(),
             Err(err) => {
@@ -195,7 +201,32 @@ impl Driver {
                     format!("cannot reach the leader at {leader}: {err}"),
                 ),
             };
-            let _ = reply.send(response);
+            match response {
+                // Answer once this node shows the change too, so the client's next read here
+                // sees what it just did.
+                Response::Done { index } if index > 0 => {
+                    let wait = super::Command::AwaitApplied {
+                        index,
+                        deadline,
+                        reply,
+                    };
+                    let refused = match events.try_send(super::Event::Command(wait)) {
+                        Ok(()) => None,
+                        Err(std::sync::mpsc::TrySendError::Full(event))
+                        | Err(std::sync::mpsc::TrySendError::Disconnected(event)) => Some(event),
+                    };
+                    // The loop cannot take it: answer now rather than never.
+                    if let Some(super::Event::Command(super::Command::AwaitApplied {
+                        reply, ..
+                    })) = refused
+                    {
+                        let _ = reply.send(Response::Done { index });
+                    }
+                }
+                other => {
+                    let _ = reply.send(other);
+                }
+            }
         });
     }
 

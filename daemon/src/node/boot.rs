@@ -156,6 +156,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         transport: transport.clone(),
         runtime: tokio::runtime::Handle::current(),
         events: events_rx,
+        events_tx: events_tx.clone(),
         view_tx,
         membership,
         pending: Pending::default(),

@@ -60,6 +60,13 @@ pub(crate) enum Command {
         from: u64,
         sink: mpsc::Sender<Response>,
     },
+    /// Answers `Response::Done` once this node has applied `index` (a change the leader made on
+    /// our behalf is then visible to this node's readers too).
+    AwaitApplied {
+        index: u64,
+        deadline: Instant,
+        reply: oneshot::Sender<Response>,
+    },
     /// Join, Remove, Promote, TransferLeader, Snapshot; from the local socket or forwarded by a
     /// peer.
     Admin {
