@@ -191,19 +191,29 @@ impl Connection {
                     return Err(End::Shutdown);
                 };
                 let answer = catch_panic(|| self.backend.handle(request));
+                // Most answers (owner, replicas, status) are ready at once: answer them here
+                // without a task of their own; only those that wait on the cluster get one.
+                let mut pending = answer.map(CatchUnwind);
+                let ready = pending.as_mut().and_then(|future| {
+                    let mut context = Context::from_waker(std::task::Waker::noop());
+                    match Pin::new(future).poll(&mut context) {
+                        Poll::Ready(response) => Some(response),
+                        Poll::Pending => None,
+                    }
+                });
+                if let Some(response) = ready {
+                    let response = response.unwrap_or_else(|| panicked(id));
+                    send_response(&self.outbound, id, response).await;
+                    drop(permit);
+                    return Ok(());
+                }
                 let outbound = self.outbound.clone();
                 self.requests.spawn(async move {
-                    let response = match answer {
-                        Some(future) => CatchUnwind(future).await,
+                    let response = match pending {
+                        Some(future) => future.await,
                         None => None,
                     };
-                    let response = response.unwrap_or_else(|| {
-                        tracing::error!(id, "the backend panicked while answering a request");
-                        error_response(
-                            Status::Internal,
-                            "the daemon failed while answering this request".into(),
-                        )
-                    });
+                    let response = response.unwrap_or_else(|| panicked(id));
                     send_response(&outbound, id, response).await;
                     drop(permit);
                 });
@@ -363,6 +373,14 @@ async fn write_frames(mut writer: OwnedWriteHalf, mut outbound: mpsc::Receiver<V
         batch.clear();
     }
     let _ = writer.shutdown().await;
+}
+
+fn panicked(id: u64) -> Response {
+    tracing::error!(id, "the backend panicked while answering a request");
+    error_response(
+        Status::Internal,
+        "the daemon failed while answering this request".into(),
+    )
 }
 
 /// A backend bug must cost one answer, not the daemon: the panic becomes `None`.
