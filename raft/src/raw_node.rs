@@ -346,7 +346,7 @@ impl RawNode {
         self.log.mark_handed_out();
         ready.must_sync |= ready.snapshot.is_some() || !ready.entries.is_empty();
         ready.messages = std::mem::take(&mut self.msgs);
-        ready.persisted_messages = std::mem::take(&mut self.msgs_after_persist);
+        ready.persisted_messages = self.take_persisted_messages();
         ready.committed_entries = self
             .log
             .next_committed_entries(COMMITTED_BYTES_PER_READY_MAX);
@@ -393,6 +393,26 @@ impl RawNode {
             _ => {}
         }
         self.check_conf_change();
+    }
+
+    /// The messages to send once this Ready is durable, minus acknowledgements addressed to a
+    /// leader of a term this node has since left. Such an acknowledgement may promise entries
+    /// that a newer leader's append replaced in this same batch, so they never reach the disk;
+    /// the newer term already deposes its addressee, so dropping it costs nothing and keeps the
+    /// durability rule literal: every acknowledgement that leaves describes the disk. (Votes
+    /// stay: a vote for an older term is kept by the newer term on disk, as no vote in the older
+    /// term can follow it.)
+    fn take_persisted_messages(&mut self) -> Vec<Message> {
+        let term = self.term;
+        let mut messages = std::mem::take(&mut self.msgs_after_persist);
+        messages.retain(|m| {
+            let acknowledgement = matches!(
+                m.body,
+                MessageBody::AppendResponse { .. } | MessageBody::InstallSnapshotResponse { .. }
+            );
+            !(acknowledgement && m.term < term)
+        });
+        messages
     }
 
     // ---- shared helpers for the protocol modules ------------------------------------------

@@ -135,6 +135,44 @@ fn votes_and_acks_wait_for_persistence() {
     ));
 }
 
+/// Seed 11990 of the simulator: an append of term 1 and a conflicting append of term 2 arrive
+/// in one batch. The term-1 entries never reach the disk, so their acknowledgement must not
+/// leave; the term-2 acknowledgement does, after the fsync.
+#[test]
+fn no_acknowledgement_for_a_term_left_in_the_same_batch() {
+    let mut node = bootstrapped(2, &[1, 2, 3]);
+    let old_append = MessageBody::Append {
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![entry(1, 1), entry(2, 1)],
+        leader_commit: 0,
+    };
+    node.step(msg(1, 2, 1, old_append)).unwrap();
+    let new_append = MessageBody::Append {
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![entry(1, 2)],
+        leader_commit: 0,
+    };
+    node.step(msg(3, 2, 2, new_append)).unwrap();
+    let ready = node.ready();
+    let written: Vec<(u64, u64)> = ready.entries.iter().map(|e| (e.index, e.term)).collect();
+    assert_eq!(written, vec![(1, 2)]);
+    let acks: Vec<(u64, u64, u64)> = ready
+        .persisted_messages
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::AppendResponse {
+                index,
+                reject: false,
+                ..
+            } => Some((m.to, m.term, index)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![(3, 2, 1)], "only the ack the disk will back");
+}
+
 /// The leader's appends go out before its own fsync, but it counts itself only after advance.
 #[test]
 fn leader_counts_itself_only_once_durable() {

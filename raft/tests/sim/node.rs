@@ -323,7 +323,6 @@ impl NodeShell {
     /// append acknowledgement may leave only once what it promises is on disk.
     fn send(&mut self, messages: &mut Vec<Message>, when: &str, effects: &mut Effects) {
         let durable = self.disk.durable();
-        let term_now = self.raw.as_ref().map_or(0, |r| r.term());
         for message in messages.iter() {
             let broken = match &message.body {
                 MessageBody::VoteResponse { reject: false } => {
@@ -344,10 +343,9 @@ impl NodeShell {
                     index,
                     reject: false,
                     ..
-                } if term_now == message.term => {
-                    // An acknowledgement of a term the node has left may refer to entries a
-                    // newer leader replaced before they reached the disk: harmless, since that
-                    // leader's election excluded them (the commit check below still applies).
+                } => {
+                    // Whatever its term: the core drops acknowledgements of a term it left
+                    // before the Ready went out, whose entries a newer leader may have replaced.
                     // An index the shell never saw cannot be on its disk.
                     let held = match self.mirror.term_at(*index) {
                         Some(term) => durable.holds(*index, term),
