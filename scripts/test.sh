@@ -18,7 +18,9 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 section "Rust tests"
-cargo build --workspace --locked --bins
+# Libraries too: the ffi tests inspect target/debug/libringraft.so, the multi-process tests run
+# the binaries.
+cargo build --workspace --locked
 cargo test --workspace --locked
 
 section "systemd units"
@@ -31,8 +33,6 @@ fi
 
 if [ -d bindings/python/tests ]; then
   section "Python tests"
-  # `--bins` above does not build libraries: the tests load target/debug/libringraft.so.
-  cargo build --locked -p ringraft-ffi
   "$build/venv/bin/python" -m pytest -q bindings/python/tests
 fi
 
