@@ -6,6 +6,10 @@
 //! `RINGRAFT_SIM_SHELL_BUG=ack-before-fsync|apply-uncommitted|read-without-waiting`
 //! runs a deliberately broken shell.
 //! A failing seed prints the command that reproduces it.
+//!
+//! `sim/scripted.rs` runs hand-written schedules (the paper's figure 8, a follower holding an old
+//! leader's suffix) under the same shells and checkers: `cargo test -p ringraft-raft --test
+//! simulation scripted`.
 
 mod sim;
 

@@ -12,4 +12,5 @@ pub mod mirror;
 pub mod network;
 pub mod node;
 pub mod scenario;
+pub mod scripted;
 pub mod state_machine;
