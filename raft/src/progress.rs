@@ -77,8 +77,12 @@ pub(crate) struct Progress {
     pub probe_sent: bool,
     /// In Snapshot: the index of the snapshot being sent.
     pub snapshot_index: LogIndex,
-    /// In Snapshot: the follower has the snapshot bytes before this offset.
+    /// In Snapshot: where the next chunk starts (the follower has the bytes before it).
     pub snapshot_offset: u64,
+    /// In Snapshot: the offset the follower acknowledges once the chunk in flight arrives. Only
+    /// that acknowledgement sends the next chunk: duplicates of older ones would otherwise each
+    /// start a chain of chunks of their own.
+    pub snapshot_ack_expected: u64,
     /// In Snapshot: heartbeats since the last chunk was acknowledged (to resend a lost chunk).
     pub snapshot_idle_heartbeats: u32,
     /// Heard from since the last CheckQuorum round.
@@ -99,6 +103,7 @@ impl Progress {
             probe_sent: false,
             snapshot_index: 0,
             snapshot_offset: 0,
+            snapshot_ack_expected: 0,
             snapshot_idle_heartbeats: 0,
             recent_active: false,
             inflights: Inflights::new(msgs_max, bytes_max),
@@ -112,6 +117,7 @@ impl Progress {
         self.probe_sent = false;
         self.snapshot_index = 0;
         self.snapshot_offset = 0;
+        self.snapshot_ack_expected = 0;
         self.snapshot_idle_heartbeats = 0;
         self.inflights.reset();
         self.match_at_heartbeat = self.match_index;

@@ -104,6 +104,7 @@ impl RawNode {
         let end = start
             .saturating_add(self.config.snapshot_chunk_bytes_max)
             .min(total);
+        pr.snapshot_ack_expected = end as u64;
         let body = MessageBody::InstallSnapshot {
             meta: self.snapshot.meta.clone(),
             offset: start as u64,
@@ -160,8 +161,14 @@ impl RawNode {
             self.send_appends(from);
             return;
         }
+        // Resume from what the follower says it has. Only the acknowledgement of the chunk in
+        // flight sends the next one at once; any other answer (a duplicate, a stale one, or a
+        // follower that lost its partial copy in a restart) waits for the stall timer, which
+        // resends from here: one chunk in flight, however many answers the network duplicates.
         pr.snapshot_offset = next_offset;
-        self.send_snapshot_chunk(from);
+        if next_offset == pr.snapshot_ack_expected {
+            self.send_snapshot_chunk(from);
+        }
     }
 
     // ---- follower side ---------------------------------------------------------------------
