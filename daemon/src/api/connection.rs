@@ -60,10 +60,12 @@ pub(super) async fn serve_connection(
         }
         tracing::debug!("client connected");
         let (reader, writer) = stream.into_split();
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
         let (outbound, outbound_rx) = mpsc::channel(config.outbound_frames_max.max(1));
-        let writer_task = tokio::spawn(write_frames(writer, outbound_rx));
+        let writer_task = tokio::spawn(write_frames(writer.clone(), outbound_rx));
         let mut connection = Connection {
             uid,
+            writer,
             in_flight: Arc::new(Semaphore::new(config.in_flight_per_connection_max.max(1))),
             backend,
             config,
@@ -125,6 +127,9 @@ pub(super) async fn shutdown_requested(mut shutdown: watch::Receiver<bool>) {
 
 struct Connection {
     uid: u32,
+    /// Shared with the writer task: an answer that is ready while nothing is queued is written
+    /// here directly, saving the hop to the writer task.
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
     backend: Arc<dyn Backend>,
     config: Arc<ApiConfig>,
     outbound: mpsc::Sender<Vec<u8>>,
@@ -203,7 +208,7 @@ impl Connection {
                 });
                 if let Some(response) = ready {
                     let response = response.unwrap_or_else(|| panicked(id));
-                    send_response(&self.outbound, id, response).await;
+                    self.answer_inline(id, response).await;
                     drop(permit);
                     return Ok(());
                 }
@@ -220,6 +225,27 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Writes the answer straight to the socket when no earlier answer is queued and the writer
+    /// task is idle; otherwise queues it like any other. A frame is always written whole under
+    /// the lock, so frames never interleave.
+    async fn answer_inline(&self, id: u64, response: Response) {
+        let queue_empty = self.outbound.capacity() == self.outbound.max_capacity();
+        let idle_writer = if queue_empty {
+            self.writer.try_lock().ok()
+        } else {
+            None
+        };
+        let Some(mut writer) = idle_writer else {
+            send_response(&self.outbound, id, response).await;
+            return;
+        };
+        if let Some(bytes) = encode_answer(id, response) {
+            if let Err(error) = writer.write_all(&bytes).await {
+                tracing::debug!(%error, "write failed; the reader will see the connection end");
+            }
+        }
     }
 
     #[allow(clippy::result_large_err)] // Backend::watch_log's answer-as-error, see there.
@@ -336,27 +362,34 @@ async fn forward_watch(mut stream: WatchStream, outbound: mpsc::Sender<Vec<u8>>,
     send_response(&outbound, id, ended).await;
 }
 
-/// Encode and queue one answer. False when the connection's writer is gone.
-async fn send_response(outbound: &mpsc::Sender<Vec<u8>>, id: u64, response: Response) -> bool {
+/// One answer as frame bytes; an answer too large to encode becomes an error answer.
+fn encode_answer(id: u64, response: Response) -> Option<Vec<u8>> {
     let frame = ResponseFrame { id, response };
-    let bytes = match encode_response_frame(&frame) {
-        Ok(bytes) => bytes,
+    match encode_response_frame(&frame) {
+        Ok(bytes) => Some(bytes),
         Err(error) => {
             tracing::warn!(id, %error, "answer cannot be encoded");
             let fallback = ResponseFrame {
                 id,
                 response: error_response(error.status(), format!("the answer is {error}")),
             };
-            match encode_response_frame(&fallback) {
-                Ok(bytes) => bytes,
-                Err(_) => return false,
-            }
+            encode_response_frame(&fallback).ok()
         }
-    };
-    outbound.send(bytes).await.is_ok()
+    }
 }
 
-async fn write_frames(mut writer: OwnedWriteHalf, mut outbound: mpsc::Receiver<Vec<u8>>) {
+/// Encode and queue one answer. False when the connection's writer is gone.
+async fn send_response(outbound: &mpsc::Sender<Vec<u8>>, id: u64, response: Response) -> bool {
+    match encode_answer(id, response) {
+        Some(bytes) => outbound.send(bytes).await.is_ok(),
+        None => false,
+    }
+}
+
+async fn write_frames(
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+) {
     let mut batch = Vec::new();
     while let Some(frame) = outbound.recv().await {
         batch.extend_from_slice(&frame);
@@ -366,13 +399,13 @@ async fn write_frames(mut writer: OwnedWriteHalf, mut outbound: mpsc::Receiver<V
                 Err(_) => break,
             }
         }
-        if let Err(error) = writer.write_all(&batch).await {
+        if let Err(error) = writer.lock().await.write_all(&batch).await {
             tracing::debug!(%error, "write failed; dropping the rest of the answers");
             return;
         }
         batch.clear();
     }
-    let _ = writer.shutdown().await;
+    let _ = writer.lock().await.shutdown().await;
 }
 
 fn panicked(id: u64) -> Response {
