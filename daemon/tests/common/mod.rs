@@ -171,6 +171,17 @@ impl Cluster {
         child.wait().expect("wait for the node")
     }
 
+    /// Waits for a node this test restarted to exit by itself; returns its exit status.
+    pub fn wait_exit(&self, id: u64, pid: i32) -> std::process::ExitStatus {
+        let mut restarted = self.restarted.lock().unwrap();
+        let position = restarted
+            .iter()
+            .position(|child| child.id() as i32 == pid)
+            .unwrap_or_else(|| panic!("node {id} (pid {pid}) was not restarted by this test"));
+        let mut child = restarted.remove(position);
+        child.wait().expect("wait for the node")
+    }
+
     pub fn log(&self, id: u64) -> String {
         std::fs::read_to_string(dev::node_dir(&self.dir, id).join("ringraftd.log"))
             .unwrap_or_default()
