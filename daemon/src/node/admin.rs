@@ -50,7 +50,7 @@ impl Driver {
             return;
         }
         match self.admin_on_leader(&request) {
-            Ok((description, done)) => self.pending.admin.push_back(PendingAdmin {
+            Ok((description, done)) => self.pending.admin.push(PendingAdmin {
                 deadline,
                 reply,
                 done,

@@ -228,7 +228,7 @@ impl Driver {
                 deadline,
                 reply,
             } => {
-                self.pending.admin.push_back(PendingAdmin {
+                self.pending.admin.push(PendingAdmin {
                     deadline,
                     reply,
                     done: Box::new(move |state, _| state.applied_index() >= index),

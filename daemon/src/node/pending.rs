@@ -2,7 +2,7 @@
 //! index is applied, admin changes until the state shows them, watches until the client leaves.
 //! Each has a deadline or a bound; none can wait forever.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ringraft_proto::{NodeId, Response, Status};
@@ -46,7 +46,7 @@ const WATCH_BATCH: usize = 256;
 pub struct Pending {
     pub proposals: BTreeMap<u64, PendingProposal>,
     pub reads: BTreeMap<u64, PendingRead>,
-    pub admin: VecDeque<PendingAdmin>,
+    pub admin: Vec<PendingAdmin>,
     pub watchers: Vec<Watcher>,
 }
 
@@ -68,26 +68,17 @@ impl Pending {
     /// that the state shows, watchers with new records.
     pub fn on_applied(&mut self, state: &ReplicatedState, leader: Option<NodeId>) {
         let applied = state.applied_index();
-        let ready: Vec<u64> = self
-            .reads
-            .iter()
-            .filter(|(_, read)| read.read_index.is_some_and(|index| index <= applied))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ready {
-            if let Some(read) = self.reads.remove(&id) {
-                let _ = read.reply.send(Response::Done { index: applied });
-            }
+        for (_, read) in self.reads.extract_if(.., |_, read| {
+            read.read_index.is_some_and(|index| index <= applied)
+        }) {
+            let _ = read.reply.send(Response::Done { index: applied });
         }
-        let mut waiting = VecDeque::with_capacity(self.admin.len());
-        for admin in self.admin.drain(..) {
-            if (admin.done)(state, leader) {
-                let _ = admin.reply.send(Response::Done { index: applied });
-            } else {
-                waiting.push_back(admin);
-            }
+        for admin in self
+            .admin
+            .extract_if(.., |admin| (admin.done)(state, leader))
+        {
+            let _ = admin.reply.send(Response::Done { index: applied });
         }
-        self.admin = waiting;
         self.feed_watchers(state);
     }
 
@@ -128,44 +119,22 @@ impl Pending {
 
     /// Fails everything whose deadline passed.
     pub fn expire(&mut self, now: Instant) {
-        let expired: Vec<u64> = self
-            .proposals
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(p) = self.proposals.remove(&id) {
-                let _ = p.reply.send(error(
-                    Status::Timeout,
-                    "the proposal was not committed in time; it may still commit",
-                ));
-            }
+        for (_, proposal) in self.proposals.extract_if(.., |_, p| p.deadline <= now) {
+            let _ = proposal.reply.send(error(
+                Status::Timeout,
+                "the proposal was not committed in time; it may still commit",
+            ));
         }
-        let expired: Vec<u64> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(r) = self.reads.remove(&id) {
-                let _ = r.reply.send(error(
-                    Status::Timeout,
-                    "the leader did not confirm the read in time",
-                ));
-            }
+        for (_, read) in self.reads.extract_if(.., |_, r| r.deadline <= now) {
+            let _ = read.reply.send(error(
+                Status::Timeout,
+                "the leader did not confirm the read in time",
+            ));
         }
-        let mut waiting = VecDeque::with_capacity(self.admin.len());
-        for admin in self.admin.drain(..) {
-            if admin.deadline <= now {
-                let message = format!("{} did not take effect in time", admin.description);
-                let _ = admin.reply.send(error(Status::Timeout, message));
-            } else {
-                waiting.push_back(admin);
-            }
+        for admin in self.admin.extract_if(.., |admin| admin.deadline <= now) {
+            let message = format!("{} did not take effect in time", admin.description);
+            let _ = admin.reply.send(error(Status::Timeout, message));
         }
-        self.admin = waiting;
     }
 
     /// The node stops: every waiting client gets a clear answer.
