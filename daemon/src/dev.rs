@@ -116,8 +116,18 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
 /// Creates certificates and configuration files that do not exist yet; keeps existing ones, so a
 /// second run restarts the same cluster.
 fn prepare(dir: &Path, ids: &[u64], args: &DevArgs) -> Result<(), String> {
-    if ids.iter().all(|id| config_path(dir, *id).exists()) {
+    let existing = ids
+        .iter()
+        .filter(|id| config_path(dir, **id).exists())
+        .count();
+    if existing == ids.len() {
         return Ok(());
+    }
+    if existing > 0 || config_path(dir, ids.len() as u64 + 1).exists() {
+        return Err(format!(
+            "{} holds a dev cluster of another size; use a new --dir (or the same --nodes)",
+            dir.display()
+        ));
     }
     let ports = free_udp_ports(ids.len())?;
     let members: Vec<InitialMember> = ids
