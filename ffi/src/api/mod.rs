@@ -85,6 +85,26 @@ pub(crate) unsafe fn input_bytes<'a>(data: *const u8, len: usize, what: &str) ->
     Ok(std::slice::from_raw_parts(data, len))
 }
 
+/// A lookup key: `len` bytes at `key`, never empty.
+///
+/// # Safety
+/// As for `input_bytes`.
+pub(crate) unsafe fn key_bytes<'a>(key: *const u8, len: usize) -> Result<&'a [u8]> {
+    let key = input_bytes(key, len, "key")?;
+    if key.is_empty() {
+        return Err(Error::invalid("key is empty"));
+    }
+    Ok(key)
+}
+
+/// The replica count of a replicas call: at least one.
+pub(crate) fn replica_count(n: usize) -> Result<usize> {
+    if n == 0 {
+        return Err(Error::invalid("n must be at least 1"));
+    }
+    Ok(n)
+}
+
 /// The UTF-8 text of a NUL-terminated string.
 ///
 /// # Safety

@@ -4,7 +4,9 @@ use std::mem::MaybeUninit;
 
 use ringraft_proto::{Request, Response, Status};
 
-use super::{input_bytes, output_array, require_out, ringraft_client, with_client, write_out};
+use super::{
+    key_bytes, output_array, replica_count, require_out, ringraft_client, with_client, write_out,
+};
 use crate::client::{unexpected, Client, Retry};
 use crate::error::{Error, Result};
 use crate::status::ringraft_status;
@@ -149,10 +151,7 @@ pub unsafe extern "C" fn ringraft_owner(
 ) -> ringraft_status {
     with_client(client, |client| {
         require_out(out, "out")?;
-        let key = input_bytes(key, len, "key")?;
-        if key.is_empty() {
-            return Err(Error::invalid("key is empty"));
-        }
+        let key = key_bytes(key, len)?;
         if !client.shared.linearizable() {
             if let Some(view) = client.cache.view() {
                 if let Some(view) = view.as_ref() {
@@ -201,13 +200,8 @@ pub unsafe extern "C" fn ringraft_replicas(
     with_client(client, |client| {
         require_out(count, "count")?;
         require_out(out, "out")?;
-        let key = input_bytes(key, len, "key")?;
-        if key.is_empty() {
-            return Err(Error::invalid("key is empty"));
-        }
-        if n == 0 {
-            return Err(Error::invalid("n must be at least 1"));
-        }
+        let key = key_bytes(key, len)?;
+        replica_count(n)?;
         let out = output_array(out, n, "out")?;
         if !client.shared.linearizable() {
             if let Some(view) = client.cache.view() {

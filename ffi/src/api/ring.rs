@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::{
-    guarded, guarded_value, input_bytes, output_array, require_out, ringraft_client, with_client,
-    write_out,
+    guarded, guarded_value, key_bytes, output_array, replica_count, require_out, ringraft_client,
+    with_client, write_out,
 };
 use crate::client::RingView;
 use crate::error::{Error, NO_CLIENT};
@@ -150,10 +150,7 @@ pub unsafe extern "C" fn ringraft_ring_view_owner(
             .as_ref()
             .ok_or_else(|| Error::invalid("view is NULL"))?;
         require_out(out, "out")?;
-        let key = input_bytes(key, len, "key")?;
-        if key.is_empty() {
-            return Err(Error::invalid("key is empty"));
-        }
+        let key = key_bytes(key, len)?;
         write_out(out, *view.view.owner(key)?);
         Ok(())
     })
@@ -179,13 +176,8 @@ pub unsafe extern "C" fn ringraft_ring_view_replicas(
             .ok_or_else(|| Error::invalid("view is NULL"))?;
         require_out(count, "count")?;
         require_out(out, "out")?;
-        let key = input_bytes(key, len, "key")?;
-        if key.is_empty() {
-            return Err(Error::invalid("key is empty"));
-        }
-        if n == 0 {
-            return Err(Error::invalid("n must be at least 1"));
-        }
+        let key = key_bytes(key, len)?;
+        replica_count(n)?;
         let out = output_array(out, n, "out")?;
         let mut nodes = vec![ringraft_node::zeroed(); n.min(view.view.members().len())];
         let written = view.view.replicas_into(key, &mut nodes)?;
