@@ -114,9 +114,7 @@ pub unsafe extern "C" fn ringraft_ring_view_members(
     count: *mut usize,
 ) -> ringraft_status {
     guarded(NO_CLIENT, || {
-        let view = view
-            .as_ref()
-            .ok_or_else(|| Error::invalid("view is NULL"))?;
+        let view = view_ref(view)?;
         require_out(count, "count")?;
         let out = output_array(out, capacity, "out")?;
         let members = view.view.members();
@@ -146,9 +144,7 @@ pub unsafe extern "C" fn ringraft_ring_view_owner(
     out: *mut ringraft_node,
 ) -> ringraft_status {
     guarded(NO_CLIENT, || {
-        let view = view
-            .as_ref()
-            .ok_or_else(|| Error::invalid("view is NULL"))?;
+        let view = view_ref(view)?;
         require_out(out, "out")?;
         let key = key_bytes(key, len)?;
         write_out(out, *view.view.owner(key)?);
@@ -171,9 +167,7 @@ pub unsafe extern "C" fn ringraft_ring_view_replicas(
     count: *mut usize,
 ) -> ringraft_status {
     guarded(NO_CLIENT, || {
-        let view = view
-            .as_ref()
-            .ok_or_else(|| Error::invalid("view is NULL"))?;
+        let view = view_ref(view)?;
         require_out(count, "count")?;
         require_out(out, "out")?;
         let key = key_bytes(key, len)?;
@@ -187,4 +181,12 @@ pub unsafe extern "C" fn ringraft_ring_view_replicas(
         write_out(count, written);
         Ok(())
     })
+}
+
+/// The view behind a handle from C; NULL is an argument error.
+///
+/// # Safety
+/// A non-NULL `view` must come from ringraft_ring() and not be freed yet.
+unsafe fn view_ref<'a>(view: *const ringraft_ring_view) -> Result<&'a ringraft_ring_view, Error> {
+    view.as_ref().ok_or_else(|| Error::invalid("view is NULL"))
 }
