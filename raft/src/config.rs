@@ -35,6 +35,9 @@ pub struct Config {
     pub uncommitted_bytes_max: usize,
     /// Seed for the RNG that draws election timeouts: same seed and inputs, same outputs.
     pub seed: u64,
+    /// Test-only: break one protocol rule on purpose (see [`crate::Mutant`]).
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<crate::Mutant>,
 }
 
 impl Config {
@@ -53,6 +56,8 @@ impl Config {
             snapshot_chunk_bytes_max: 256 << 10,
             uncommitted_bytes_max: 64 << 20,
             seed: id,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 }
@@ -68,6 +73,10 @@ impl Config {
     pub fn lease_ticks(&self) -> u64 {
         let drift = u64::from(self.clock_drift_percent_max.min(100));
         let sticky_ticks = u64::from(self.election_timeout_ticks.saturating_sub(1));
-        sticky_ticks * (100 - drift) / (100 + drift)
+        let lease_ticks = sticky_ticks * (100 - drift) / (100 + drift);
+        if self.mutated(crate::Mutant::LeaseTwiceTooLong) {
+            return lease_ticks * 2;
+        }
+        lease_ticks
     }
 }

@@ -121,14 +121,14 @@ impl RawNode {
     }
 
     fn other_voters(&self) -> Vec<NodeId> {
-        quorum::voters(self.log.conf_state())
+        quorum::voters(&self.voting_conf())
             .into_iter()
             .filter(|&id| id != self.id())
             .collect()
     }
 
     fn poll(&mut self) {
-        match quorum::vote_result(self.log.conf_state(), &self.votes) {
+        match quorum::vote_result(&self.voting_conf(), &self.votes) {
             VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => {

@@ -24,7 +24,8 @@ pub enum ProposeError {
     #[error("leadership transfer in progress")]
     TransferInProgress,
     #[error(
-        "a previous membership change is not yet committed, or the configuration is still joint"
+        "a previous membership change is not yet committed, the configuration is still joint, or \
+         the leader has not yet committed an entry of its term"
     )]
     ConfChangePending,
     #[error("invalid membership change: {0}")]

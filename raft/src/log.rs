@@ -146,11 +146,15 @@ impl RaftLog {
     /// A follower appends the leader's entries after (`prev_index`, `prev_term`), truncating a
     /// conflicting suffix (thesis §3.5). Entries are contiguous from `prev_index + 1` (checked by
     /// the caller). Returns the last index known to match the leader.
+    ///
+    /// `mutant_truncate_matching` (only the `StaleAppendTruncates` mutant sets it) treats every
+    /// entry as conflicting, so a stale append erases the suffix after it.
     pub fn try_append(
         &mut self,
         prev_index: LogIndex,
         prev_term: Term,
         entries: &[Entry],
+        mutant_truncate_matching: bool,
     ) -> Result<LogIndex, AppendRefusal> {
         if !self.matches(prev_index, prev_term) {
             return Err(AppendRefusal::Mismatch);
@@ -158,7 +162,7 @@ impl RaftLog {
         let last_new = prev_index + entries.len() as u64;
         let conflict = entries
             .iter()
-            .find(|e| !self.matches(e.index, e.term))
+            .find(|e| mutant_truncate_matching || !self.matches(e.index, e.term))
             .map(|e| e.index);
         if let Some(from) = conflict {
             if from <= self.committed {
@@ -349,7 +353,7 @@ mod tests {
     #[test]
     fn conflicting_suffix_is_truncated_and_replaced() {
         let mut log = log_with_terms(&[1, 1, 2, 2]);
-        let last = log.try_append(2, 1, &entries(&[(3, 3), (4, 3), (5, 3)]));
+        let last = log.try_append(2, 1, &entries(&[(3, 3), (4, 3), (5, 3)]), false);
         assert_eq!(last, Ok(5));
         assert_eq!(log.term(3), Some(3));
         assert_eq!(log.last_index(), 5);
@@ -361,10 +365,10 @@ mod tests {
     fn matching_prefix_keeps_later_entries() {
         let mut log = log_with_terms(&[1, 1, 2, 2]);
         // An old, shorter append must not truncate what follows it (log matching).
-        assert_eq!(log.try_append(1, 1, &entries(&[(2, 1)])), Ok(2));
+        assert_eq!(log.try_append(1, 1, &entries(&[(2, 1)]), false), Ok(2));
         assert_eq!(log.last_index(), 4);
         assert_eq!(
-            log.try_append(4, 3, &entries(&[(5, 3)])),
+            log.try_append(4, 3, &entries(&[(5, 3)]), false),
             Err(AppendRefusal::Mismatch)
         );
     }
@@ -374,7 +378,7 @@ mod tests {
         let mut log = log_with_terms(&[1, 1, 2]);
         log.commit_to(3);
         assert_eq!(
-            log.try_append(1, 1, &entries(&[(2, 5)])),
+            log.try_append(1, 1, &entries(&[(2, 5)]), false),
             Err(AppendRefusal::ConflictsWithCommitted)
         );
         assert_eq!(log.term(2), Some(1));

@@ -3,6 +3,7 @@
 
 use crate::conf_change::apply_conf_change;
 use crate::errors::ProposeError;
+use crate::mutants::Mutant;
 use crate::quorum;
 use crate::raw_node::RawNode;
 use crate::types::{ConfChange, EntryPayload, MessageBody, NodeId, Role};
@@ -19,6 +20,13 @@ impl RawNode {
         }
         if self.lead_transferee.is_some() {
             return Err(ProposeError::TransferInProgress);
+        }
+        // A new leader may not append a configuration change until an entry of its own term has
+        // committed (thesis errata, raft-dev 2015): before that, a change it appends and one an
+        // earlier leader left uncommitted can each commit on a quorum that the other never saw.
+        let own_term_committed = self.log.term(self.log.committed) == Some(self.term);
+        if !own_term_committed && !self.config.mutated(Mutant::ConfChangeBeforeTermCommit) {
+            return Err(ProposeError::ConfChangePending);
         }
         // One change at a time: the previous one must be committed (thesis §4.1).
         if self.log.confs.latest_index() > self.log.committed {

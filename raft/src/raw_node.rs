@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::errors::{ProposeError, RaftError};
 use crate::log::RaftLog;
+use crate::mutants::Mutant;
 use crate::progress::Progress;
 use crate::quorum;
 use crate::read_only::ReadOnly;
@@ -449,6 +450,10 @@ impl RawNode {
     /// A message that promises durable state (a vote, an append acknowledgement): the shell
     /// sends it only after the Ready that carries it is durable (thesis §3.8 / §10.2.1).
     pub(crate) fn send_after_persist(&mut self, to: NodeId, body: MessageBody) {
+        if self.config.mutated(Mutant::AckBeforeFsync) {
+            self.send(to, body);
+            return;
+        }
         self.msgs_after_persist.push(Message {
             from: self.id(),
             to,
@@ -470,6 +475,18 @@ impl RawNode {
         } else {
             Role::Follower
         }
+    }
+
+    /// The configuration that votes, commits, CheckQuorum and reads are counted under: the one
+    /// in effect (only a mutant drops the outgoing half of a joint configuration).
+    pub(crate) fn voting_conf(&self) -> std::borrow::Cow<'_, ConfState> {
+        let conf = self.log.conf_state();
+        if self.config.mutated(Mutant::JointIgnoresOutgoing) && !conf.voters_outgoing.is_empty() {
+            let mut incoming_only = conf.clone();
+            incoming_only.voters_outgoing.clear();
+            return std::borrow::Cow::Owned(incoming_only);
+        }
+        std::borrow::Cow::Borrowed(conf)
     }
 
     pub(crate) fn is_promotable(&self) -> bool {

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::errors::ProposeError;
+use crate::mutants::Mutant;
 use crate::quorum;
 use crate::raw_node::RawNode;
 use crate::types::{LogIndex, MessageBody, NodeId, ReadState, Role};
@@ -130,7 +131,9 @@ impl RawNode {
         }
         // Until an entry of this term is committed, the leader does not know the latest commit
         // index (thesis §6.4 step 1).
-        if self.log.term(self.log.committed) != Some(self.term) {
+        if self.log.term(self.log.committed) != Some(self.term)
+            && !self.config.mutated(Mutant::ReadIndexBeforeTermCommit)
+        {
             self.read_only.waiting_for_commit.push((requester, context));
             return;
         }
@@ -172,7 +175,7 @@ impl RawNode {
         let me = self.id();
         let acked = &self.read_only.acked_round_tick;
         // Start tick + 1 of the newest round each voter acknowledged; 0 for none.
-        let lease_start = quorum::quorum_index(self.log.conf_state(), |id| {
+        let lease_start = quorum::quorum_index(&self.voting_conf(), |id| {
             if id == me {
                 now + 1
             } else {
@@ -201,9 +204,7 @@ impl RawNode {
     fn answer_confirmed_reads(&mut self) {
         loop {
             let confirmed = match self.read_only.pending.front() {
-                Some(read) => {
-                    quorum::is_quorum(self.log.conf_state(), |id| read.acks.contains(&id))
-                }
+                Some(read) => quorum::is_quorum(&self.voting_conf(), |id| read.acks.contains(&id)),
                 None => false,
             };
             if !confirmed {

@@ -3,6 +3,7 @@
 
 use crate::errors::ProposeError;
 use crate::log::AppendRefusal;
+use crate::mutants::Mutant;
 use crate::progress::{Progress, ProgressState};
 use crate::quorum;
 use crate::raw_node::RawNode;
@@ -48,7 +49,7 @@ impl RawNode {
 
     fn quorum_recently_active(&self) -> bool {
         let me = self.id();
-        quorum::is_quorum(self.log.conf_state(), |id| {
+        quorum::is_quorum(&self.voting_conf(), |id| {
             id == me || self.progress.get(&id).is_some_and(|pr| pr.recent_active)
         })
     }
@@ -211,8 +212,12 @@ impl RawNode {
     /// to what it has made durable.
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let me = self.id();
-        let persisted = self.log.persisted;
-        let quorum_index = quorum::quorum_index(self.log.conf_state(), |id| {
+        let persisted = if self.config.mutated(Mutant::LeaderCountsUnsyncedLog) {
+            self.log.last_index()
+        } else {
+            self.log.persisted
+        };
+        let quorum_index = quorum::quorum_index(&self.voting_conf(), |id| {
             if id == me {
                 persisted
             } else {
@@ -220,7 +225,9 @@ impl RawNode {
             }
         });
         let old = self.log.committed;
-        if quorum_index <= old || self.log.term(quorum_index) != Some(self.term) {
+        let own_term = self.log.term(quorum_index) == Some(self.term)
+            || self.config.mutated(Mutant::CommitEarlierTermsByCounting);
+        if quorum_index <= old || !own_term {
             return false;
         }
         self.log.commit_to(quorum_index);
@@ -360,7 +367,11 @@ impl RawNode {
                 .term(committed)
                 .expect("the commit index is in the log");
         }
-        match self.log.try_append(prev_index, prev_term, &entries) {
+        let truncate_matching = self.config.mutated(Mutant::StaleAppendTruncates);
+        match self
+            .log
+            .try_append(prev_index, prev_term, &entries, truncate_matching)
+        {
             Ok(last_new) => {
                 self.log.commit_to(leader_commit.min(last_new));
                 self.send_after_persist(

@@ -4,6 +4,7 @@
 //! offset it has; the leader resumes from there after a loss.
 
 use crate::errors::RaftError;
+use crate::mutants::Mutant;
 use crate::progress::ProgressState;
 use crate::raw_node::RawNode;
 use crate::types::{LogIndex, MessageBody, NodeId, Snapshot, SnapshotMeta};
@@ -275,7 +276,8 @@ impl RawNode {
 
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let meta = &snapshot.meta;
-        if meta.index > 0 && self.log.matches(meta.index, meta.term) {
+        let keep_matching_log = !self.config.mutated(Mutant::SnapshotDiscardsMatchingLog);
+        if meta.index > 0 && self.log.matches(meta.index, meta.term) && keep_matching_log {
             // Our log already holds it: keep the entries after it, just commit.
             self.log.commit_to(meta.index);
             return;

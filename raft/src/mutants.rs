@@ -1,0 +1,69 @@
+//! Test-only switches that each break one protocol rule, to measure the simulator's power: a
+//! test runs the default seeds against every mutant and fails unless each one is caught.
+//!
+//! The switch lives in [`crate::Config::mutant`], which exists only with the cargo feature
+//! `mutants`. The crate's own tests turn the feature on (a dev-dependency on itself); nothing
+//! else does, so a release build of the daemon has no field to set and every check below is the
+//! constant `false`.
+
+/// One broken rule. Each names the rule it breaks and where the rule comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mutant {
+    /// A leader commits entries of earlier terms by counting replicas (breaks thesis §3.6.2,
+    /// figure 3.7: "figure 8").
+    CommitEarlierTermsByCounting,
+    /// A leader appends a configuration change before an entry of its own term has committed
+    /// (breaks the single-server membership rule of the thesis errata, raft-dev 2015).
+    ConfChangeBeforeTermCommit,
+    /// The leader lease lasts twice as long as the drift bound allows (breaks thesis §6.4.1).
+    LeaseTwiceTooLong,
+    /// Joint configurations ignore their outgoing half in votes, commit, CheckQuorum and reads
+    /// (breaks thesis §4.3).
+    JointIgnoresOutgoing,
+    /// The leader serves ReadIndex before an entry of its own term has committed (breaks thesis
+    /// §6.4 step 1).
+    ReadIndexBeforeTermCommit,
+    /// Votes and append acknowledgements leave before what they promise is durable (breaks
+    /// thesis §3.8).
+    AckBeforeFsync,
+    /// The leader counts its own log toward the commit quorum before it is durable (breaks
+    /// thesis §10.2.1).
+    LeaderCountsUnsyncedLog,
+    /// A follower truncates its log after the last entry of every append, so a stale, reordered
+    /// append erases entries it already acknowledged (breaks the AppendEntries rule "if an
+    /// existing entry conflicts ... delete it and all that follow": only on a conflict).
+    StaleAppendTruncates,
+    /// Installing a snapshot discards the log even when the log holds the snapshot's last entry
+    /// (breaks thesis §5.1: "retain log entries following it").
+    SnapshotDiscardsMatchingLog,
+}
+
+impl Mutant {
+    pub const ALL: [Mutant; 9] = [
+        Mutant::CommitEarlierTermsByCounting,
+        Mutant::ConfChangeBeforeTermCommit,
+        Mutant::LeaseTwiceTooLong,
+        Mutant::JointIgnoresOutgoing,
+        Mutant::ReadIndexBeforeTermCommit,
+        Mutant::AckBeforeFsync,
+        Mutant::LeaderCountsUnsyncedLog,
+        Mutant::StaleAppendTruncates,
+        Mutant::SnapshotDiscardsMatchingLog,
+    ];
+}
+
+impl crate::config::Config {
+    /// True if this core runs with `mutant` switched on (never without the `mutants` feature).
+    #[inline(always)]
+    pub(crate) fn mutated(&self, mutant: Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.mutant == Some(mutant)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            let _ = mutant;
+            false
+        }
+    }
+}
