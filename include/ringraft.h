@@ -171,6 +171,11 @@ typedef enum ringraft_status {
    * A bug or an unexpected failure inside the daemon or the library.
    */
   RINGRAFT_INTERNAL = 18,
+  /**
+   * The daemon's node was removed from the cluster: it no longer answers ring or log queries
+   * and is about to exit. Ask another member's daemon.
+   */
+  RINGRAFT_REMOVED = 19,
 } ringraft_status;
 
 /**

@@ -107,7 +107,10 @@ static void test_strerror(void) {
           ringraft_strerror(RINGRAFT_OK));
     CHECK(strcmp(ringraft_strerror(RINGRAFT_UNAVAILABLE), "daemon unavailable") == 0, "%s",
           ringraft_strerror(RINGRAFT_UNAVAILABLE));
-    for (int code = RINGRAFT_OK; code <= RINGRAFT_INTERNAL; code++) {
+    CHECK(RINGRAFT_REMOVED == 19, "RINGRAFT_REMOVED is %d", (int)RINGRAFT_REMOVED);
+    CHECK(strcmp(ringraft_strerror(RINGRAFT_REMOVED), "this node was removed from the cluster") == 0,
+          "%s", ringraft_strerror(RINGRAFT_REMOVED));
+    for (int code = RINGRAFT_OK; code <= RINGRAFT_REMOVED; code++) {
         const char *text = ringraft_strerror((ringraft_status)code);
         CHECK(text != NULL && text[0] != '\0' && strcmp(text, "unknown status") != 0,
               "code %d has no description", code);

@@ -52,6 +52,9 @@ pub enum ringraft_status {
     RINGRAFT_CLOSED = 17,
     /// A bug or an unexpected failure inside the daemon or the library.
     RINGRAFT_INTERNAL = 18,
+    /// The daemon's node was removed from the cluster: it no longer answers ring or log queries
+    /// and is about to exit. Ask another member's daemon.
+    RINGRAFT_REMOVED = 19,
 }
 
 impl From<Status> for ringraft_status {
@@ -77,6 +80,7 @@ impl From<Status> for ringraft_status {
             Status::BufferTooSmall => RINGRAFT_BUFFER_TOO_SMALL,
             Status::Closed => RINGRAFT_CLOSED,
             Status::Internal => RINGRAFT_INTERNAL,
+            Status::Removed => RINGRAFT_REMOVED,
         }
     }
 }
@@ -104,6 +108,7 @@ impl From<ringraft_status> for Status {
             RINGRAFT_BUFFER_TOO_SMALL => Status::BufferTooSmall,
             RINGRAFT_CLOSED => Status::Closed,
             RINGRAFT_INTERNAL => Status::Internal,
+            RINGRAFT_REMOVED => Status::Removed,
         }
     }
 }
@@ -139,5 +144,6 @@ fn static_description(status: Status) -> &'static std::ffi::CStr {
         Status::BufferTooSmall => c"buffer too small",
         Status::Closed => c"closed",
         Status::Internal => c"internal error",
+        Status::Removed => c"this node was removed from the cluster",
     }
 }

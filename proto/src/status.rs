@@ -44,10 +44,13 @@ pub enum Status {
     Closed = 17,
     /// A bug or an unexpected failure inside the daemon or the library.
     Internal = 18,
+    /// This node was removed from the cluster: it no longer answers ring or log queries and is
+    /// about to exit. Ask another member.
+    Removed = 19,
 }
 
 impl Status {
-    pub const ALL: [Status; 19] = [
+    pub const ALL: [Status; 20] = [
         Status::Ok,
         Status::InvalidArgument,
         Status::Timeout,
@@ -67,6 +70,7 @@ impl Status {
         Status::BufferTooSmall,
         Status::Closed,
         Status::Internal,
+        Status::Removed,
     ];
 
     pub fn code(self) -> u32 {
@@ -99,6 +103,7 @@ impl Status {
             Status::BufferTooSmall => "buffer too small",
             Status::Closed => "closed",
             Status::Internal => "internal error",
+            Status::Removed => "this node was removed from the cluster",
         }
     }
 
@@ -124,6 +129,7 @@ impl Status {
             Status::BufferTooSmall => "buffer_too_small",
             Status::Closed => "closed",
             Status::Internal => "internal",
+            Status::Removed => "removed",
         }
     }
 }

@@ -38,6 +38,7 @@ class Status(enum.IntEnum):
     BUFFER_TOO_SMALL = 16
     CLOSED = 17
     INTERNAL = 18
+    REMOVED = 19
 
 
 class RingraftError(Exception):
@@ -170,6 +171,13 @@ class Internal(RingraftError):
     default_status = Status.INTERNAL
 
 
+class Removed(RingraftError):
+    """The daemon's node was removed from the cluster: it no longer answers ring or log queries
+    and is about to exit. Ask another member's daemon."""
+
+    default_status = Status.REMOVED
+
+
 ERROR_CLASSES: Dict[Status, Type[RingraftError]] = {
     Status(cls.default_status): cls
     for cls in (
@@ -191,6 +199,7 @@ ERROR_CLASSES: Dict[Status, Type[RingraftError]] = {
         BufferTooSmall,
         Closed,
         Internal,
+        Removed,
     )
 }
 
