@@ -147,8 +147,11 @@ impl RawNode {
         self.poll();
     }
 
-    /// True if a (pre)vote request must be ignored because we have a live leader: with
-    /// CheckQuorum, a leader heard from within the election timeout holds a lease (thesis §6.2).
+    /// True if a (pre)vote request must be ignored because we have a live leader: a node that
+    /// heard from a leader within the minimum election timeout disregards it (thesis §4.2.3),
+    /// whatever the settings, so that a removed server that never learns of its removal cannot
+    /// depose every leader with ever higher terms; a campaign that follows a leadership transfer
+    /// is exempt. With CheckQuorum this is also the follower's half of the leader lease (§6.2).
     /// With lease reads, a node that started less than an election timeout ago counts as having
     /// heard from a leader: before its restart it may have acknowledged a heartbeat on which
     /// that leader's read lease rests.
@@ -163,7 +166,7 @@ impl RawNode {
         let timeout = self.config.election_timeout_ticks;
         let heard_from_leader = self.leader.is_some() && self.election_elapsed < timeout;
         let just_started = self.config.lease_read && self.ticks < u64::from(timeout);
-        campaign && self.config.check_quorum && (heard_from_leader || just_started)
+        campaign && (heard_from_leader || just_started)
     }
 
     /// Answer a (pre)vote request. A node that is a learner in its own configuration still

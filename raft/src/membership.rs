@@ -112,6 +112,8 @@ impl RawNode {
             });
         }
         if to == self.id() {
+            // Asking to transfer to ourselves cancels a transfer under way (as in etcd raft).
+            self.abort_leader_transfer();
             return Ok(());
         }
         if !quorum::is_voter(self.log.conf_state(), to) {
@@ -122,17 +124,22 @@ impl RawNode {
         }
         self.lead_transferee = Some(to);
         self.transfer_elapsed = 0;
+        // The transferee campaigns once it has our whole log (thesis §3.10 step 1).
+        self.send_appends(to);
+        self.maybe_send_timeout_now(to);
+        Ok(())
+    }
+
+    /// If `to` is the transferee and holds our whole log, tell it to campaign. Called whenever
+    /// we learn more about its log: append and heartbeat answers, a completed snapshot.
+    pub(crate) fn maybe_send_timeout_now(&mut self, to: NodeId) {
         let caught_up = self
             .progress
             .get(&to)
             .is_some_and(|pr| pr.match_index == self.log.last_index());
-        if caught_up {
+        if self.role == Role::Leader && self.lead_transferee == Some(to) && caught_up {
             self.send_timeout_now(to);
-        } else {
-            // The transferee campaigns once it has our whole log (thesis §3.10 step 1).
-            self.send_appends(to);
         }
-        Ok(())
     }
 
     /// Tell `to` to campaign now. Its voters will ignore their stickiness toward us (a campaign

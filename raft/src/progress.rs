@@ -1,8 +1,9 @@
 //! What the leader knows about each follower's log, and the flow control toward it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::types::LogIndex;
+use crate::types::{LogIndex, Snapshot};
 
 /// How the leader replicates to one follower (etcd raft's design, thesis §10.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +76,13 @@ pub(crate) struct Progress {
     pub state: ProgressState,
     /// In Probe: an append is outstanding, wait for an answer (or the next heartbeat response).
     pub probe_sent: bool,
-    /// In Snapshot: the index of the snapshot being sent.
+    /// In Snapshot: the index of the snapshot being sent (kept after the transfer ends, to probe
+    /// from behind it).
     pub snapshot_index: LogIndex,
+    /// In Snapshot: the snapshot being sent. A transfer keeps the snapshot it started with until
+    /// it completes or fails, even if the leader compacts again meanwhile: restarting from byte 0
+    /// at every compaction would never finish under steady writes.
+    pub snapshot: Option<Arc<Snapshot>>,
     /// In Snapshot: where the next chunk starts (the follower has the bytes before it).
     pub snapshot_offset: u64,
     /// In Snapshot: the offset the follower acknowledges once the chunk in flight arrives. Only
@@ -102,6 +108,7 @@ impl Progress {
             state: ProgressState::Probe,
             probe_sent: false,
             snapshot_index: 0,
+            snapshot: None,
             snapshot_offset: 0,
             snapshot_ack_expected: 0,
             snapshot_idle_heartbeats: 0,
@@ -116,6 +123,7 @@ impl Progress {
         self.state = state;
         self.probe_sent = false;
         self.snapshot_index = 0;
+        self.snapshot = None;
         self.snapshot_offset = 0;
         self.snapshot_ack_expected = 0;
         self.snapshot_idle_heartbeats = 0;
@@ -141,9 +149,10 @@ impl Progress {
         self.next_index = self.match_index + 1;
     }
 
-    pub fn become_snapshot(&mut self, snapshot_index: LogIndex) {
+    pub fn become_snapshot(&mut self, snapshot: Arc<Snapshot>) {
         self.reset_state(ProgressState::Snapshot);
-        self.snapshot_index = snapshot_index;
+        self.snapshot_index = snapshot.meta.index;
+        self.snapshot = Some(snapshot);
     }
 
     /// The follower acknowledged everything up to `index`. Returns true if `match_index` grew.

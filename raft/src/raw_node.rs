@@ -3,6 +3,7 @@
 //! `impl RawNode` block for one concern.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,7 +65,7 @@ pub struct RawNode {
     /// Seen configuration generation, to notice when the configuration in effect changed.
     pub(crate) conf_generation: u64,
     /// The latest snapshot this node holds (sent to followers that are too far behind).
-    pub(crate) snapshot: Snapshot,
+    pub(crate) snapshot: Arc<Snapshot>,
     /// A snapshot received from the leader, to hand to the shell in the next Ready.
     pub(crate) snapshot_to_install: Option<Snapshot>,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
@@ -131,10 +132,10 @@ impl RawNode {
             leader: None,
             conf_generation: log.confs.generation,
             log,
-            snapshot: Snapshot {
+            snapshot: Arc::new(Snapshot {
                 meta: snapshot_meta,
                 data: initial.snapshot_data,
-            },
+            }),
             snapshot_to_install: None,
             incoming_snapshot: None,
             progress: BTreeMap::new(),
@@ -276,6 +277,16 @@ impl RawNode {
             self.start_election(false);
         }
         Ok(())
+    }
+
+    /// A follower or learner forgets the leader it follows and stays a leaderless follower in
+    /// its term, without campaigning (as etcd raft's `ForgetLeader`): it then grants votes at
+    /// once instead of waiting out the election timeout. For an operator who knows the leader is
+    /// gone, and for tests that elect someone by hand. No-op on a leader or candidate.
+    pub fn forget_leader(&mut self) {
+        if matches!(self.role, Role::Follower | Role::Learner) {
+            self.leader = None;
+        }
     }
 
     /// The transport could not deliver to `id`: stop pipelining to it and probe instead.

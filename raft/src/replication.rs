@@ -296,7 +296,6 @@ impl RawNode {
             ProgressState::Replicate => pr.inflights.free_to(index),
             _ => {}
         }
-        let caught_up = pr.match_index == self.log.last_index();
         if grew && self.maybe_commit() {
             self.on_commit_advanced();
             if self.role == Role::Leader {
@@ -305,9 +304,7 @@ impl RawNode {
         } else {
             self.send_appends(from);
         }
-        if caught_up && self.lead_transferee == Some(from) && self.role == Role::Leader {
-            self.send_timeout_now(from);
-        }
+        self.maybe_send_timeout_now(from);
     }
 
     pub(crate) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
@@ -333,6 +330,9 @@ impl RawNode {
             }
         }
         self.on_read_ack(from, read_round);
+        // A transferee that caught up without an append answer (by a snapshot, or a TimeoutNow
+        // that was lost) is told again here.
+        self.maybe_send_timeout_now(from);
     }
 
     // ---- follower side ---------------------------------------------------------------------

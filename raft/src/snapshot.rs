@@ -7,11 +7,15 @@ use crate::errors::RaftError;
 use crate::mutants::Mutant;
 use crate::progress::ProgressState;
 use crate::raw_node::RawNode;
-use crate::types::{LogIndex, MessageBody, NodeId, Snapshot, SnapshotMeta};
+use std::sync::Arc;
+
+use crate::types::{LogIndex, MessageBody, NodeId, Snapshot, SnapshotMeta, Term};
 
 /// A snapshot being received: the bytes so far, in order.
 #[derive(Debug)]
 pub(crate) struct IncomingSnapshot {
+    leader: NodeId,
+    leader_term: Term,
     meta: SnapshotMeta,
     total_bytes: u64,
     data: Vec<u8>,
@@ -51,15 +55,15 @@ impl RawNode {
         };
         let conf_state = self.log.confs.at(index).clone();
         self.log.compact_to(index);
-        self.snapshot = Snapshot {
+        self.snapshot = Arc::new(Snapshot {
             meta: SnapshotMeta {
                 index,
                 term,
                 conf_state,
             },
             data,
-        };
-        Ok(Some(self.snapshot.clone()))
+        });
+        Ok(Some(Snapshot::clone(&self.snapshot)))
     }
 
     /// The shell's transport reports the outcome of a snapshot transfer it handled itself, or a
@@ -79,38 +83,38 @@ impl RawNode {
         pr.probe_sent = true;
     }
 
+    /// Start sending our latest snapshot to `to`, unless a transfer to it is already under way
+    /// (that one goes on with the snapshot it started with).
     pub(crate) fn start_snapshot(&mut self, to: NodeId) {
-        let snapshot_index = self.snapshot.meta.index;
+        let snapshot = Arc::clone(&self.snapshot);
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        if pr.state == ProgressState::Snapshot && pr.snapshot_index == snapshot_index {
+        if pr.state == ProgressState::Snapshot {
             return;
         }
-        pr.become_snapshot(snapshot_index);
+        pr.become_snapshot(snapshot);
         self.send_snapshot_chunk(to);
     }
 
     fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let chunk_bytes_max = self.config.snapshot_chunk_bytes_max;
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        if pr.snapshot_index != self.snapshot.meta.index {
-            // We compacted again since: send the newer snapshot from the start.
-            pr.become_snapshot(self.snapshot.meta.index);
-        }
+        let Some(snapshot) = pr.snapshot.clone() else {
+            return;
+        };
         pr.snapshot_idle_heartbeats = 0;
-        let total = self.snapshot.data.len();
+        let total = snapshot.data.len();
         let start = (pr.snapshot_offset as usize).min(total);
-        let end = start
-            .saturating_add(self.config.snapshot_chunk_bytes_max)
-            .min(total);
+        let end = start.saturating_add(chunk_bytes_max).min(total);
         pr.snapshot_ack_expected = end as u64;
         let body = MessageBody::InstallSnapshot {
-            meta: self.snapshot.meta.clone(),
+            meta: snapshot.meta.clone(),
             offset: start as u64,
             total_bytes: total as u64,
-            chunk: self.snapshot.data[start..end].to_vec(),
+            chunk: snapshot.data[start..end].to_vec(),
             done: end == total,
         };
         self.send(to, body);
@@ -138,11 +142,13 @@ impl RawNode {
         next_offset: u64,
         reject: bool,
     ) {
-        let total = self.snapshot.data.len() as u64;
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.recent_active = true;
+        let Some(total) = pr.snapshot.as_ref().map(|s| s.data.len() as u64) else {
+            return;
+        };
         if pr.state != ProgressState::Snapshot || snapshot_index != pr.snapshot_index {
             return;
         }
@@ -152,14 +158,15 @@ impl RawNode {
             pr.probe_sent = true;
             return;
         }
-        if snapshot_index != self.snapshot.meta.index {
-            self.send_snapshot_chunk(from);
-            return;
-        }
         if next_offset >= total {
+            // The follower holds the snapshot durably: it matches us up to its index. Probe from
+            // there; if we compacted past it meanwhile, the probe starts the next transfer.
             pr.match_index = pr.match_index.max(snapshot_index);
             pr.become_probe();
-            self.send_appends(from);
+            if self.send_append(from, true) {
+                self.send_appends(from);
+            }
+            self.maybe_send_timeout_now(from);
             return;
         }
         // Resume from what the follower says it has. Only the acknowledgement of the chunk in
@@ -183,6 +190,7 @@ impl RawNode {
         chunk: Vec<u8>,
         done: bool,
     ) {
+        let leader_term = self.term;
         let committed = self.log.committed;
         let needed = meta.index > committed || (self.needs_configuration() && meta.index == 0);
         if !needed {
@@ -204,8 +212,14 @@ impl RawNode {
             self.answer_snapshot(leader, meta.index, 0, true);
             return;
         }
+        // A partial snapshot continues only with chunks of the very snapshot it started with:
+        // the same leader in the same term (a leader never holds two different snapshots at one
+        // index), the same metadata and the same size.
         let same = |s: &IncomingSnapshot| {
-            s.meta.index == meta.index && s.meta.term == meta.term && s.total_bytes == total_bytes
+            s.leader == leader
+                && s.leader_term == leader_term
+                && s.meta == meta
+                && s.total_bytes == total_bytes
         };
         if offset == 0
             && !self
@@ -214,6 +228,8 @@ impl RawNode {
                 .is_some_and(|s| same(s) && s.data.is_empty())
         {
             self.incoming_snapshot = Some(IncomingSnapshot {
+                leader,
+                leader_term,
                 meta: meta.clone(),
                 total_bytes,
                 data: Vec::new(),
@@ -283,7 +299,7 @@ impl RawNode {
             return;
         }
         self.log.restore(meta);
-        self.snapshot = snapshot.clone();
+        self.snapshot = Arc::new(snapshot.clone());
         self.snapshot_to_install = Some(snapshot);
     }
 }

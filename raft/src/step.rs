@@ -31,12 +31,12 @@ impl RawNode {
     }
 
     /// A message from an older term. Tell a stale leader (or pre-candidate) about our term, so
-    /// that it steps down: with CheckQuorum or PreVote it may otherwise never learn it.
+    /// that it steps down (Raft §5.1: a reply always carries the receiver's term). Whatever the
+    /// settings: without PreVote and CheckQuorum a stale leader that is never answered keeps
+    /// sending, and our own campaigns may never reach it.
     fn answer_stale(&mut self, msg: &Message) {
         match msg.body {
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
-                if self.config.check_quorum || self.config.pre_vote =>
-            {
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
                 self.send(msg.from, MessageBody::HeartbeatResponse { read_round: 0 });
             }
             MessageBody::PreVote { .. } => {

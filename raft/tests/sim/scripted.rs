@@ -103,7 +103,15 @@ impl ScriptedCluster {
         self.settle(id, effects);
     }
 
+    /// `id` campaigns as if its election timer had run out while nobody heard from a leader:
+    /// every other node forgets its leader first (else, heard from within the minimum election
+    /// timeout, it would ignore the campaign; thesis §4.2.3).
     pub fn campaign(&mut self, id: NodeId) {
+        for node in self.nodes.values_mut() {
+            if let Some(raw) = node.raw_mut() {
+                raw.forget_leader();
+            }
+        }
         self.raw_mut(id).campaign().expect("a voter campaigns");
         self.settle(id, Effects::default());
     }
