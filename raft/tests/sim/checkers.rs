@@ -1,14 +1,18 @@
 //! Raft's safety properties (Raft paper, figure 3), checked incrementally after every step of the
 //! simulation from what the nodes hand to their shells:
 //!
-//! - election safety: at most one leader per term, and no node is elected twice in one term (which
-//!   would mean it forgot its vote in a crash);
+//! - election safety: at most one leader per term, and no node is elected twice in one term once
+//!   its first leadership was visible (a leader message of that term left it): a second election
+//!   then means it forgot its vote in a crash, and the two lives may append different entries at
+//!   the same index and term. A leader that crashed before its own vote was durable and before
+//!   anything it sent as leader left may win the same term again: its first leadership left no
+//!   trace but votes, which the voters cast for it again;
 //! - log matching: two logs with an entry of the same index and term hold the same prefix;
 //! - leader completeness: a leader's log holds every entry committed in an earlier term;
 //! - state machine safety: every applied sequence is a prefix of one history (an applied entry,
 //!   or a restored snapshot, never differs from what any node applied at that index).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ringraft_raft::{LogIndex, NodeId, Role, Term};
 
@@ -39,7 +43,10 @@ struct PendingCompleteness {
 
 #[derive(Default)]
 pub struct Invariants {
+    /// The leader of each term and the life in which it was last elected.
     leaders: BTreeMap<Term, (NodeId, u32)>,
+    /// (node, term, life) in which a message only a leader sends left the node.
+    sent_as_leader: BTreeSet<(NodeId, Term, u32)>,
     /// What was applied (or restored from a snapshot) at each index, anywhere: (term, chain).
     committed: HashMap<LogIndex, (Term, u64)>,
     /// Highest index applied by a node whose term was at most the key: every such index was
@@ -87,6 +94,9 @@ impl Invariants {
             }
             Observation::SnapshotRestored(entry) => {
                 self.check_committed(node, entry, "restored a snapshot of")
+            }
+            Observation::SentAsLeader { term, incarnation } => {
+                self.sent_as_leader.insert((node, *term, *incarnation));
             }
         }
     }
@@ -141,10 +151,22 @@ impl Invariants {
                     "election safety: nodes {other} and {node} are both leaders of term {term}"
                 )),
                 Some(&(_, other_incarnation)) if other_incarnation != incarnation => {
-                    self.fail(format!(
-                        "election safety: node {node} was elected twice in term {term} (lives \
-                         {other_incarnation} and {incarnation}): it lost its vote in a crash"
-                    ))
+                    let visible = self
+                        .sent_as_leader
+                        .range((node, term, 0)..=(node, term, u32::MAX))
+                        .find(|&&(_, _, life)| life != incarnation);
+                    match visible {
+                        Some(&(_, _, life)) => self.fail(format!(
+                            "election safety: node {node} was elected twice in term {term} \
+                             (lives {life} and {incarnation}), and life {life} had sent \
+                             messages as leader: it lost its vote in a crash"
+                        )),
+                        // The earlier leadership left no trace: a legitimate re-election.
+                        None => {
+                            self.leaders.insert(term, (node, incarnation));
+                            self.expect_completeness(node, incarnation, term);
+                        }
+                    }
                 }
                 Some(_) => {}
             }
@@ -254,8 +276,55 @@ mod tests {
         let mut checker = Invariants::default();
         let empty = LogMirror::default();
         checker.observe_role(1, 1, Role::Leader, 3, &empty);
+        let sent = Observation::SentAsLeader {
+            term: 3,
+            incarnation: 1,
+        };
+        checker.observe(1, 3, &sent);
         checker.observe_role(1, 2, Role::Leader, 3, &empty);
         assert!(checker.violation().unwrap().contains("elected twice"));
+
+        // Also when a silent life came in between.
+        let mut checker = Invariants::default();
+        checker.observe_role(1, 1, Role::Leader, 3, &empty);
+        checker.observe(1, 3, &sent);
+        checker.observe_role(1, 2, Role::Follower, 2, &empty);
+        checker.observe_role(1, 3, Role::Leader, 3, &empty);
+        assert!(checker.violation().unwrap().contains("elected twice"));
+    }
+
+    /// A candidate that wins with the votes of others, crashes before its own vote is durable
+    /// and before any of its leader messages left, restarts in the old term and wins the same
+    /// term again (the voters grant a candidate they already voted for): nothing of the first
+    /// leadership was ever seen, so nothing can conflict.
+    #[test]
+    fn reelection_of_a_leader_that_sent_nothing_is_legitimate() {
+        let mut checker = Invariants::default();
+        let empty = LogMirror::default();
+        checker.observe_role(1, 1, Role::Leader, 3, &empty);
+        // It led term 2 visibly in life 1: irrelevant to term 3.
+        checker.observe(
+            1,
+            3,
+            &Observation::SentAsLeader {
+                term: 2,
+                incarnation: 1,
+            },
+        );
+        checker.observe_role(1, 2, Role::Follower, 2, &empty);
+        checker.observe_role(1, 2, Role::Leader, 3, &empty);
+        assert_eq!(checker.violation(), None);
+        // Life 2 leads visibly; a third election in term 3 is the bug again.
+        checker.observe(
+            1,
+            3,
+            &Observation::SentAsLeader {
+                term: 3,
+                incarnation: 2,
+            },
+        );
+        checker.observe_role(1, 3, Role::Leader, 3, &empty);
+        assert!(checker.violation().unwrap().contains("lives 2 and 3"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use ringraft_raft::{
     Config, Entry, EntryPayload, InitialState, LogIndex, Message, MessageBody, NodeId, RawNode,
-    ReadState, Ready, Snapshot,
+    ReadState, Ready, Snapshot, Term,
 };
 
 use super::disk::{DurableState, SimDisk};
@@ -39,6 +39,13 @@ pub enum Observation {
     Violation(String),
     /// A message promised durable state that a crash right now would lose.
     BrokenPromise(String),
+    /// A message only a leader sends (append, heartbeat, snapshot, TimeoutNow, read answer) of
+    /// this term left the shell in this life of the node: from here on the node's leadership of
+    /// the term is visible to others. Reported once per (term, life).
+    SentAsLeader {
+        term: Term,
+        incarnation: u32,
+    },
 }
 
 /// Everything one call into a node produced for the rest of the simulation.
@@ -80,6 +87,20 @@ pub struct NodeShell {
     compaction_threshold: u64,
     last_compaction: LogIndex,
     pub compactions: u64,
+    /// The last term of this life in which a leader's message left (see `SentAsLeader`).
+    sent_as_leader_term: Option<Term>,
+}
+
+/// Whether only a leader sends messages of this kind.
+pub fn is_leader_message(body: &MessageBody) -> bool {
+    matches!(
+        body,
+        MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
+            | MessageBody::TimeoutNow
+            | MessageBody::ReadIndexResponse { .. }
+    )
 }
 
 /// Reads carry the key they read in their context: (client, seq, key).
@@ -124,6 +145,7 @@ impl NodeShell {
             compaction_threshold,
             last_compaction: 0,
             compactions: 0,
+            sent_as_leader_term: None,
         }
     }
 
@@ -153,6 +175,7 @@ impl NodeShell {
         self.raw = None;
         self.in_flight = None;
         self.pending_reads.clear();
+        self.sent_as_leader_term = None;
         lost
     }
 
@@ -371,6 +394,16 @@ impl NodeShell {
                 effects
                     .observations
                     .push((self.id, Observation::BrokenPromise(what)));
+            }
+            if is_leader_message(&message.body) && self.sent_as_leader_term != Some(message.term) {
+                self.sent_as_leader_term = Some(message.term);
+                effects.observations.push((
+                    self.id,
+                    Observation::SentAsLeader {
+                        term: message.term,
+                        incarnation: self.incarnation,
+                    },
+                ));
             }
         }
         effects.messages.append(messages);
