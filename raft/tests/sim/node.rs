@@ -1,10 +1,14 @@
 //! One simulated node: a `RawNode` driven by a shell that follows the `Ready` contract of
 //! `raft/src/ready.rs` exactly, over a simulated disk, with the key-value store as its application.
 //!
-//! A `Ready` is processed in two halves around a simulated fsync of some latency: first the
-//! messages go out and the writes are queued on the disk; when the fsync completes, the writes are
-//! durable, `persisted_messages` go out, committed entries are applied, reads answered and the
-//! core acknowledged. The core keeps taking ticks and messages in between, as in the daemon.
+//! A `Ready` is processed in the daemon's order (`daemon/src/node/driver.rs`), in two halves
+//! around a simulated fsync of some latency. First the messages go out, a snapshot from the leader
+//! replaces the state machine, committed entries are applied and clients answered (they are
+//! durable on this node already: the core hands out nothing beyond what an earlier fsync made
+//! durable), and the writes are queued on the disk. When the fsync completes, the writes are
+//! durable, `persisted_messages` go out and the core is acknowledged. The core keeps taking ticks
+//! and messages in between, which the contract allows (the daemon's loop, which blocks in fsync,
+//! feeds them to the core at its next batch instead).
 
 use ringraft_raft::{
     Config, Entry, EntryPayload, InitialState, LogIndex, Message, MessageBody, NodeId, RawNode,
@@ -63,10 +67,7 @@ pub struct Effects {
 struct InFlightReady {
     number: u64,
     must_sync: bool,
-    snapshot: Option<Snapshot>,
     persisted_messages: Vec<Message>,
-    committed_entries: Vec<Entry>,
-    read_states: Vec<ReadState>,
 }
 
 /// Bound on Ready batches processed back to back in one call (each needs new input to exist, so
@@ -258,7 +259,8 @@ impl NodeShell {
             .push((self.id, Observation::Violation(what)));
     }
 
-    /// Step 1 and 2 of the Ready contract: send, then queue the writes (durable at fsync).
+    /// The first half, up to the fsync: send `messages`, install a snapshot, apply
+    /// `committed_entries` and answer reads, queue the writes (durable at the fsync).
     fn begin_ready(&mut self, mut ready: Ready, effects: &mut Effects) {
         self.send(&mut ready.messages, "before the fsync", effects);
         if self.bug == ShellBug::AckBeforeFsync {
@@ -274,7 +276,11 @@ impl NodeShell {
                 ),
                 Err(e) => self.violation(effects, format!("snapshot from the core: {e}")),
             }
+            self.restore_snapshot(snapshot, effects);
         }
+        self.apply_committed(&ready.committed_entries, effects);
+        self.pending_reads.append(&mut ready.read_states);
+        self.answer_reads(effects);
         if !ready.entries.is_empty() {
             self.disk.write_entries(&ready.entries);
             match self.mirror.append(&ready.entries) {
@@ -297,26 +303,13 @@ impl NodeShell {
         self.in_flight = Some(InFlightReady {
             number: ready.number,
             must_sync: ready.must_sync,
-            snapshot: ready.snapshot,
             persisted_messages: ready.persisted_messages,
-            committed_entries: ready.committed_entries,
-            read_states: ready.read_states,
         });
     }
 
-    /// Steps 3 to 6: durable now; acknowledge, apply, answer reads, advance; then maybe compact.
-    fn finish_ready(&mut self, effects: &mut Effects) {
-        let Some(mut ready) = self.in_flight.take() else {
-            return;
-        };
-        if ready.must_sync {
-            self.disk.fsync();
-        }
-        self.send(&mut ready.persisted_messages, "after the fsync", effects);
-        if let Some(snapshot) = &ready.snapshot {
-            self.restore_snapshot(snapshot, effects);
-        }
-        for entry in &ready.committed_entries {
+    /// Applies what the core handed out as committed (and durable here), in order.
+    fn apply_committed(&mut self, entries: &[Entry], effects: &mut Effects) {
+        for entry in entries {
             if entry.index <= self.store.applied_index && self.bug == ShellBug::ApplyUncommitted {
                 continue;
             }
@@ -332,8 +325,17 @@ impl NodeShell {
             }
             self.apply(entry, effects);
         }
-        self.pending_reads.append(&mut ready.read_states);
-        self.answer_reads(effects);
+    }
+
+    /// The second half: durable now; send `persisted_messages`, advance; then maybe compact.
+    fn finish_ready(&mut self, effects: &mut Effects) {
+        let Some(mut ready) = self.in_flight.take() else {
+            return;
+        };
+        if ready.must_sync {
+            self.disk.fsync();
+        }
+        self.send(&mut ready.persisted_messages, "after the fsync", effects);
         let raw = self
             .raw
             .as_mut()
