@@ -4,7 +4,10 @@
 //! `RINGRAFT_SIM_SEEDS=N` runs N seeds, `RINGRAFT_SIM_BASE_SEED=S` starts them at S, and
 //! `RINGRAFT_SIM_TRACE=1` prints the last events before a failure (on by default for one seed).
 //! `RINGRAFT_SIM_SHELL_BUG=ack-before-fsync|apply-uncommitted|read-without-waiting`
-//! runs a deliberately broken shell.
+//! runs a deliberately broken shell, `RINGRAFT_SIM_MUTANT=<name>` a core that breaks one rule
+//! (`ringraft_raft::Mutant`). `every_mutant_is_caught_by_the_default_seeds` fails unless the
+//! default seeds catch every mutant; `RINGRAFT_MUTANT_TABLE=1` makes it run every seed for every
+//! mutant and print how many caught each.
 //! A failing seed prints the command that reproduces it.
 //!
 //! `sim/scripted.rs` runs hand-written schedules (the paper's figure 8, a follower holding an old
@@ -13,10 +16,11 @@
 
 mod sim;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use ringraft_raft::Mutant;
 use sim::checkers::FailureKind;
 use sim::cluster::{run, RunFailure, RunSummary};
 use sim::node::ShellBug;
@@ -35,10 +39,11 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-fn reproduce_command(seed: u64) -> String {
+fn reproduce_command(seed: u64, mutant: Option<Mutant>) -> String {
+    let mutant = mutant.map_or(String::new(), |m| format!("RINGRAFT_SIM_MUTANT={m:?} "));
     format!(
-        "RINGRAFT_SIM_BASE_SEED={seed} RINGRAFT_SIM_SEEDS=1 cargo test -p ringraft-raft --test \
-         simulation simulated_clusters"
+        "{mutant}RINGRAFT_SIM_BASE_SEED={seed} RINGRAFT_SIM_SEEDS=1 cargo test -p ringraft-raft \
+         --test simulation simulated_clusters"
     )
 }
 
@@ -47,17 +52,19 @@ struct Outcome {
     failures: Vec<RunFailure>,
 }
 
-/// Runs seeds `base..base + count` on all cores; with `stop_at`, workers stop taking new seeds
-/// once a failure of that kind happened.
+/// Runs seeds `base..base + count` on all cores. With `stop_at`, the seeds after the lowest one
+/// whose failure `stop_at` accepts are skipped (every seed below it still runs, so the lowest
+/// such seed is found whatever the number of cores).
 fn run_seeds(
     base: u64,
     count: u64,
     bug: ShellBug,
+    mutant: Option<Mutant>,
     trace: bool,
-    stop_at: Option<FailureKind>,
+    stop_at: Option<fn(&RunFailure) -> bool>,
 ) -> Outcome {
     let next = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
+    let stop_after = AtomicU64::new(u64::MAX);
     let outcome = Mutex::new(Outcome {
         summaries: Vec::new(),
         failures: Vec::new(),
@@ -67,16 +74,17 @@ fn run_seeds(
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count || stop.load(Ordering::Relaxed) {
+                if i >= count || base + i > stop_after.load(Ordering::Relaxed) {
                     return;
                 }
-                let result = run(base + i, bug, trace);
+                // A panic is caught inside `run` and comes back as a failure of the seed.
+                let result = run(base + i, bug, mutant, trace);
                 let mut outcome = outcome.lock().expect("no worker panics while holding it");
                 match result {
                     Ok(summary) => outcome.summaries.push(summary),
                     Err(failure) => {
-                        if stop_at == Some(failure.kind) {
-                            stop.store(true, Ordering::Relaxed);
+                        if stop_at.is_some_and(|accepts| accepts(&failure)) {
+                            stop_after.fetch_min(failure.seed, Ordering::Relaxed);
                         }
                         outcome.failures.push(failure);
                     }
@@ -85,6 +93,9 @@ fn run_seeds(
         }
     });
     let mut outcome = outcome.into_inner().expect("workers are done");
+    let stop_after = stop_after.into_inner();
+    outcome.summaries.retain(|s| s.seed <= stop_after);
+    outcome.failures.retain(|f| f.seed <= stop_after);
     outcome.summaries.sort_by_key(|s| s.seed);
     outcome.failures.sort_by_key(|f| f.seed);
     outcome
@@ -130,35 +141,53 @@ fn print_totals(summaries: &[RunSummary]) {
     );
 }
 
+fn mutant_named(name: &str) -> Mutant {
+    Mutant::ALL
+        .into_iter()
+        .find(|m| format!("{m:?}") == name)
+        .unwrap_or_else(|| panic!("no mutant {name:?}; they are {:?}", Mutant::ALL))
+}
+
+fn report_failure(failure: &RunFailure, mutant: Option<Mutant>) {
+    eprintln!(
+        "\nseed {} failed at {} virtual ms ({:?}): {}",
+        failure.seed, failure.virtual_ms, failure.kind, failure.reason
+    );
+    if !failure.trace.is_empty() {
+        eprintln!("last events:\n{}", failure.trace.join("\n"));
+    }
+    eprintln!(
+        "reproduce with: {}",
+        reproduce_command(failure.seed, mutant)
+    );
+}
+
 #[test]
 fn simulated_clusters_stay_safe_and_live() {
     let count = env_u64("RINGRAFT_SIM_SEEDS", DEFAULT_SEEDS);
     let base = env_u64("RINGRAFT_SIM_BASE_SEED", DEFAULT_BASE_SEED);
     let trace = count == 1 || std::env::var_os("RINGRAFT_SIM_TRACE").is_some();
     let started = Instant::now();
-    // For debugging the checkers themselves: run a deliberately broken shell.
+    // For debugging the checkers themselves: run a deliberately broken shell, or core.
     let bug = match std::env::var("RINGRAFT_SIM_SHELL_BUG").as_deref() {
         Ok("ack-before-fsync") => ShellBug::AckBeforeFsync,
         Ok("apply-uncommitted") => ShellBug::ApplyUncommitted,
         Ok("read-without-waiting") => ShellBug::ReadWithoutWaiting,
         _ => ShellBug::None,
     };
-    let outcome = run_seeds(base, count, bug, trace, None);
+    let mutant = std::env::var("RINGRAFT_SIM_MUTANT")
+        .ok()
+        .map(|name| mutant_named(&name));
+    let outcome = run_seeds(base, count, bug, mutant, trace, None);
+    let wall = started.elapsed().as_secs_f64();
     eprintln!(
-        "simulated seeds {base}..{} in {:.1}s wall time",
+        "simulated seeds {base}..{} in {wall:.1}s wall time ({:.0} seeds/s)",
         base + count,
-        started.elapsed().as_secs_f64()
+        count as f64 / wall
     );
     print_totals(&outcome.summaries);
     for failure in &outcome.failures {
-        eprintln!(
-            "\nseed {} failed at {} virtual ms ({:?}): {}",
-            failure.seed, failure.virtual_ms, failure.kind, failure.reason
-        );
-        if !failure.trace.is_empty() {
-            eprintln!("last events:\n{}", failure.trace.join("\n"));
-        }
-        eprintln!("reproduce with: {}", reproduce_command(failure.seed));
+        report_failure(failure, mutant);
     }
     assert!(
         outcome.failures.is_empty(),
@@ -168,21 +197,21 @@ fn simulated_clusters_stay_safe_and_live() {
     );
 }
 
+fn is_safety_failure(failure: &RunFailure) -> bool {
+    failure.kind == FailureKind::Safety
+}
+
 /// Runs broken shells until the checkers catch one; a checker that cannot fail proves nothing.
 fn assert_caught(bug: ShellBug) {
     let outcome = run_seeds(
         0,
         SELF_TEST_SEEDS_MAX,
         bug,
+        None,
         false,
-        Some(FailureKind::Safety),
+        Some(is_safety_failure),
     );
-    let safety_failures: Vec<&RunFailure> = outcome
-        .failures
-        .iter()
-        .filter(|f| f.kind == FailureKind::Safety)
-        .collect();
-    let Some(first) = safety_failures.first() else {
+    let Some(first) = outcome.failures.iter().find(|f| is_safety_failure(f)) else {
         panic!(
             "{bug:?} went unnoticed for {} seeds (other failures: {:?})",
             outcome.summaries.len(),
@@ -209,4 +238,75 @@ fn checkers_catch_a_shell_that_applies_uncommitted_entries() {
 #[test]
 fn checkers_catch_a_shell_that_reads_before_applying_up_to_the_read_index() {
     assert_caught(ShellBug::ReadWithoutWaiting);
+}
+
+/// A mutant is caught when a checker sees a broken safety property, or when one of the core's
+/// own assertions stops it (a panic in `raft/src`; a panic of the simulator is a bug of ours).
+fn catches_mutant(failure: &RunFailure) -> bool {
+    match failure.kind {
+        FailureKind::Safety => true,
+        FailureKind::Panic => failure.reason.contains("raft/src/"),
+        _ => false,
+    }
+}
+
+/// The simulator's power, measured: every mutant (a core that breaks one protocol rule, see
+/// `raft/src/mutants.rs`) must be caught by the default seeds, the very schedules
+/// `simulated_clusters_stay_safe_and_live` runs. Each mutant stops at its first catch;
+/// `RINGRAFT_MUTANT_TABLE=1` runs every seed for every mutant and prints how many catch it.
+#[test]
+fn every_mutant_is_caught_by_the_default_seeds() {
+    let count = env_u64("RINGRAFT_SIM_SEEDS", DEFAULT_SEEDS);
+    let base = env_u64("RINGRAFT_SIM_BASE_SEED", DEFAULT_BASE_SEED);
+    let table = std::env::var_os("RINGRAFT_MUTANT_TABLE").is_some();
+    let stop_at = (!table).then_some(catches_mutant as fn(&RunFailure) -> bool);
+    let started = Instant::now();
+    let mut missed = Vec::new();
+    for mutant in Mutant::ALL {
+        let outcome = run_seeds(base, count, ShellBug::None, Some(mutant), false, stop_at);
+        let caught: Vec<&RunFailure> = outcome
+            .failures
+            .iter()
+            .filter(|f| catches_mutant(f))
+            .collect();
+        let run = outcome.summaries.len() + outcome.failures.len();
+        let other = outcome.failures.len() - caught.len();
+        match caught.first() {
+            Some(first) => {
+                let reason = first.reason.lines().next().unwrap_or_default();
+                if table {
+                    eprintln!(
+                        "{mutant:?}: {} / {run} seeds caught ({other} other failures); first by \
+                         seed {} ({:?}): {reason}",
+                        caught.len(),
+                        first.seed,
+                        first.kind
+                    );
+                } else {
+                    eprintln!(
+                        "{mutant:?} caught by seed {} ({:?}): {reason}",
+                        first.seed, first.kind
+                    );
+                }
+                eprintln!(
+                    "  reproduce with: {}",
+                    reproduce_command(first.seed, Some(mutant))
+                );
+            }
+            None => {
+                eprintln!("{mutant:?}: 0 / {run} seeds caught ({other} other failures)");
+                missed.push(mutant);
+            }
+        }
+    }
+    eprintln!(
+        "mutants over seeds {base}..{} in {:.1}s wall time",
+        base + count,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        missed.is_empty(),
+        "mutants no seed of {base}..{} caught: {missed:?}",
+        base + count
+    );
 }

@@ -30,6 +30,9 @@ pub enum FailureKind {
     Liveness,
     /// The run never ended (a message storm or an empty event queue).
     Stuck,
+    /// Something panicked: an invariant the core asserts, or the simulator itself (the failure
+    /// names the place).
+    Panic,
 }
 
 /// A leader elected in `term` must, once its mirrored log reaches `index`, hold `chain` there.

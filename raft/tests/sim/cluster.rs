@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ringraft_raft::{
-    ConfChange, ConfChangeStep, ConfState, Config, LogIndex, Message, MessageBody, NodeId, Role,
-    Snapshot, SnapshotMeta, Term,
+    ConfChange, ConfChangeStep, ConfState, Config, LogIndex, Message, MessageBody, Mutant, NodeId,
+    Role, Snapshot, SnapshotMeta, Term,
 };
 
 use super::checkers::{FailureKind, Invariants};
@@ -113,12 +113,21 @@ struct Sim {
     failure: Option<(FailureKind, String)>,
 }
 
-/// Runs one seed. With `trace`, a failure comes with the last few hundred events.
-pub fn run(seed: u64, bug: ShellBug, trace: bool) -> Result<RunSummary, RunFailure> {
+/// Runs one seed, with `mutant` switched on in every core. With `trace`, a failure comes with
+/// the last few hundred events. A panic (an assertion of the core, or a bug of the simulator) is
+/// a failure of the run like any other, with the place it happened.
+pub fn run(
+    seed: u64,
+    bug: ShellBug,
+    mutant: Option<Mutant>,
+    trace: bool,
+) -> Result<RunSummary, RunFailure> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let scenario = Scenario::draw(seed, &mut rng, bug);
+    let mut scenario = Scenario::draw(seed, &mut rng, bug);
+    scenario.mutant = mutant;
     let mut sim = Sim::new(scenario, rng, trace);
-    let result = sim.run();
+    let result =
+        panics::catch(|| sim.run()).unwrap_or_else(|panic| Err((FailureKind::Panic, panic)));
     let virtual_ms = sim.queue.now() / MS;
     result.map_err(|(kind, reason)| RunFailure {
         seed,
@@ -127,6 +136,65 @@ pub fn run(seed: u64, bug: ShellBug, trace: bool) -> Result<RunSummary, RunFailu
         virtual_ms,
         trace: sim.trace.take().map(Vec::from).unwrap_or_default(),
     })
+}
+
+/// Panics inside a run become failures: caught, and kept off stderr (a mutant may trip a core
+/// assertion in every seed); panics elsewhere in the test binary print as usual.
+mod panics {
+    use std::cell::{Cell, RefCell};
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Once;
+
+    thread_local! {
+        static CATCHING: Cell<bool> = const { Cell::new(false) };
+        static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    static QUIET_HOOK: Once = Once::new();
+
+    fn install_quiet_hook() {
+        QUIET_HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if CATCHING.with(Cell::get) {
+                    let location = info.location().map(|l| l.to_string());
+                    LOCATION.with(|l| *l.borrow_mut() = location);
+                } else {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    /// Runs `f`; a panic comes back as "panicked at <place>: <message>".
+    pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        install_quiet_hook();
+        CATCHING.with(|c| c.set(true));
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        CATCHING.with(|c| c.set(false));
+        result.map_err(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            let location = LOCATION
+                .with(|l| l.borrow_mut().take())
+                .unwrap_or_else(|| "an unknown place".into());
+            format!("panicked at {location}: {message}")
+        })
+    }
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_panic_becomes_its_place_and_message() {
+            assert_eq!(super::catch(|| 7), Ok(7));
+            let caught = super::catch(|| -> u32 { panic!("broken invariant {}", 3) });
+            let reason = caught.unwrap_err();
+            assert!(reason.contains("cluster.rs"), "{reason}");
+            assert!(reason.ends_with(": broken invariant 3"), "{reason}");
+        }
+    }
 }
 
 impl Sim {
@@ -190,6 +258,7 @@ impl Sim {
         config.append_bytes_max = s.append_bytes_max;
         config.snapshot_chunk_bytes_max = s.snapshot_chunk_bytes_max;
         config.uncommitted_bytes_max = 1 << 20;
+        config.mutant = s.mutant;
         config.seed = s
             .seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)

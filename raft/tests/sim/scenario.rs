@@ -3,6 +3,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use ringraft_raft::Mutant;
 
 use super::clock::{Micros, MICROS_PER_MILLI};
 use super::network::NetworkFaults;
@@ -54,6 +55,9 @@ pub struct Scenario {
     /// Faults happen during this much virtual time; then the liveness phase starts.
     pub fault_duration: Micros,
     pub bug: ShellBug,
+    /// A rule every core breaks on purpose (set by the caller; it changes none of the draws, so
+    /// a mutant runs the very schedules of the same seed without it).
+    pub mutant: Option<Mutant>,
 }
 
 /// Draws `p` as zero in a quarter of the runs, else uniform in `(0, max]`: some runs must be
@@ -113,6 +117,7 @@ impl Scenario {
             op_timeout: 1_000 * MS,
             fault_duration: 3_000 * MS,
             bug,
+            mutant: None,
         };
         if bug != ShellBug::None {
             // A broken shell shows only when a crash hits its window: crash often, sync slowly.
