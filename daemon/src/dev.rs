@@ -23,11 +23,15 @@ use crate::ctl::client::Client;
 const FORMATION_DEADLINE: Duration = Duration::from_secs(60);
 /// How long nodes get to stop after SIGTERM before they are killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// How often the launcher looks for nodes that died.
+const CHILD_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// The most nodes `--nodes` allows.
+const MAX_DEV_NODES: u64 = 9;
 
 #[derive(Debug, Args, Clone)]
 pub struct DevArgs {
     /// Number of nodes, all voters.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_DEV_NODES))]
     pub nodes: u64,
     /// State directory; a new temporary directory when omitted.
     #[arg(long)]
@@ -77,6 +81,9 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
         .canonicalize()
         .map_err(|err| format!("{}: {err}", dir.display()))?;
     let ids: Vec<u64> = (1..=args.nodes).collect();
+    // Held until we exit: a second launcher on the same directory stops here, touching nothing.
+    let _launcher_lock = lock_dev_dir(&dir)?;
+    refuse_running_nodes(&dir)?;
     prepare(&dir, &ids, &args)?;
     let exe = std::env::current_exe().map_err(|err| format!("cannot find ringraftd: {err}"))?;
     let mut children = Vec::new();
@@ -102,15 +109,84 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
     }
     let _ = writeln!(
         out,
-        "try: ringraftctl --socket {} status    (Ctrl-C stops the cluster)",
+        "try: {} --socket {} status    (Ctrl-C stops the cluster)",
+        ctl_command(&exe),
         socket_path(&dir, 1).display()
     );
     let _ = out.flush();
     drop(out);
 
-    wait_for_signal()?;
+    wait_for_signal(&ids, &mut children)?;
     stop_all(&dir, &ids, &mut children);
     Ok(())
+}
+
+/// How to run ringraftctl from here: the binary next to this one if it was built, else the
+/// cargo command that builds and runs it.
+fn ctl_command(exe: &Path) -> String {
+    let sibling = exe.with_file_name("ringraftctl");
+    if sibling.is_file() {
+        return sibling.display().to_string();
+    }
+    "cargo run --release -p ringraft-daemon --bin ringraftctl --".to_string()
+}
+
+/// Takes the launcher's lock on `dir`, or says which launcher holds it.
+fn lock_dev_dir(dir: &Path) -> Result<ringraft_storage::DirLock, String> {
+    ringraft_storage::DirLock::acquire(dir).map_err(|err| match err {
+        ringraft_storage::StorageError::Locked { holder_pid, .. } => {
+            let holder = holder_pid.map_or(String::new(), |pid| format!(", pid {pid}"));
+            format!(
+                "{} is in use by a running dev cluster{holder}; stop it first or use another --dir",
+                dir.display()
+            )
+        }
+        other => other.to_string(),
+    })
+}
+
+/// Nodes of this directory may run without a launcher (restarted by hand with the README's
+/// restart command): starting a second copy of them would only fail on their locks.
+fn refuse_running_nodes(dir: &Path) -> Result<(), String> {
+    for id in 1..=MAX_DEV_NODES {
+        let Some(pid) = read_pid_file(&pid_path(dir, id)) else {
+            continue;
+        };
+        if process_alive(pid) && is_ringraftd(pid) {
+            return Err(format!(
+                "node n{id} of {} is still running (pid {pid}); stop it first or use another --dir",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_pid_file(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+}
+
+/// A pid file outlives its process, and the kernel may reuse the number for something else.
+fn is_ringraftd(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline.split(|b| *b == 0).next().is_some_and(|argv0| {
+            Path::new(std::str::from_utf8(argv0).unwrap_or_default())
+                .file_name()
+                .is_some_and(|name| name == "ringraftd")
+        })
+    })
+}
+
+/// How a node process ended, as an operator reads it.
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => status.to_string(),
+    }
 }
 
 /// Creates certificates and configuration files that do not exist yet; keeps existing ones, so a
@@ -239,7 +315,8 @@ fn wait_for_leader(dir: &Path, ids: &[u64], children: &mut [Child]) -> Result<u6
         for (id, child) in ids.iter().zip(children.iter_mut()) {
             if let Ok(Some(exit)) = child.try_wait() {
                 return Err(format!(
-                    "node {id} exited ({exit}); see {}",
+                    "n{id} exited: {}; see {}",
+                    describe_exit(exit),
                     node_dir(dir, *id).join("ringraftd.log").display()
                 ));
             }
@@ -272,19 +349,31 @@ fn wait_for_leader(dir: &Path, ids: &[u64], children: &mut [Child]) -> Result<u6
     }
 }
 
-fn wait_for_signal() -> Result<(), String> {
+/// Waits for SIGINT or SIGTERM, telling the operator about every node that dies meanwhile.
+fn wait_for_signal(ids: &[u64], children: &mut [Child]) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|err| err.to_string())?;
+    let mut reported = vec![false; children.len()];
     runtime.block_on(async {
         let mut sigterm = signal(SignalKind::terminate()).map_err(|err| err.to_string())?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(|err| err.to_string())?;
-        tokio::select! {
-            _ = sigterm.recv() => {},
-            _ = sigint.recv() => {},
+        let mut poll = tokio::time::interval(CHILD_POLL_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = sigterm.recv() => return Ok(()),
+                _ = sigint.recv() => return Ok(()),
+                _ = poll.tick() => {
+                    for ((id, child), reported) in ids.iter().zip(children.iter_mut()).zip(&mut reported) {
+                        if let (false, Ok(Some(exit))) = (*reported, child.try_wait()) {
+                            *reported = true;
+                            eprintln!("ringraftd dev: n{id} exited: {}", describe_exit(exit));
+                        }
+                    }
+                }
+            }
         }
-        Ok(())
     })
 }
 
@@ -296,10 +385,7 @@ fn stop_all(dir: &Path, ids: &[u64], children: &mut [Child]) {
         .filter_map(|child| i32::try_from(child.id()).ok())
         .collect();
     for id in ids {
-        if let Some(pid) = std::fs::read_to_string(pid_path(dir, *id))
-            .ok()
-            .and_then(|text| text.trim().parse::<i32>().ok())
-        {
+        if let Some(pid) = read_pid_file(&pid_path(dir, *id)) {
             if !pids.contains(&pid) {
                 pids.push(pid);
             }

@@ -18,5 +18,5 @@ mod snapshot_file;
 mod storage;
 
 pub use error::StorageError;
-pub use fs::{segment_file_name, snapshot_file_name, LOCK_FILE_NAME};
+pub use fs::{segment_file_name, snapshot_file_name, DirLock, LOCK_FILE_NAME};
 pub use storage::{Recovered, Storage, StorageOptions};
