@@ -57,6 +57,25 @@ async fn silent_client_is_dropped_after_the_handshake_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_frame_then_silence_is_dropped_after_the_frame_read_timeout() {
+    let config = ApiConfig {
+        frame_read_timeout: Duration::from_millis(100),
+        ..ApiConfig::default()
+    };
+    let server = start(config).await;
+    let mut client = Client::connect(&server).await;
+    // A length prefix for 64 bytes, then only 10 of them, then silence.
+    let mut frame = 64u32.to_le_bytes().to_vec();
+    frame.extend([0u8; 10]);
+    client.send_raw(&frame).await;
+    let answer = client.recv().await;
+    assert_eq!(answer.id, 0);
+    assert_eq!(error_status(&answer.response), Status::Malformed);
+    client.expect_closed().await;
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frame_gets_malformed_then_close() {
     let server = start(ApiConfig::default()).await;
     let mut client = Client::connect(&server).await;

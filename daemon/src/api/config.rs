@@ -20,6 +20,9 @@ pub struct ApiConfig {
     pub outbound_frames_max: usize,
     /// A client that has not sent its hello within this time is disconnected.
     pub handshake_timeout: Duration,
+    /// A client that began a frame must finish it within this time, or it is disconnected (a
+    /// half-sent frame would otherwise hold a connection slot forever).
+    pub frame_read_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -39,6 +42,7 @@ impl Default for ApiConfig {
             watches_per_connection_max: 16,
             outbound_frames_max: 1024,
             handshake_timeout: Duration::from_secs(5),
+            frame_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -37,6 +37,11 @@ enum End {
     /// The stream can no longer be trusted (malformed or oversized frame): say why and close.
     Protocol(FrameError),
     Io(std::io::Error),
+    /// The client began a frame and did not finish it within `frame_read_timeout`: it would hold
+    /// a connection slot forever.
+    StalledFrame {
+        buffered_bytes: usize,
+    },
     Shutdown,
 }
 
@@ -155,7 +160,19 @@ impl Connection {
                 }
             }
             while self.requests.try_join_next().is_some() {}
-            match reader.read(&mut chunk).await {
+            let buffered_bytes = decoder.buffered_bytes();
+            let read = if buffered_bytes == 0 {
+                // Between frames a client may stay silent as long as it likes.
+                reader.read(&mut chunk).await
+            } else {
+                match tokio::time::timeout(self.config.frame_read_timeout, reader.read(&mut chunk))
+                    .await
+                {
+                    Ok(read) => read,
+                    Err(_) => return End::StalledFrame { buffered_bytes },
+                }
+            };
+            match read {
                 Ok(0) if decoder.buffered_bytes() == 0 => return End::Eof,
                 Ok(0) => {
                     tracing::info!(
@@ -329,6 +346,21 @@ impl Connection {
             End::Io(error) => {
                 tracing::debug!(%error, "read failed; closing");
                 self.requests.abort_all();
+            }
+            End::StalledFrame { buffered_bytes } => {
+                let timeout = self.config.frame_read_timeout;
+                tracing::info!(
+                    buffered_bytes,
+                    ?timeout,
+                    "client left a frame unfinished; closing its connection"
+                );
+                self.requests.abort_all();
+                let message = format!(
+                    "a frame was begun ({buffered_bytes} bytes) and not finished within \
+                     {timeout:?}; closing the connection"
+                );
+                let response = error_response(Status::Malformed, message);
+                send_response(&self.outbound, CONNECTION_REQUEST_ID, response).await;
             }
             End::Shutdown => self.requests.abort_all(),
         }

@@ -19,6 +19,36 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Over-limit clients being told `Busy` at once; beyond this they are closed without a word.
 const REFUSALS_IN_FLIGHT_MAX: usize = 64;
+/// At most one "connection limit reached" warning per this interval: a client retrying in a loop
+/// must not flood the log.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts refused connections and warns about them at a bounded rate.
+#[derive(Default)]
+struct RefusalWarnings {
+    last_warning: Option<std::time::Instant>,
+    refused_since: u64,
+}
+
+impl RefusalWarnings {
+    fn refused(&mut self, connections_max: usize) {
+        self.refused_since += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last_warning
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_WARNING_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            connections_max,
+            refused = self.refused_since,
+            "connections refused: connection limit reached"
+        );
+        self.last_warning = Some(now);
+        self.refused_since = 0;
+    }
+}
 
 /// Serve the local API on `listener` until `shutdown` turns true (or its sender is dropped).
 /// Returns once every connection has closed. Every problem with one client stays with that
@@ -33,6 +63,7 @@ pub async fn serve(
     let connection_slots = Arc::new(Semaphore::new(config.connections_max));
     let refusal_slots = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
     let mut connections = JoinSet::new();
+    let mut refusal_warnings = RefusalWarnings::default();
     tracing::info!(
         connections_max = config.connections_max,
         frame_bytes_max = config.frame_bytes_max,
@@ -52,6 +83,7 @@ pub async fn serve(
                     }
                 };
                 let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
+                    refusal_warnings.refused(config.connections_max);
                     // Refusing politely costs a task; bound those too, and past that just close.
                     if let Ok(refusal) = refusal_slots.clone().try_acquire_owned() {
                         let timeout = config.handshake_timeout;
@@ -82,7 +114,6 @@ pub async fn serve(
 /// Tell a client over the connection limit why. Its hello is read first: closing a Unix socket
 /// with unread data resets it, and the client would lose the answer.
 async fn refuse_busy(mut stream: UnixStream, handshake_timeout: Duration) {
-    tracing::warn!("connection refused: connection limit reached");
     let mut hello = [0u8; CLIENT_HELLO_BYTES];
     match tokio::time::timeout(handshake_timeout, stream.read_exact(&mut hello)).await {
         Ok(Ok(_)) => {}
