@@ -207,7 +207,10 @@ impl FaultFs {
         }
         // The FUSE connection id is the minor number of the mount's device.
         let minor = libc::minor(self.dev);
-        let abort = PathBuf::from(format!("/sys/fs/fuse/connections/{minor}/abort"));
+        let abort = PathBuf::from(format!("{FUSECTL_DIR}/{minor}/abort"));
+        if !abort.exists() {
+            mount_fusectl();
+        }
         match std::fs::write(&abort, b"1") {
             Ok(()) => {}
             Err(error) => {
@@ -223,5 +226,31 @@ impl Drop for FaultFs {
         if let Err(error) = self.unmount_inner() {
             tracing::error!(%error, mountpoint = %self.mountpoint.display(), "unmounting the fault filesystem failed");
         }
+    }
+}
+
+const FUSECTL_DIR: &str = "/sys/fs/fuse/connections";
+
+/// Mounts the FUSE control filesystem where systemd would have (many containers lack it), so that
+/// a connection can be aborted. Failure only means the connection ends when its files close.
+fn mount_fusectl() {
+    let Ok(entries) = std::fs::read_dir(FUSECTL_DIR) else {
+        return;
+    };
+    if entries.count() > 0 {
+        return; // mounted already
+    }
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            c"fusectl".as_ptr(),
+            c"/sys/fs/fuse/connections".as_ptr(),
+            c"fusectl".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "could not mount fusectl");
     }
 }

@@ -1,7 +1,7 @@
 //! `ringraft-faultfs`: mounts the fault filesystem in the foreground and serves its control socket;
 //! `ringraft-faultfs ctl` sends one command to that socket. See faultfs/README.md.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
         Command::Mount {
