@@ -38,6 +38,18 @@ fn a_second_launcher_on_a_directory_in_use_refuses_and_touches_nothing() {
 }
 
 #[test]
+fn node_logs_written_to_a_file_are_plain_text() {
+    let cluster = Cluster::start("dev-plain-logs", 1, &[]);
+    cluster.wait_for_leader(&[1]);
+    let log = cluster.log(1);
+    assert!(log.contains("INFO"), "the node logged nothing: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a log file: {log}"
+    );
+}
+
+#[test]
 fn a_launcher_reports_a_node_that_dies() {
     let tmp = TempDir::new("dev-death");
     let dir = tmp.0.join("cluster");

@@ -24,16 +24,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node (the service).
+    #[command(after_help = ringraft_daemon::run::exit_codes_help())]
     Run(RunArgs),
     /// Run a local N-node cluster in the foreground, with generated certificates.
     Dev(DevArgs),
 }
 
 fn main() {
+    // RINGRAFT_LOG first, then the usual RUST_LOG, then our default.
     let filter = EnvFilter::try_from_env("RINGRAFT_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,quinn=warn,rustls=warn"));
+    // Colours only for a person at a terminal: log files and the journal get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
