@@ -63,6 +63,26 @@ fn io_errno(error: io::Error) -> i32 {
     error.raw_os_error().unwrap_or(libc::EIO)
 }
 
+/// Appends `len` bytes of the backing file from `offset` to `out`; zeros where the file is shorter
+/// (it cannot be, unless someone changed the backing directory under the mount).
+fn read_disk(disk: &File, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), i32> {
+    let start = out.len();
+    out.resize(start + len, 0);
+    let mut done = 0;
+    while done < len {
+        match disk.read_at(&mut out[start + done..start + len], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.truncate(start);
+                return Err(io_errno(e));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Largest file size accepted (the kernel's own limit for a 64-bit off_t, minus a page).
 pub const FILE_BYTES_MAX: u64 = i64::MAX as u64 - PAGE;
 
@@ -93,27 +113,21 @@ impl FileCache {
             || self.pages.values().any(|p| p.dirty)
     }
 
-    /// Reads page `index` as currently visible, from the backing file where not cached.
+    /// Reads page `index` as currently visible (it is not cached), from the backing file.
     fn load_page(&self, disk: &File, index: u64) -> Result<Box<[u8; PAGE_BYTES]>, i32> {
         let mut page = Box::new([0u8; PAGE_BYTES]);
         let start = index * PAGE;
         let end = (start + PAGE).min(self.valid_disk_bytes).min(self.size);
         if end > start {
-            let want = (end - start) as usize;
-            let mut done = 0;
-            while done < want {
-                match disk.read_at(&mut page[done..want], start + done as u64) {
-                    Ok(0) => break, // the backing file is shorter than we thought: zeros
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_errno(e)),
-                }
-            }
+            let mut bytes = Vec::with_capacity((end - start) as usize);
+            read_disk(disk, start, (end - start) as usize, &mut bytes)?;
+            page[..bytes.len()].copy_from_slice(&bytes);
         }
         Ok(page)
     }
 
-    /// The visible bytes in `offset .. offset + len`, cut at the visible size.
+    /// The visible bytes in `offset .. offset + len`, cut at the visible size. Runs of pages that
+    /// are not cached are read from the backing file with one read each.
     pub fn read(&self, disk: &File, offset: u64, len: u32) -> Result<Vec<u8>, i32> {
         if offset >= self.size {
             return Ok(Vec::new());
@@ -123,16 +137,22 @@ impl FileCache {
         let mut position = offset;
         while position < end {
             let index = position / PAGE;
-            let within = (position % PAGE) as usize;
-            let take = ((PAGE - within as u64).min(end - position)) as usize;
-            match self.pages.get(&index) {
-                Some(page) => out.extend_from_slice(&page.bytes[within..within + take]),
-                None => {
-                    let page = self.load_page(disk, index)?;
-                    out.extend_from_slice(&page[within..within + take]);
-                }
+            if let Some(page) = self.pages.get(&index) {
+                let within = (position % PAGE) as usize;
+                let take = (PAGE - within as u64).min(end - position) as usize;
+                out.extend_from_slice(&page.bytes[within..within + take]);
+                position += take as u64;
+                continue;
             }
-            position += take as u64;
+            let run_end = self
+                .pages
+                .range(index + 1..)
+                .next()
+                .map_or(end, |(next, _)| (next * PAGE).min(end));
+            let disk_end = run_end.min(self.valid_disk_bytes).max(position);
+            read_disk(disk, position, (disk_end - position) as usize, &mut out)?;
+            out.resize(out.len() + (run_end - disk_end) as usize, 0);
+            position = run_end;
         }
         Ok(out)
     }
@@ -333,6 +353,36 @@ mod tests {
         assert_eq!(disk(&file), b"0123456789");
         cache.flush(&file, &mut budget).unwrap();
         assert_eq!(disk(&file), b"0123\0\0\0\0\0x");
+    }
+
+    #[test]
+    fn reads_mix_cached_pages_disk_runs_and_zeros() {
+        let content: Vec<u8> = (0..5 * PAGE_BYTES).map(|i| (i % 251) as u8).collect();
+        let (_dir, file, mut cache, mut budget) = setup(&content);
+        cache
+            .write(&file, PAGE + 10, b"cached", &mut budget)
+            .unwrap();
+        cache.set_size(4 * PAGE + 100, &mut budget).unwrap();
+        cache.set_size(6 * PAGE, &mut budget).unwrap();
+        let mut expected = content.clone();
+        expected[PAGE_BYTES + 10..PAGE_BYTES + 16].copy_from_slice(b"cached");
+        expected.truncate(4 * PAGE_BYTES + 100);
+        expected.resize(6 * PAGE_BYTES, 0);
+        assert_eq!(cache.read(&file, 0, u32::MAX).unwrap(), expected);
+        for (offset, len) in [
+            (0, 1),
+            (PAGE - 1, 2),
+            (PAGE + 12, 3 * PAGE as u32),
+            (5 * PAGE, 9),
+        ] {
+            let start = offset as usize;
+            let stop = (start + len as usize).min(expected.len());
+            assert_eq!(
+                cache.read(&file, offset, len).unwrap(),
+                expected[start..stop],
+                "read at {offset} of {len}"
+            );
+        }
     }
 
     #[test]

@@ -61,6 +61,20 @@ impl FaultFs {
             .as_ref()
             .canonicalize()
             .map_err(|e| context(e, format!("mount point {}", mountpoint.as_ref().display())))?;
+        let backing_real = backing
+            .canonicalize()
+            .map_err(|e| context(e, format!("backing directory {}", backing.display())))?;
+        if mountpoint != backing_real && mountpoint.starts_with(&backing_real) {
+            // The layer's own backing I/O would cross into the mount and wait for itself.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "mount point {} is inside the backing directory {}",
+                    mountpoint.display(),
+                    backing_real.display()
+                ),
+            ));
+        }
         let stalled_max = limits.stalled_fsyncs_max;
         let state = State::load(backing, limits).map_err(|e| {
             context(

@@ -77,3 +77,18 @@ fn it_can_be_mounted_over_its_own_backing_directory() {
         [ringraft_faultfs::ORPHANS_DIR, "before", "synced"]
     );
 }
+
+#[test]
+fn a_mount_point_inside_its_backing_directory_is_refused() {
+    // Refused before anything that needs root, so this runs everywhere.
+    let holder = tempfile::tempdir().unwrap();
+    let inner = holder.path().join("mnt");
+    std::fs::create_dir(&inner).unwrap();
+    let error = FaultFs::mount(holder.path(), &inner).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{error}");
+    assert!(
+        error.to_string().contains("inside the backing directory"),
+        "{error}"
+    );
+    assert!(!in_proc_mounts(&inner));
+}
