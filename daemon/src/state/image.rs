@@ -1,6 +1,11 @@
 //! The snapshot image of the replicated state: what a snapshot's data holds, what a lagging
 //! follower installs. Versioned, rkyv-encoded, and checked on the way in (it comes from a peer or
 //! the disk).
+//!
+//! Version 2 is `IMAGE_V2_MAGIC` followed by the rkyv bytes of `StateImage`. Version 1 (written by
+//! older daemons, still read) is the bare rkyv bytes of `StateImageV1`, which lacks
+//! `member_since`. The magic's first byte, 0xff, can begin no UTF-8 string, so a version-1 image,
+//! which begins with its first member's out-of-line bytes, is not mistaken for version 2.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +16,9 @@ use rkyv::{Archive, Deserialize, Serialize};
 use super::command::decode_checked;
 use super::{AppLog, ReplicatedState, Retention};
 
-const IMAGE_VERSION: u32 = 1;
+const IMAGE_VERSION: u32 = 2;
+const IMAGE_V1: u32 = 1;
+const IMAGE_V2_MAGIC: &[u8; 8] = b"\xffRRIMG\x00\x02";
 
 #[derive(Archive, Serialize, Deserialize)]
 struct StateImage {
@@ -24,6 +31,45 @@ struct StateImage {
     applied_index: u64,
     log_first_index: u64,
     log: Vec<LogRecord>,
+    /// (member id, index of the change that added it).
+    member_since: Vec<MemberSince>,
+}
+
+#[derive(Archive, Serialize, Deserialize)]
+struct MemberSince {
+    id: u64,
+    index: u64,
+}
+
+/// The version-1 layout, kept to read snapshots written before `member_since` existed.
+#[derive(Archive, Serialize, Deserialize)]
+struct StateImageV1 {
+    version: u32,
+    cluster_id: u64,
+    members: Vec<Member>,
+    ring: Vec<u8>,
+    replication_factor: u32,
+    epoch: u64,
+    applied_index: u64,
+    log_first_index: u64,
+    log: Vec<LogRecord>,
+}
+
+impl From<StateImageV1> for StateImage {
+    fn from(v1: StateImageV1) -> StateImage {
+        StateImage {
+            version: v1.version,
+            cluster_id: v1.cluster_id,
+            members: v1.members,
+            ring: v1.ring,
+            replication_factor: v1.replication_factor,
+            epoch: v1.epoch,
+            applied_index: v1.applied_index,
+            log_first_index: v1.log_first_index,
+            log: v1.log,
+            member_since: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +77,7 @@ pub enum ImageError {
     #[error("snapshot image: {0}")]
     Decode(#[from] super::command::DecodeError),
     #[error(
-        "snapshot image version {0} is not supported (this daemon reads version {IMAGE_VERSION})"
+        "snapshot image version {0} is not supported (this daemon reads versions {IMAGE_V1} and {IMAGE_VERSION})"
     )]
     Version(u32),
     #[error("snapshot image ring: {0}")]
@@ -52,17 +98,40 @@ impl ReplicatedState {
             applied_index: self.applied_index,
             log_first_index: self.log.first_index(),
             log: self.log.records().cloned().collect(),
+            member_since: self
+                .member_since
+                .iter()
+                .map(|(id, index)| MemberSince {
+                    id: *id,
+                    index: *index,
+                })
+                .collect(),
         };
-        rkyv::to_bytes::<rkyv::rancor::Error>(&image)
-            .map(|bytes| bytes.into_vec())
-            .unwrap_or_else(|err| panic!("encoding the state image cannot fail: {err}"))
+        let body = rkyv::to_bytes::<rkyv::rancor::Error>(&image)
+            .unwrap_or_else(|err| panic!("encoding the state image cannot fail: {err}"));
+        let mut bytes = Vec::with_capacity(IMAGE_V2_MAGIC.len() + body.len());
+        bytes.extend_from_slice(IMAGE_V2_MAGIC);
+        bytes.extend_from_slice(&body);
+        bytes
     }
 
     pub fn decode_image(bytes: &[u8], retention: Retention) -> Result<ReplicatedState, ImageError> {
-        let image: StateImage = decode_checked(bytes)?;
-        if image.version != IMAGE_VERSION {
-            return Err(ImageError::Version(image.version));
-        }
+        let image: StateImage = match bytes.strip_prefix(IMAGE_V2_MAGIC.as_slice()) {
+            Some(body) => {
+                let image: StateImage = decode_checked(body)?;
+                if image.version != IMAGE_VERSION {
+                    return Err(ImageError::Version(image.version));
+                }
+                image
+            }
+            None => {
+                let image: StateImageV1 = decode_checked(bytes)?;
+                if image.version != IMAGE_V1 {
+                    return Err(ImageError::Version(image.version));
+                }
+                image.into()
+            }
+        };
         let ring =
             RingState::decode(&image.ring).map_err(|err| ImageError::Ring(err.to_string()))?;
         let members: BTreeMap<_, _> = image.members.into_iter().map(|m| (m.id, m)).collect();
@@ -81,12 +150,23 @@ impl ReplicatedState {
         {
             return Err(ImageError::Inconsistent("log records out of order".into()));
         }
+        let mut member_since = BTreeMap::new();
+        for entry in image.member_since {
+            if !members.contains_key(&entry.id) || entry.index > image.applied_index {
+                return Err(ImageError::Inconsistent(format!(
+                    "member {} added at index {} is not a member of the image at index {}",
+                    entry.id, entry.index, image.applied_index
+                )));
+            }
+            member_since.insert(entry.id, entry.index);
+        }
         Ok(ReplicatedState {
             cluster_id: image.cluster_id,
             members,
             ring,
             replication_factor: image.replication_factor,
             epoch: image.epoch,
+            member_since,
             applied_index: image.applied_index,
             log: AppLog::from_parts(
                 retention,
@@ -95,5 +175,95 @@ impl ReplicatedState {
                 image.log,
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringraft_proto::{MemberRole, MemberState};
+    use ringraft_raft::{ConfChange, ConfChangeStep, Entry, EntryPayload};
+
+    fn member(id: u64) -> Member {
+        Member {
+            id,
+            name: format!("n{id}"),
+            address: format!("127.0.0.1:{}", 7000 + id),
+            zone: String::new(),
+            weight: 1,
+            role: MemberRole::Voter,
+            state: MemberState::Active,
+        }
+    }
+
+    /// Three initial voters and a learner added at index 2.
+    fn state_with_learner() -> ReplicatedState {
+        let mut state = ReplicatedState::bootstrap(
+            vec![member(1), member(2), member(3)],
+            3,
+            Retention::default(),
+        )
+        .unwrap();
+        let mut learner = member(4);
+        learner.role = MemberRole::Learner;
+        state.apply(&Entry {
+            term: 2,
+            index: 2,
+            payload: EntryPayload::ConfChange(ConfChange {
+                changes: vec![ConfChangeStep::AddLearner(4)],
+                auto_leave: true,
+                context: super::super::encode_member(&learner),
+            }),
+        });
+        state
+    }
+
+    #[test]
+    fn image_keeps_the_index_each_member_was_added_at() {
+        let state = state_with_learner();
+        assert_eq!(state.member_since(1), Some(1));
+        assert_eq!(state.member_since(4), Some(2));
+        let restored =
+            ReplicatedState::decode_image(&state.encode_image(), Retention::default()).unwrap();
+        assert_eq!(restored, state);
+    }
+
+    #[test]
+    fn version_one_images_still_load_without_member_since() {
+        let state = state_with_learner();
+        let v1 = StateImageV1 {
+            version: IMAGE_V1,
+            cluster_id: state.cluster_id,
+            members: state.members.values().cloned().collect(),
+            ring: state.ring.encode(),
+            replication_factor: state.replication_factor,
+            epoch: state.epoch,
+            applied_index: state.applied_index,
+            log_first_index: state.log.first_index(),
+            log: Vec::new(),
+        };
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&v1).unwrap();
+        let restored = ReplicatedState::decode_image(&bytes, Retention::default()).unwrap();
+        assert_eq!(restored.member(4), state.member(4));
+        assert_eq!(restored.epoch(), state.epoch());
+        assert_eq!(
+            restored.member_since(4),
+            None,
+            "a v1 image does not know it"
+        );
+    }
+
+    #[test]
+    fn damaged_images_are_errors_not_panics() {
+        let bytes = state_with_learner().encode_image();
+        for cut in 0..bytes.len() {
+            let _ = ReplicatedState::decode_image(&bytes[..cut], Retention::default());
+        }
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(7) {
+            flipped[i] ^= 0x5a;
+            let _ = ReplicatedState::decode_image(&flipped, Retention::default());
+            flipped[i] ^= 0x5a;
+        }
     }
 }

@@ -52,6 +52,10 @@ pub struct ReplicatedState {
     replication_factor: u32,
     /// Raft index of the last change to membership or member states.
     epoch: u64,
+    /// Per member, the Raft index of the change that added it (`BOOTSTRAP_INDEX` for the initial
+    /// voters), so a retried join can answer with the index of the original change. A member
+    /// restored from a version-1 snapshot image has no entry: that index is not known.
+    member_since: BTreeMap<NodeId, LogIndex>,
     applied_index: u64,
     log: AppLog,
 }
@@ -74,12 +78,14 @@ impl ReplicatedState {
                 .map_err(|err| format!("initial member {}: {err}", member.id))?;
             members.insert(member.id, member);
         }
+        let member_since = members.keys().map(|id| (*id, BOOTSTRAP_INDEX)).collect();
         Ok(ReplicatedState {
             cluster_id: cluster_id_of(members.values()),
             members,
             ring,
             replication_factor,
             epoch: BOOTSTRAP_INDEX,
+            member_since,
             applied_index: BOOTSTRAP_INDEX,
             log: AppLog::from_parts(retention, 1, BOOTSTRAP_INDEX, Vec::new()),
         })
@@ -94,6 +100,7 @@ impl ReplicatedState {
                 .unwrap_or_else(|err| panic!("the default vnodes setting is valid: {err}")),
             replication_factor: 0,
             epoch: 0,
+            member_since: BTreeMap::new(),
             applied_index: 0,
             log: AppLog::new(retention),
         }
@@ -121,6 +128,11 @@ impl ReplicatedState {
 
     pub fn member(&self, id: NodeId) -> Option<&Member> {
         self.members.get(&id)
+    }
+
+    /// The Raft index of the change that added member `id`, when known (see `member_since`).
+    pub fn member_since(&self, id: NodeId) -> Option<LogIndex> {
+        self.member_since.get(&id).copied()
     }
 
     pub fn ring(&self) -> &RingState {
@@ -236,8 +248,10 @@ impl ReplicatedState {
                     warn!(index, id, %err, "ring refused a new member");
                 }
                 self.members.insert(id, member);
+                self.member_since.insert(id, index);
             }
             ConfChangeStep::RemoveNode(id) => {
+                self.member_since.remove(&id);
                 if self.members.remove(&id).is_some() {
                     if let Err(err) = self.ring.leave(id, index) {
                         warn!(index, id, %err, "ring refused a removal");
