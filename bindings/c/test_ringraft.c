@@ -548,8 +548,8 @@ static void test_admin(void) {
     CHECK_STATUS(RINGRAFT_NOT_FOUND, ringraft_promote(client, 999, &index), client);
     CHECK_STATUS(RINGRAFT_NOT_FOUND, ringraft_transfer_leader(client, 999, &index), client);
     CHECK_STATUS(RINGRAFT_OK, ringraft_snapshot(client, &index), client);
-    /* Promoting a voter and handing leadership to the leader are no-ops that succeed. */
-    CHECK_STATUS(RINGRAFT_OK, ringraft_promote(client, 2, NULL), client);
+    /* Promoting a voter is a conflict; handing leadership to the leader is a no-op that succeeds. */
+    CHECK_STATUS(RINGRAFT_CONFLICT, ringraft_promote(client, 2, NULL), client);
     ringraft_cluster_info status;
     CHECK_STATUS(RINGRAFT_OK, ringraft_cluster_status(client, &status), client);
     CHECK_STATUS(RINGRAFT_OK, ringraft_transfer_leader(client, status.leader_id, NULL), client);

@@ -38,6 +38,10 @@ pub struct Config {
     pub limits: Limits,
     /// A member not heard from for this long is marked down by the leader (0 disables).
     pub down_after_ms: u64,
+    /// `promote` accepts a learner only if its log is at most this many entries behind the
+    /// leader's last index (and the leader heard from it within `down_after_ms`, or within two
+    /// election timeouts when the failure detector is off).
+    pub promote_lag_entries_max: u64,
     /// Take a snapshot and compact the log after this many applied entries.
     pub snapshot_every_entries: u64,
     /// Keep at most this many application records readable through ReadLog / WatchLog...
@@ -152,6 +156,7 @@ impl Default for Config {
             ring: RingSettings::default(),
             limits: Limits::default(),
             down_after_ms: 10_000,
+            promote_lag_entries_max: 1000,
             snapshot_every_entries: 10_000,
             log_retention_records: 100_000,
             log_retention_bytes: 64 << 20,

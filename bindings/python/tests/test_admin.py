@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Dict
 
+import pytest
+
 import ringraft
 
 from .conftest import NODES, wait_for
 
-# A member that never runs: joined, promoted and removed again within the test.
+# A member that never runs: joined, refused promotion and removed again within the test.
 GHOST_ID = 90
 GHOST_ADDRESS = "127.0.0.1:9"
 
@@ -26,9 +28,10 @@ def test_snapshot_compacts_the_connected_node(clients: Dict[int, ringraft.Client
     assert client.read_log(index, 1).last_index >= index
 
 
-def test_promoting_a_voter_changes_nothing(client: ringraft.Client) -> None:
+def test_promoting_a_voter_is_a_conflict_and_changes_nothing(client: ringraft.Client) -> None:
     before = client.members()
-    assert client.promote(2) >= 0
+    with pytest.raises(ringraft.Conflict, match="already a voter"):
+        client.promote(2)
     after = client.members()
     assert after.by_id(2) == before.by_id(2)
     assert after.by_id(2).role is ringraft.MemberRole.VOTER
@@ -49,8 +52,13 @@ def test_join_promote_remove(clients: Dict[int, ringraft.Client]) -> None:
             2,
         )
         assert ghost.role is ringraft.MemberRole.LEARNER
-        # Joining again with the same address is a retry, not an error.
-        client.join(GHOST_ID, "ghost", GHOST_ADDRESS, zone="z1", weight=2)
+        # Joining again with the same id, name and address is a retry, not an error, and answers
+        # the original change's index; another member's name or address is a conflict.
+        assert client.join(GHOST_ID, "ghost", GHOST_ADDRESS, zone="z1", weight=2) == join_index
+        with pytest.raises(ringraft.Conflict, match="address"):
+            client.join(GHOST_ID + 1, "ghost-2", GHOST_ADDRESS)
+        with pytest.raises(ringraft.Conflict, match="name"):
+            client.join(GHOST_ID + 1, "ghost", "127.0.0.1:10")
         # Every node learns the new member, and its ring epoch moved to at least the join.
         for other in clients.values():
             wait_for(
@@ -59,12 +67,12 @@ def test_join_promote_remove(clients: Dict[int, ringraft.Client]) -> None:
             )
             assert other.ring().epoch >= join_index
 
-        promote_index = client.promote(GHOST_ID)
-        assert promote_index > join_index
-        wait_for(
-            lambda: client.members().by_id(GHOST_ID).role is ringraft.MemberRole.VOTER,
-            "n1 to apply the promotion",
-        )
+        # Nothing runs at the ghost's address: the leader never hears from it, so it cannot
+        # become a voter, and the error says how far behind it is.
+        with pytest.raises(ringraft.Unavailable, match="entries behind") as refused:
+            client.promote(GHOST_ID)
+        assert f"member {GHOST_ID}" in refused.value.message
+        assert client.members().by_id(GHOST_ID).role is ringraft.MemberRole.LEARNER
     finally:
         if client.members().by_id(GHOST_ID) is not None:
             remove_index = client.remove(GHOST_ID)

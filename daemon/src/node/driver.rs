@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::failure::FailureDetector;
-use super::pending::{Pending, PendingAdmin, PendingProposal, PendingRead, Watcher};
+use super::pending::{AdminWait, Pending, PendingAdmin, PendingProposal, PendingRead, Watcher};
 use super::view::{error as error_response, ClusterView, MembershipView};
 use super::{Command, Event};
 use crate::config::Config;
@@ -119,6 +119,7 @@ impl Driver {
 
     fn on_tick(&mut self, now: Instant) {
         self.pending.expire(now);
+        self.retry_due_admin(now);
         // A watcher whose buffer was full gets its records now even if nothing new commits.
         self.pending.feed_watchers(&self.state);
         if self.raw.role() == Role::Leader && self.shutdown_deadline.is_none() {
@@ -231,8 +232,9 @@ impl Driver {
                 self.pending.admin.push(PendingAdmin {
                     deadline,
                     reply,
-                    done: Box::new(move |state, _| state.applied_index() >= index),
+                    wait: AdminWait::Applied { index },
                     description: format!("applying index {index} locally"),
+                    retry: None,
                 });
                 self.pending.on_applied(&self.state, self.raw.leader());
             }
@@ -277,8 +279,13 @@ impl Driver {
         // local log), so they are applied and answered before this batch's fsync instead of
         // waiting one more fsync period for it.
         let mut membership_moved = false;
+        let now = Instant::now();
         for entry in &ready.committed_entries {
-            match self.state.apply(entry) {
+            let applied = self.state.apply(entry);
+            if !self.pending.admin.is_empty() {
+                self.pending.entry_applied(entry.index, entry.term, now);
+            }
+            match applied {
                 Applied::Nothing => {}
                 Applied::Proposal {
                     origin,

@@ -2,6 +2,9 @@
 //! (it then owns no keys), and `active` again once it is heard from. Only the leader judges, and a
 //! new leader first gives everyone a full period of grace, so a leader change never marks the
 //! whole cluster down.
+//!
+//! The same record of contact answers `promote`: a learner becomes a voter only if the leader has
+//! really heard from it within `down_after` (the grace above does not count as contact).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,8 +18,23 @@ pub struct FailureDetector {
     /// Zero disables the detector.
     down_after: Duration,
     last_heard: BTreeMap<NodeId, Instant>,
+    /// When a message from each member last arrived; unlike `last_heard`, never granted as grace.
+    last_contact: BTreeMap<NodeId, Instant>,
+    /// When this node last became leader.
+    leader_since: Option<Instant>,
     /// Verdicts proposed but not yet applied, so each is proposed once per period.
     proposed: BTreeMap<NodeId, (MemberState, Instant)>,
+}
+
+/// How recently a member was heard from, as the leader judges a promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact {
+    /// Heard from this long ago, within the window.
+    Recent(Duration),
+    /// Heard from this long ago, longer than the window.
+    Silent(Duration),
+    /// No message from it has reached this node since it started.
+    Never,
 }
 
 impl FailureDetector {
@@ -25,15 +43,49 @@ impl FailureDetector {
             own_id,
             down_after,
             last_heard: BTreeMap::new(),
+            last_contact: BTreeMap::new(),
+            leader_since: None,
             proposed: BTreeMap::new(),
         }
     }
 
     pub fn heard_from(&mut self, id: NodeId, now: Instant) {
         self.last_heard.insert(id, now);
+        self.last_contact.insert(id, now);
+    }
+
+    /// The window within which a member must have been heard from to count as reachable: the
+    /// detector's `down_after`, or `fallback` when the detector is disabled.
+    pub fn window(&self, fallback: Duration) -> Duration {
+        if self.down_after.is_zero() {
+            fallback
+        } else {
+            self.down_after
+        }
+    }
+
+    pub fn contact(&self, id: NodeId, now: Instant, window: Duration) -> Contact {
+        match self.last_contact.get(&id) {
+            None => Contact::Never,
+            Some(at) => {
+                let silent = now.saturating_duration_since(*at);
+                if silent <= window {
+                    Contact::Recent(silent)
+                } else {
+                    Contact::Silent(silent)
+                }
+            }
+        }
+    }
+
+    /// How long this node has led (None if it never became leader).
+    pub fn leading_for(&self, now: Instant) -> Option<Duration> {
+        self.leader_since
+            .map(|since| now.saturating_duration_since(since))
     }
 
     pub fn became_leader(&mut self, now: Instant, state: &ReplicatedState) {
+        self.leader_since = Some(now);
         self.proposed.clear();
         for member in state.members() {
             self.last_heard.insert(member.id, now);
@@ -46,6 +98,10 @@ impl FailureDetector {
         now: Instant,
         state: &ReplicatedState,
     ) -> Vec<(NodeId, MemberState)> {
+        // Forget nodes that are no longer members, so the maps stay bounded by the member list.
+        self.last_heard.retain(|id, _| state.member(*id).is_some());
+        self.last_contact
+            .retain(|id, _| state.member(*id).is_some());
         if self.down_after.is_zero() {
             return Vec::new();
         }
@@ -137,6 +193,32 @@ mod tests {
         assert_eq!(
             detector.verdicts(later + Duration::from_secs(2), &state),
             vec![(2, MemberState::Active)]
+        );
+    }
+
+    #[test]
+    fn contact_counts_messages_not_the_grace_of_a_new_leader() {
+        let state = three_nodes();
+        let start = Instant::now();
+        let window = Duration::from_secs(10);
+        let mut detector = FailureDetector::new(1, window);
+        detector.became_leader(start, &state);
+        assert_eq!(detector.contact(2, start, window), Contact::Never);
+        detector.heard_from(2, start);
+        let later = start + Duration::from_secs(3);
+        assert_eq!(
+            detector.contact(2, later, window),
+            Contact::Recent(Duration::from_secs(3))
+        );
+        let much_later = start + Duration::from_secs(12);
+        assert_eq!(
+            detector.contact(2, much_later, window),
+            Contact::Silent(Duration::from_secs(12))
+        );
+        assert_eq!(detector.leading_for(later), Some(Duration::from_secs(3)));
+        assert_eq!(
+            FailureDetector::new(1, Duration::ZERO).window(Duration::from_secs(1)),
+            Duration::from_secs(1)
         );
     }
 
