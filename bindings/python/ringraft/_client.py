@@ -340,8 +340,14 @@ class Client:
         return index.value
 
     def join(self, id: int, name: str, address: str, zone: str = "", weight: int = 1) -> int:  # noqa: A002
-        """Adds member `id` as a learner, reachable by peers at `address` (`host:port`).
-        Returns the Raft index of the change: the ring's new epoch."""
+        """Adds member `id` as a learner, reachable by peers at `address` (`ip:port`).
+        Returns the Raft index of the change's own entry: the ring's new epoch.
+
+        Raises `Conflict` if another member has this id, name or address (the message names
+        it). Joining again with the same id, name, address, zone and weight is a retry: it
+        returns the index of the original change (0 if the leader no longer knows it). A change
+        that cannot start yet (a previous one in flight, a leader just elected) waits within the
+        daemon's deadline; `Timeout` if it passes (the change may still happen)."""
         return self._admin(
             "ringraft_join",
             u64(id, "id"),
@@ -352,11 +358,18 @@ class Client:
         )
 
     def remove(self, id: int) -> int:  # noqa: A002
-        """Removes member `id`; its keys move to the others. Returns the change's index."""
+        """Removes member `id`; its keys move to the others. Returns the Raft index of the
+        change's own entry (the ring's new epoch). `NotFound` if `id` is not a member."""
         return self._admin("ringraft_remove", u64(id, "id"))
 
     def promote(self, id: int) -> int:  # noqa: A002
-        """Makes learner `id` a voter. Returns the change's index."""
+        """Makes learner `id` a voter. Returns the Raft index of the change's own entry (the
+        ring's new epoch).
+
+        Raises `Conflict` if `id` is already a voter, `NotFound` if it is not a member, and
+        `Unavailable` if the leader has not heard from it within the failure detector's window
+        or its log is more than `promote_lag_entries_max` entries behind (the message says how
+        far behind, and since when it is silent)."""
         return self._admin("ringraft_promote", u64(id, "id"))
 
     def transfer_leader(self, id: int) -> int:  # noqa: A002

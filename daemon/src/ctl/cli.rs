@@ -84,7 +84,8 @@ pub enum Command {
         #[arg(long)]
         records: Option<u64>,
     },
-    /// Add a member (as a learner). Admin.
+    /// Add a member (as a learner); prints the index of the change (the ring's new epoch).
+    /// Refused (conflict) if another member has the id, name or address. Admin.
     Join {
         /// The new member's node id (>= 1).
         #[arg(long)]
@@ -102,9 +103,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         weight: u32,
     },
-    /// Remove member ID. Admin.
+    /// Remove member ID; prints the index of the change (the ring's new epoch). Admin.
     Remove { id: u64 },
-    /// Make learner ID a voter. Admin.
+    /// Make learner ID a voter; prints the index of the change (the ring's new epoch). Refused
+    /// with conflict if ID is already a voter, unavailable if the leader has not heard from it
+    /// lately or its log is too far behind (the error says how far). Admin.
     Promote { id: u64 },
     /// Hand leadership to member ID. Admin.
     TransferLeader { id: u64 },

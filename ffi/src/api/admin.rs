@@ -41,14 +41,19 @@ fn fitting(text: &str, array_bytes: usize, what: &str) -> Result<String> {
 /// Adds a member: node `id` named `name`, reachable by its peers at `address` (`host:port`, its
 /// QUIC address), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
 /// learner; ringraft_promote() makes it a voter. `*index` (may be NULL) receives the Raft index
-/// of the change, which is the ring's new epoch.
+/// of the change's own entry, which is the ring's new epoch. Joining again with the same id, name,
+/// address, zone and weight (a retry) succeeds and gives the index of the original change (0 if
+/// the leader no longer knows it, for members older than the snapshot format that records it).
 ///
-/// Blocks: yes, until the change commits (up to the client timeout).
+/// Blocks: yes, until the change is applied by the connected node (up to the client timeout). A
+/// change that cannot start yet (a previous change in flight, a leader just elected, no leader)
+/// waits within the daemon's deadline rather than failing.
 /// Ownership: the strings are only read during the call.
 /// Errors: RINGRAFT_INVALID_ARGUMENT (`client`, `name`, `address` or `zone` NULL, not UTF-8,
 /// longer than RINGRAFT_NAME_MAX-1 / RINGRAFT_ADDRESS_MAX-1 / RINGRAFT_ZONE_MAX-1 bytes, `id` 0,
-/// `weight` 0), RINGRAFT_CONFLICT (the id exists, or a change is in progress),
-/// RINGRAFT_PERMISSION_DENIED, RINGRAFT_NO_LEADER, RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE,
+/// `weight` 0, `address` not an ip:port), RINGRAFT_CONFLICT (another member has this id, name or
+/// address; the message names it), RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT (the change did
+/// not start or commit within the daemon's deadline; it may still), RINGRAFT_UNAVAILABLE,
 /// RINGRAFT_CLOSED.
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_join(
@@ -86,12 +91,14 @@ pub unsafe extern "C" fn ringraft_join(
 }
 
 /// Removes member `id` from the cluster (its keys move to the others). `*index` (may be NULL)
-/// receives the Raft index of the change.
+/// receives the Raft index of the change's own entry, which is the ring's new epoch.
 ///
-/// Blocks: yes, until the change commits (up to the client timeout).
+/// Blocks: yes, until the change is applied by the connected node (up to the client timeout),
+/// waiting within the daemon's deadline while a previous change is in flight or a new leader is
+/// not yet able to change membership.
 /// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND (no such member),
-/// RINGRAFT_CONFLICT, RINGRAFT_PERMISSION_DENIED, RINGRAFT_NO_LEADER, RINGRAFT_TIMEOUT,
-/// RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
+/// RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT (the change did not start or commit within the
+/// daemon's deadline; it may still), RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_remove(
     client: *mut ringraft_client,
@@ -103,12 +110,19 @@ pub unsafe extern "C" fn ringraft_remove(
     })
 }
 
-/// Makes learner `id` a voter. `*index` (may be NULL) receives the Raft index of the change.
+/// Makes learner `id` a voter. The leader accepts only a learner it has heard from within the
+/// failure detector's window (`down_after_ms`) whose log is at most `promote_lag_entries_max`
+/// entries behind its own. `*index` (may be NULL) receives the Raft index of the change's own
+/// entry, which is the ring's new epoch.
 ///
-/// Blocks: yes, until the change commits (up to the client timeout).
-/// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND, RINGRAFT_CONFLICT
-/// (already a voter, or a change in progress), RINGRAFT_PERMISSION_DENIED, RINGRAFT_NO_LEADER,
-/// RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
+/// Blocks: yes, until the change is applied by the connected node (up to the client timeout),
+/// waiting within the daemon's deadline while a previous change is in flight or a new leader is
+/// not yet able to change membership.
+/// Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND (no such member),
+/// RINGRAFT_CONFLICT (`id` is already a voter), RINGRAFT_UNAVAILABLE (the learner is not
+/// reachable or not caught up: the message names how far behind it is and when it was last heard
+/// from; or the daemon cannot be reached), RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT,
+/// RINGRAFT_CLOSED.
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_promote(
     client: *mut ringraft_client,
