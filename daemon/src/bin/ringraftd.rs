@@ -24,7 +24,6 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node (the service).
-    #[command(after_help = ringraft_daemon::run::exit_codes_help())]
     Run(RunArgs),
     /// Run a local N-node cluster in the foreground, with generated certificates.
     Dev(DevArgs),
