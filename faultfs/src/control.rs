@@ -4,7 +4,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fuser::{Errno, ReplyEmpty};
+use fuser::{Errno, ReplyEmpty, ReplyWrite};
 
 use crate::state::{Ino, PowerLoss, State};
 
@@ -40,11 +40,29 @@ pub struct Stats {
     pub faults: Faults,
 }
 
+/// The reply an fsync owes: an fsync's, or an O_SYNC/O_DSYNC write's (which is answered with the
+/// bytes written once the file is durable).
+pub(crate) enum Answer {
+    Fsync(ReplyEmpty),
+    SyncWrite(ReplyWrite, u32),
+}
+
+impl Answer {
+    fn send(self, result: Result<(), Errno>) {
+        match (self, result) {
+            (Answer::Fsync(reply), Ok(())) => reply.ok(),
+            (Answer::Fsync(reply), Err(errno)) => reply.error(errno),
+            (Answer::SyncWrite(reply, written), Ok(())) => reply.written(written),
+            (Answer::SyncWrite(reply, _), Err(errno)) => reply.error(errno),
+        }
+    }
+}
+
 pub(crate) struct Stalled {
     deadline: Instant,
     ino: Ino,
     dir: bool,
-    reply: ReplyEmpty,
+    reply: Answer,
 }
 
 pub(crate) struct Inner {
@@ -117,13 +135,24 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// An fsync from the kernel: answered now, or held by a stall.
-    pub fn fsync(&self, ino: Ino, dir: bool, reply: ReplyEmpty) {
-        let mut inner = self.lock();
+    /// An fsync from the kernel (or the sync part of an O_SYNC write): answered now, or held by a
+    /// stall.
+    pub fn fsync(&self, ino: Ino, dir: bool, reply: Answer) {
+        self.fsync_locked(self.lock(), ino, dir, reply);
+    }
+
+    /// As `fsync`, with the lock already held (released before the reply is sent).
+    pub fn fsync_locked(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        ino: Ino,
+        dir: bool,
+        reply: Answer,
+    ) {
         if let Some(stall) = inner.faults.fsync_stall {
             if inner.stalled.len() >= inner.stalled_max {
                 drop(inner);
-                reply.error(Errno::EIO);
+                reply.send(Err(Errno::EIO));
                 return;
             }
             inner.stalled.push(Stalled {
@@ -139,7 +168,7 @@ impl Shared {
         let result = inner.run_fsync(ino, dir);
         drop(inner);
         self.changed.notify_all();
-        answer(reply, result);
+        reply.send(result);
     }
 
     /// The thread that answers stalled fsyncs when their time comes (or at heal / shutdown).
@@ -150,7 +179,7 @@ impl Shared {
                 let stalled = std::mem::take(&mut inner.stalled);
                 drop(inner);
                 for item in stalled {
-                    item.reply.error(Errno::EIO);
+                    item.reply.send(Err(Errno::EIO));
                 }
                 return;
             }
@@ -170,7 +199,7 @@ impl Shared {
                 drop(inner);
                 self.changed.notify_all();
                 for (reply, result) in answers {
-                    answer(reply, result);
+                    reply.send(result);
                 }
                 inner = self.lock();
                 continue;
@@ -193,13 +222,6 @@ impl Shared {
     pub fn shut_down(&self) {
         self.lock().shutting_down = true;
         self.changed.notify_all();
-    }
-}
-
-fn answer(reply: ReplyEmpty, result: Result<(), Errno>) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(errno) => reply.error(errno),
     }
 }
 
@@ -230,7 +252,7 @@ impl Controller {
         drop(inner);
         self.shared.changed.notify_all();
         for item in stalled {
-            item.reply.error(Errno::EIO);
+            item.reply.send(Err(Errno::EIO));
         }
         tracing::info!(?report, "power loss");
         report

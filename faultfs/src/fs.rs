@@ -14,7 +14,7 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::control::Shared;
+use crate::control::{Answer, Shared};
 use crate::state::{Attr, Kind, SetAttr};
 
 const TTL: Duration = Duration::ZERO;
@@ -235,12 +235,12 @@ impl fuser::Filesystem for FaultFilesystem {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
@@ -251,6 +251,12 @@ impl fuser::Filesystem for FaultFilesystem {
             return;
         }
         match inner.state.write(fh.0, offset, data) {
+            // The kernel sends no fsync for an O_SYNC/O_DSYNC (or RWF_DSYNC) write to a direct-I/O
+            // file, but flags it: the write is an fsync too, with its faults and stalls.
+            Ok(written) if flags.0 & (libc::O_DSYNC | libc::O_SYNC) != 0 => {
+                self.shared
+                    .fsync_locked(inner, ino.0, false, Answer::SyncWrite(reply, written));
+            }
             Ok(written) => reply.written(written),
             Err(code) => reply.error(errno(code)),
         }
@@ -290,7 +296,7 @@ impl fuser::Filesystem for FaultFilesystem {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.shared.fsync(ino.0, false, reply);
+        self.shared.fsync(ino.0, false, Answer::Fsync(reply));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -347,7 +353,7 @@ impl fuser::Filesystem for FaultFilesystem {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.shared.fsync(ino.0, true, reply);
+        self.shared.fsync(ino.0, true, Answer::Fsync(reply));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -234,6 +234,28 @@ fn reads_see_every_write_and_fsync_persists_exactly_them() {
     assert_eq!(read(&m.backing.join("f")).unwrap(), expected);
 }
 
+/// The kernel sends no fsync for an O_DSYNC write to a direct-I/O FUSE file; the layer must make
+/// such a write durable itself (and O_SYNC, and pwritev2 with RWF_DSYNC).
+#[test]
+fn an_o_dsync_write_is_durable_when_it_returns() {
+    let Some(m) = mount("an_o_dsync_write_is_durable_when_it_returns") else {
+        return;
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = m.mnt.join("f");
+    durable_file(&path, b"");
+    for (flag, text) in [(libc::O_DSYNC, "dsync "), (libc::O_SYNC, "sync")] {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(flag)
+            .open(&path)
+            .unwrap();
+        (&file).write_all(text.as_bytes()).unwrap();
+    }
+    m.fs.power_loss();
+    assert_eq!(read(&path).unwrap(), b"dsync sync");
+}
+
 trait CheckInvariants {
     fn check_invariants_or_panic(&self);
 }

@@ -77,6 +77,28 @@ fn injected_enospc_comes_back_from_write_and_changes_nothing() {
     assert_eq!(read(&path).unwrap(), b"after!");
 }
 
+#[test]
+fn an_o_dsync_write_fails_with_the_injected_fsync_error() {
+    let Some(m) = mount("an_o_dsync_write_fails_with_the_injected_fsync_error") else {
+        return;
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = m.mnt.join("f");
+    durable_file(&path, b"old");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(&path)
+        .unwrap();
+    m.fs.fail_fsync(Errno::EIO);
+    let error = file.write_all_at(b"new", 0).unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::EIO));
+    m.fs.heal();
+    drop(file);
+    m.fs.power_loss();
+    assert_eq!(read(&path).unwrap(), b"old");
+}
+
 /// The fsyncgate trap: after an fsync fails, retrying it succeeds, yet the data it covered is not
 /// durable (Linux marks the pages clean after a failed writeback).
 #[test]
