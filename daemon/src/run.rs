@@ -5,11 +5,36 @@ use std::sync::Arc;
 
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, Instrument};
 
 use crate::api::{self, ApiConfig};
 use crate::config::Config;
+use crate::node::{NodeError, NodeExit};
 use crate::{metrics, node, systemd};
+
+/// Exit code: stopped on SIGTERM or SIGINT.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: a fatal error stopped the node (storage, an unusable snapshot, startup failures);
+/// the log names it. systemd restarts the daemon (`Restart=on-failure`).
+pub const EXIT_FATAL: i32 = 1;
+/// Exit code: the configuration is unusable.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code: this node was removed from the cluster (its log says at which epoch). Restarting
+/// it cannot help, so packaging/ringraftd.service has `RestartPreventExitStatus=78`. (78 is
+/// EX_CONFIG of sysexits.h: the node's configuration names a cluster it no longer belongs to.)
+pub const EXIT_REMOVED: i32 = 78;
+
+/// The exit codes, for `ringraftd --help`.
+pub fn exit_codes_help() -> String {
+    format!(
+        "Exit codes of `ringraftd run`:\n  \
+         {EXIT_OK}   stopped on SIGTERM or SIGINT\n  \
+         {EXIT_FATAL}   a fatal error stopped the node (the log names it)\n  \
+         {EXIT_CONFIG}   unusable configuration\n  \
+         {EXIT_REMOVED}  this node was removed from the cluster; do not restart it \
+         (the systemd unit sets RestartPreventExitStatus={EXIT_REMOVED})"
+    )
+}
 
 #[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
@@ -62,7 +87,7 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(config) => config,
         Err(err) => {
             eprintln!("ringraftd: {err}");
-            return 2;
+            return EXIT_CONFIG;
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -73,20 +98,39 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("ringraftd: cannot start the runtime: {err}");
-            return 1;
+            return EXIT_FATAL;
         }
     };
-    match runtime.block_on(serve(config, args.pid_file)) {
-        Ok(()) => 0,
-        Err(err) => {
+    let code = match runtime.block_on(serve(config, args.pid_file)) {
+        Ok(NodeExit::Stopped) => EXIT_OK,
+        // The node loop logged its one ERROR line with the epoch.
+        Ok(NodeExit::Removed { .. }) => EXIT_REMOVED,
+        // The node loop logged the error (`stop_on_fatal`).
+        Err(Failure::Logged) => EXIT_FATAL,
+        Err(Failure::Other(err)) => {
             error!("{err}");
             eprintln!("ringraftd: {err}");
-            1
+            EXIT_FATAL
         }
+    };
+    info!(code, "ringraftd exits");
+    code
+}
+
+/// Why `serve` failed.
+enum Failure {
+    /// A fatal error the node loop already logged.
+    Logged,
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Other(message)
     }
 }
 
-async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<(), String> {
+async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<NodeExit, Failure> {
     let span = tracing::info_span!("ringraftd", id = config.node_id);
     let _entered = span.enter();
     let mut sigterm = signal(SignalKind::terminate()).map_err(|err| err.to_string())?;
@@ -105,7 +149,9 @@ async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<(), String> 
     if let Some(addr) = config.metrics_listen {
         tokio::spawn(metrics::serve(addr, node.handle.subscribe()));
     }
-    tokio::spawn(systemd::report(node.handle.subscribe()));
+    tokio::spawn(
+        systemd::report(node.handle.subscribe(), node.handle.loop_progress()).in_current_span(),
+    );
     if let Some(path) = &pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .map_err(|err| format!("pid file {}: {err}", path.display()))?;
@@ -123,7 +169,7 @@ async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<(), String> 
     tokio::select! {
         _ = sigterm.recv() => info!("SIGTERM: shutting down"),
         _ = sigint.recv() => info!("SIGINT: shutting down"),
-        _ = node_stopped => error!("the node loop stopped"),
+        _ = node_stopped => info!("the node loop stopped by itself"),
     }
     systemd::notify_stopping();
     let _ = stop_api.send(true);
@@ -140,7 +186,11 @@ async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<(), String> 
     if let Some(path) = &pid_file {
         let _ = std::fs::remove_file(path);
     }
-    result.map_err(|err| format!("node stopped: {err}"))
+    match result {
+        Ok(exit) => Ok(exit),
+        Err(NodeError::Fatal(_)) => Err(Failure::Logged),
+        Err(err) => Err(Failure::Other(format!("node stopped: {err}"))),
+    }
 }
 
 fn api_config(config: &Config) -> ApiConfig {
@@ -150,4 +200,34 @@ fn api_config(config: &Config) -> ApiConfig {
     api.frame_bytes_max = config.limits.frame_bytes_max;
     api.in_flight_per_connection_max = config.limits.requests_in_flight_per_connection_max;
     api
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository_file(path: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    }
+
+    #[test]
+    fn the_unit_and_the_readme_know_the_removed_exit_code() {
+        let unit = repository_file("packaging/ringraftd.service");
+        let wanted = format!("RestartPreventExitStatus={EXIT_REMOVED}");
+        assert!(
+            unit.lines().any(|line| line.trim() == wanted),
+            "packaging/ringraftd.service lacks {wanted}"
+        );
+        let readme = repository_file("README.md");
+        assert!(
+            readme.contains(&format!(
+                "| {EXIT_REMOVED} | this node was removed from the cluster"
+            )),
+            "README.md documents exit code {EXIT_REMOVED}"
+        );
+        assert!(exit_codes_help().contains(&format!("{EXIT_REMOVED}  this node was removed")));
+    }
 }

@@ -12,7 +12,8 @@ use tracing_subscriber::EnvFilter;
     about = "Node-local coordination daemon: Raft over QUIC, membership and a consistent-hash ring",
     long_about = "Node-local coordination daemon: Raft over QUIC, membership and a consistent-hash \
                   ring.\n\nWithout a subcommand, runs one node (same as `ringraftd run`).\n\
-                  `ringraftd dev --nodes 3 --dir DIR` starts a working local cluster."
+                  `ringraftd dev --nodes 3 --dir DIR` starts a working local cluster.",
+    after_help = ringraft_daemon::run::exit_codes_help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node (the service).
+    #[command(after_help = ringraft_daemon::run::exit_codes_help())]
     Run(RunArgs),
     /// Run a local N-node cluster in the foreground, with generated certificates.
     Dev(DevArgs),

@@ -129,8 +129,9 @@ impl Driver {
                     Response::Done { index }
                 }
                 Err(err) => {
-                    self.report_fatal(&err);
-                    error(Status::Internal, err.to_string())
+                    let response = error(Status::Internal, format!("{err}; the node stops"));
+                    self.report_fatal(err);
+                    response
                 }
             };
             let _ = reply.send(response);
@@ -531,6 +532,7 @@ impl Driver {
         let (admin_reply, answer) = oneshot::channel();
         let leader_address = self.leader_address().map(|addr| addr.to_string());
         match request {
+            PeerRequest::Membership => self.answer_membership(from, reply),
             PeerRequest::Join {
                 id,
                 name,

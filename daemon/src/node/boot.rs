@@ -2,9 +2,10 @@
 //! node loop on its own thread, and join an existing cluster when this node is new.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringraft_proto::{Member, MemberRole, MemberState, Status};
 use ringraft_raft::{ConfState, HardState, InitialState, RawNode, Snapshot, SnapshotMeta};
@@ -13,11 +14,12 @@ use std::hash::{BuildHasher, Hasher};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::driver::{Driver, FatalError};
+use super::driver::{Driver, FatalError, DEBUG_STALL_FILE_ENV};
 use super::failure::FailureDetector;
 use super::pending::Pending;
+use super::removal::MembershipCheck;
 use super::view::{ClusterView, MembershipView};
-use super::{Event, NodeHandle, EVENT_QUEUE_MAX};
+use super::{Event, NodeExit, NodeHandle, EVENT_QUEUE_MAX};
 use crate::certs::{TlsFiles, TlsMaterial};
 use crate::config::Config;
 use crate::state::{ReplicatedState, Retention, BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
@@ -43,23 +45,23 @@ pub enum NodeError {
 pub struct RunningNode {
     pub handle: NodeHandle,
     events: SyncSender<Event>,
-    thread: Option<std::thread::JoinHandle<Result<(), FatalError>>>,
+    thread: Option<std::thread::JoinHandle<Result<NodeExit, FatalError>>>,
     pub peer_addr: std::net::SocketAddr,
 }
 
 impl RunningNode {
     /// Asks the node to stop (a leader hands over leadership first) and waits for the loop.
-    pub fn shutdown(mut self) -> Result<(), NodeError> {
+    pub fn shutdown(mut self) -> Result<NodeExit, NodeError> {
         let _ = self.events.send(Event::Shutdown);
         self.wait()
     }
 
-    /// Waits for the node loop to end (on shutdown or a fatal error).
-    pub fn wait(&mut self) -> Result<(), NodeError> {
+    /// Waits for the node loop to end (on shutdown, removal or a fatal error).
+    pub fn wait(&mut self) -> Result<NodeExit, NodeError> {
         match self.thread.take().map(|thread| thread.join()) {
             Some(Ok(result)) => result.map_err(NodeError::from),
             Some(Err(_)) => Err(NodeError::Raft("the node loop panicked".into())),
-            None => Ok(()),
+            None => Ok(NodeExit::Stopped),
         }
     }
 
@@ -132,6 +134,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         membership: membership.clone(),
         applied_index: state.applied_index(),
         shutting_down: false,
+        removed: None,
     }));
 
     let forward = events_tx.clone();
@@ -147,6 +150,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     });
 
     let needs_admission = state.member(config.node_id).is_none();
+    let progress = Arc::new(AtomicU64::new(0));
     let driver = Driver {
         id: config.node_id,
         raw,
@@ -167,20 +171,26 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         snapshot_index,
         peers: BTreeMap::new(),
         shutdown_deadline: None,
+        fatal: None,
+        // Two election timeouts without a leader before asking the peers.
+        membership_check: MembershipCheck::new(
+            Instant::now(),
+            2 * Duration::from_millis(
+                config.raft.tick_ms * u64::from(config.raft.election_timeout_ticks),
+            ),
+        ),
+        removed: None,
+        progress: progress.clone(),
+        debug_stall_file: debug_stall_file(),
         config: config.clone(),
     };
+    // The loop logs its own fatal error (`Driver::stop_on_fatal`).
     let thread = std::thread::Builder::new()
         .name(format!("ringraft-node-{}", config.node_id))
-        .spawn(move || {
-            let result = driver.run();
-            if let Err(err) = &result {
-                tracing::error!(%err, "node loop stopped on a fatal error");
-            }
-            result
-        })
+        .spawn(move || driver.run())
         .map_err(|err| NodeError::Raft(format!("cannot start the node thread: {err}")))?;
 
-    let handle = NodeHandle::new(events_tx.clone(), view_rx, config.limits.clone());
+    let handle = NodeHandle::new(events_tx.clone(), view_rx, config.limits.clone(), progress);
     if needs_admission && !config.join.is_empty() {
         tokio::spawn(ask_to_join(config.clone(), transport, handle.subscribe()));
     }
@@ -249,6 +259,19 @@ fn bootstrap(
         applied: BOOTSTRAP_INDEX,
     };
     Ok((state, initial))
+}
+
+/// The test hook of `DEBUG_STALL_FILE_ENV`, honoured in debug builds only.
+fn debug_stall_file() -> Option<std::path::PathBuf> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let path = std::env::var_os(DEBUG_STALL_FILE_ENV)?;
+    warn!(
+        path = %std::path::Path::new(&path).display(),
+        "debug build: the node loop blocks while this file exists ({DEBUG_STALL_FILE_ENV})"
+    );
+    Some(path.into())
 }
 
 /// What Status answers before the node loop publishes its first view.

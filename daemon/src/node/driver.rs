@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +17,9 @@ use tracing::{debug, error, info, info_span, warn};
 
 use super::failure::FailureDetector;
 use super::pending::{AdminWait, Pending, PendingAdmin, PendingProposal, PendingRead, Watcher};
+use super::removal::{removed_message, MembershipCheck, Removed};
 use super::view::{error as error_response, ClusterView, MembershipView};
-use super::{Command, Event};
+use super::{Command, Event, NodeExit};
 use crate::config::Config;
 use crate::state::{encode_command, Applied, ImageError, ReplicatedState, StateCommand};
 use crate::transport::{Inbound, TransportHandle};
@@ -54,10 +57,31 @@ pub(crate) struct Driver {
     pub(super) snapshot_index: u64,
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     pub(super) shutdown_deadline: Option<Instant>,
+    /// The first fatal error met while handling an event; the loop stops on it (see
+    /// `report_fatal`).
+    pub(super) fatal: Option<FatalError>,
+    pub(super) membership_check: MembershipCheck,
+    /// Set once this node knows it was removed from the cluster (see `removal`).
+    pub(super) removed: Option<Removed>,
+    /// Bumped on every turn of the loop; the systemd watchdog is fed only while it moves.
+    pub(super) progress: Arc<AtomicU64>,
+    /// Debug builds only: see `debug_stall`.
+    pub(super) debug_stall_file: Option<PathBuf>,
 }
 
+/// Debug builds only: while the file this names exists, the node loop blocks as if stuck in
+/// fsync (tests use it to starve the systemd watchdog). Release builds ignore it.
+pub const DEBUG_STALL_FILE_ENV: &str = "RINGRAFTD_DEBUG_STALL_FILE";
+
 impl Driver {
-    pub fn run(mut self) -> Result<(), FatalError> {
+    pub fn run(mut self) -> Result<NodeExit, FatalError> {
+        match self.run_loop() {
+            Ok(exit) => Ok(exit),
+            Err(err) => Err(self.stop_on_fatal(err)),
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<NodeExit, FatalError> {
         // The transport spawns its tasks on the runtime; this thread is not one of its workers.
         let runtime = self.runtime.clone();
         let _runtime = runtime.enter();
@@ -66,15 +90,20 @@ impl Driver {
         self.sync_peers();
         self.publish();
         loop {
+            self.progress.fetch_add(1, Ordering::Relaxed);
+            self.debug_stall();
             let span = info_span!("node", id = self.id, term = self.raw.term());
             let _entered = span.enter();
             let wait = next_tick.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(wait) {
                 Ok(event) => {
-                    self.handle_event(event);
+                    self.dispatch(event);
                     for _ in 0..EVENT_BATCH_MAX {
+                        if self.fatal.is_some() {
+                            break;
+                        }
                         match self.events.try_recv() {
-                            Ok(event) => self.handle_event(event),
+                            Ok(event) => self.dispatch(event),
                             Err(_) => break,
                         }
                     }
@@ -84,7 +113,18 @@ impl Driver {
                     self.shutdown_deadline.get_or_insert_with(Instant::now);
                 }
             }
+            if let Some(err) = self.fatal.take() {
+                return Err(err);
+            }
             let now = Instant::now();
+            if let Some(removed) = &self.removed {
+                // Nothing but answers from here on: no ticks, no Raft, no snapshots.
+                if now >= removed.exit_at || self.shutdown_deadline.is_some() {
+                    break;
+                }
+                next_tick = (now + tick).min(removed.exit_at);
+                continue;
+            }
             if now >= next_tick {
                 self.raw.tick();
                 self.on_tick(now);
@@ -92,21 +132,64 @@ impl Driver {
                 // that would look like a long silence to the election timer.
                 next_tick = (next_tick + tick).max(now);
             }
-            while self.raw.has_ready() {
+            while self.raw.has_ready() && self.removed.is_none() {
                 self.process_ready()?;
             }
-            self.maybe_snapshot()?;
+            if self.removed.is_none() {
+                self.maybe_snapshot()?;
+            }
             self.publish();
             if self.should_exit(now) {
                 break;
             }
         }
-        self.pending
-            .fail_all(Status::ShuttingDown, "the node is shutting down");
+        let exit = match &self.removed {
+            Some(removed) => NodeExit::Removed {
+                epoch: removed.epoch,
+            },
+            None => NodeExit::Stopped,
+        };
+        match &self.removed {
+            Some(removed) => {
+                let epoch = removed.epoch;
+                self.pending
+                    .fail_all(Status::Removed, &removed_message(epoch));
+            }
+            None => self
+                .pending
+                .fail_all(Status::ShuttingDown, "the node is shutting down"),
+        }
+        self.shutdown_deadline.get_or_insert_with(Instant::now);
         self.publish();
         self.storage.sync()?;
-        info!("node loop stopped");
-        Ok(())
+        info!(?exit, "node loop stopped");
+        Ok(exit)
+    }
+
+    /// Where events go: a removed node only answers (see `removal`).
+    fn dispatch(&mut self, event: Event) {
+        match &self.removed {
+            Some(removed) => {
+                let epoch = removed.epoch;
+                self.handle_event_removed(event, epoch);
+            }
+            None => self.handle_event(event),
+        }
+    }
+
+    /// The test hook named by `DEBUG_STALL_FILE_ENV` (set only in debug builds, see boot).
+    fn debug_stall(&self) {
+        let Some(path) = &self.debug_stall_file else {
+            return;
+        };
+        if !path.exists() {
+            return;
+        }
+        warn!(path = %path.display(), "debug hook: the node loop is blocked while this file exists");
+        while path.exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        info!("debug hook: the node loop runs again");
     }
 
     fn should_exit(&self, now: Instant) -> bool {
@@ -119,6 +202,7 @@ impl Driver {
 
     fn on_tick(&mut self, now: Instant) {
         self.pending.expire(now);
+        self.maybe_check_membership(now);
         self.retry_due_admin(now);
         // A watcher whose buffer was full gets its records now even if nothing new commits.
         self.pending.feed_watchers(&self.state);
@@ -134,16 +218,20 @@ impl Driver {
             Event::Peer(inbound) => self.handle_inbound(inbound),
             Event::Command(command) => self.handle_command(command),
             Event::Shutdown => self.begin_shutdown(),
+            Event::MembershipChecked(verdict) => self.on_membership_checked(verdict),
         }
     }
 
     fn handle_inbound(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Raft(message) => {
-                self.failure.heard_from(message.from, Instant::now());
+                let now = Instant::now();
+                let from = message.from;
+                self.failure.heard_from(from, now);
                 if let Err(err) = self.raw.step(message) {
                     debug!(%err, "dropped a peer message");
                 }
+                self.note_leader_contact(from, now);
             }
             Inbound::Unreachable(id) => self.raw.report_unreachable(id),
             Inbound::SnapshotSent { to, ok } => self.raw.report_snapshot(to, ok),
@@ -155,7 +243,7 @@ impl Driver {
         }
     }
 
-    fn handle_command(&mut self, command: Command) {
+    pub(super) fn handle_command(&mut self, command: Command) {
         match command {
             Command::Propose {
                 data,
@@ -263,6 +351,8 @@ impl Driver {
         for message in ready.messages.drain(..) {
             self.transport.send(message);
         }
+        // The epoch of an applied change that removed this node, acted on once the Ready is done.
+        let mut removed_at = None;
         if let Some(snapshot) = ready.snapshot.take() {
             let restored = ReplicatedState::decode_image(&snapshot.data, self.config.retention())?;
             self.storage.save_snapshot(&snapshot)?;
@@ -272,8 +362,12 @@ impl Driver {
                 "installed a snapshot from the leader"
             );
             self.snapshot_index = snapshot.meta.index;
+            let was_member = self.state.member(self.id).is_some();
             self.state = restored;
             self.membership_changed();
+            if was_member && self.state.member(self.id).is_none() {
+                removed_at = Some(self.state.epoch());
+            }
         }
         // Committed entries are already durable here (the core hands out nothing ahead of the
         // local log), so they are applied and answered before this batch's fsync instead of
@@ -281,6 +375,7 @@ impl Driver {
         let mut membership_moved = false;
         let now = Instant::now();
         for entry in &ready.committed_entries {
+            let was_member = self.state.member(self.id).is_some();
             let applied = self.state.apply(entry);
             if !self.pending.admin.is_empty() {
                 self.pending.entry_applied(entry.index, entry.term, now);
@@ -296,7 +391,12 @@ impl Driver {
                         self.pending.proposal_applied(request_id, index);
                     }
                 }
-                Applied::MembershipChanged { .. } => membership_moved = true,
+                Applied::MembershipChanged { index } => {
+                    membership_moved = true;
+                    if was_member && self.state.member(self.id).is_none() {
+                        removed_at.get_or_insert(index);
+                    }
+                }
             }
         }
         for read in ready.read_states.drain(..) {
@@ -324,6 +424,9 @@ impl Driver {
             self.transport.send(message);
         }
         self.raw.advance(ready.number);
+        if let Some(epoch) = removed_at {
+            self.enter_removed(epoch, "it applied the entry that removes it");
+        }
         Ok(())
     }
 
@@ -436,9 +539,11 @@ impl Driver {
         };
         let current = self.view_tx.borrow().clone();
         let shutting_down = self.shutdown_deadline.is_some();
+        let removed = self.removed.as_ref().map(|removed| removed.epoch);
         if current.status == info
             && Arc::ptr_eq(&current.membership, &self.membership)
             && current.shutting_down == shutting_down
+            && current.removed == removed
         {
             return;
         }
@@ -447,12 +552,30 @@ impl Driver {
             membership: self.membership.clone(),
             applied_index: self.state.applied_index(),
             shutting_down,
+            removed,
         };
         self.view_tx.send_replace(Arc::new(view));
     }
 
-    pub(super) fn report_fatal(&self, err: &FatalError) {
-        error!(%err, "stopping the node");
+    /// A fatal error met while handling an event (the admin snapshot): the loop stops on it at
+    /// the end of the current event, through `stop_on_fatal` like every other fatal error.
+    pub(super) fn report_fatal(&mut self, err: FatalError) {
+        self.fatal.get_or_insert(err);
+    }
+
+    /// The one way the node stops on a fatal error (a storage failure, a leader's snapshot that
+    /// cannot be installed, the core refusing what the shell asks): one ERROR line naming the
+    /// error, every waiting client answered, readers told the node is stopping, and the loop
+    /// ends with the error, which `ringraftd run` turns into a non-zero exit. Nothing is retried.
+    fn stop_on_fatal(&mut self, err: FatalError) -> FatalError {
+        error!(%err, "fatal error: stopping the node");
+        self.pending.fail_all(
+            Status::Internal,
+            &format!("the node stopped on a fatal error: {err}"),
+        );
+        self.shutdown_deadline.get_or_insert_with(Instant::now);
+        self.publish();
+        err
     }
 }
 

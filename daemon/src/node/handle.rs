@@ -1,6 +1,7 @@
 //! The API's way into the node: local reads straight from the published view, everything else as
 //! a command to the node loop with a reply channel.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ pub struct NodeHandle {
     events: SyncSender<Event>,
     view: watch::Receiver<Arc<ClusterView>>,
     limits: Limits,
+    progress: Arc<AtomicU64>,
 }
 
 impl NodeHandle {
@@ -31,12 +33,21 @@ impl NodeHandle {
         events: SyncSender<Event>,
         view: watch::Receiver<Arc<ClusterView>>,
         limits: Limits,
+        progress: Arc<AtomicU64>,
     ) -> NodeHandle {
         NodeHandle {
             events,
             view,
             limits,
+            progress,
         }
+    }
+
+    /// A counter the node loop bumps on every turn (at least once per tick, even when idle).
+    /// It stands still only while the loop is stuck (a hung fsync, a deadlock), which is what
+    /// the systemd watchdog must notice.
+    pub fn loop_progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
     }
 
     pub fn view(&self) -> Arc<ClusterView> {
@@ -122,8 +133,14 @@ fn ready(response: Response) -> ResponseFuture {
 
 impl Backend for NodeHandle {
     fn handle(&self, request: Request) -> ResponseFuture {
-        if self.view.borrow().shutting_down && !matches!(request, Request::Status) {
-            return ready(error(Status::ShuttingDown, "the node is shutting down"));
+        if !matches!(request, Request::Status) {
+            let view = self.view.borrow();
+            if let Some(response) = view.removed_error() {
+                return ready(response);
+            }
+            if view.shutting_down {
+                return ready(error(Status::ShuttingDown, "the node is shutting down"));
+            }
         }
         match request {
             Request::Status => {
@@ -206,6 +223,9 @@ impl Backend for NodeHandle {
     }
 
     fn watch_log(&self, from: u64) -> Result<WatchStream, Response> {
+        if let Some(response) = self.view.borrow().removed_error() {
+            return Err(response);
+        }
         let (sink, stream) = mpsc::channel(WATCH_BUFFER);
         self.send(Command::Watch { from, sink })?;
         Ok(stream)

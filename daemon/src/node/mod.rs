@@ -15,6 +15,7 @@ mod driver;
 mod failure;
 mod handle;
 mod pending;
+mod removal;
 pub mod view;
 
 use std::time::Instant;
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use boot::{start, NodeError, RunningNode};
 pub use handle::NodeHandle;
+pub use removal::REMOVED_EXIT_DELAY;
 pub use view::ClusterView;
 
 use crate::transport::Inbound;
@@ -32,11 +34,23 @@ use crate::transport::Inbound;
 /// retries them), so memory stays bounded under overload.
 pub const EVENT_QUEUE_MAX: usize = 16 * 1024;
 
+/// How the node loop ended, when not on a fatal error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeExit {
+    /// It was asked to stop (SIGTERM, SIGINT).
+    Stopped,
+    /// This node was removed from the cluster; `epoch` is the epoch that no longer lists it.
+    Removed { epoch: u64 },
+}
+
 pub(crate) enum Event {
     Peer(Inbound),
     Command(Command),
     /// Stop: a leader hands leadership over first (bounded), then the loop exits.
     Shutdown,
+    /// The peers' answers to a membership check (see `removal`): the most advanced state that
+    /// no longer lists this node, if any peer holds one.
+    MembershipChecked(Option<removal::PeerVerdict>),
 }
 
 pub(crate) enum Command {

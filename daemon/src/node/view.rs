@@ -101,6 +101,17 @@ pub struct ClusterView {
     /// Highest index applied locally; linearizable reads wait for it to reach their read index.
     pub applied_index: u64,
     pub shutting_down: bool,
+    /// Set once this node knows it was removed from the cluster: the epoch that no longer lists
+    /// it. Only Status is answered from then on.
+    pub removed: Option<u64>,
+}
+
+impl ClusterView {
+    /// The answer to everything but Status once this node was removed.
+    pub fn removed_error(&self) -> Option<Response> {
+        self.removed
+            .map(|epoch| error(Status::Removed, super::removal::removed_message(epoch)))
+    }
 }
 
 pub fn error(status: Status, message: impl Into<String>) -> Response {

@@ -58,6 +58,10 @@ pub enum PeerRequest {
     /// A member forwards an admin request of its local API (rkyv-encoded
     /// `ringraft_proto::Request`) to the node it believes leads.
     Admin { request: Vec<u8> },
+    /// A member that has not heard from a leader for a while asks whether the caller (its
+    /// certified id) is still a member: a node removed while it was down or partitioned never
+    /// receives the entry that removes it.
+    Membership,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,16 @@ pub enum PeerResponse {
     },
     /// The rkyv-encoded `ringraft_proto::Response` to an `Admin` request.
     Admin { response: Vec<u8> },
+    /// The answer to `Membership`, from the answering node's applied state.
+    Membership {
+        /// Whether the caller is a member in that state.
+        member: bool,
+        /// The index that state stands for: only a state at or past the caller's own can show
+        /// that the caller was removed.
+        applied_index: u64,
+        /// The ring epoch of that state.
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
