@@ -2,7 +2,9 @@
 //!
 //! `cargo test -p ringraft-raft --test simulation` runs 500 seeds of mixed faults.
 //! `RINGRAFT_SIM_SEEDS=N` runs N seeds, `RINGRAFT_SIM_BASE_SEED=S` starts them at S, and
-//! `RINGRAFT_SIM_TRACE=1` prints the last events before a failure (on by default for one seed).
+//! `RINGRAFT_SIM_TRACE=1` prints the last events before a failure (on by default for one seed;
+//! `RINGRAFT_SIM_TRACE_LINES=N` keeps N of them, `RINGRAFT_SIM_TRACE_PASSING=1` with `--nocapture`
+//! prints them for a seed that passes too).
 //! `RINGRAFT_SIM_SHELL_BUG=ack-before-fsync|apply-uncommitted|read-without-waiting`
 //! runs a deliberately broken shell, `RINGRAFT_SIM_MUTANT=<name>` a core that breaks one rule
 //! (`ringraft_raft::Mutant`). `every_mutant_is_caught_by_the_default_seeds` fails unless the
@@ -117,6 +119,15 @@ fn print_totals(summaries: &[RunSummary]) {
         total(|s| s.writes_lost)
     );
     eprintln!(
+        "  {} reactions to protocol events, {} pauses, {} clock faults, {} lease attacks, {} \
+         voters left faulty in the liveness phase",
+        total(|s| s.reactions),
+        total(|s| s.pauses),
+        total(|s| s.clock_faults),
+        total(|s| s.lease_attacks),
+        total(|s| s.faulty_in_liveness)
+    );
+    eprintln!(
         "  {} runs: {} virtual s, {} events, {} messages ({} dropped, {} duplicated), {} crashes, \
          {} partitions, {} conf changes, {} transfers, {} compactions, {} elections, {} client \
          operations done, {} given up, {} inconclusive linearizability checks",
@@ -150,9 +161,16 @@ fn mutant_named(name: &str) -> Mutant {
 
 fn report_failure(failure: &RunFailure, mutant: Option<Mutant>) {
     eprintln!(
-        "\nseed {} failed at {} virtual ms ({:?}): {}",
-        failure.seed, failure.virtual_ms, failure.kind, failure.reason
+        "\nseed {} failed at {} virtual ms ({:?}): {} [{:?} focus]",
+        failure.seed,
+        failure.virtual_ms,
+        failure.kind,
+        failure.reason.lines().next().unwrap_or_default(),
+        failure.focus
     );
+    for line in failure.reason.lines().skip(1) {
+        eprintln!("{line}");
+    }
     if !failure.trace.is_empty() {
         eprintln!("last events:\n{}", failure.trace.join("\n"));
     }

@@ -24,6 +24,15 @@ fn inputs_for_key(key: u64) -> &'static [u8] {
     }
 }
 
+/// A node a client keeps talking to for a while.
+#[derive(Debug, Clone, Copy)]
+pub struct Home {
+    pub node: NodeId,
+    pub until: Micros,
+    /// Only reads go there (a reader of a leader that was cut off: its writes would only hang).
+    pub reads_only: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub node: NodeId,
@@ -74,6 +83,9 @@ pub struct Client {
     pub wake_generation: u64,
     /// Sequence number of the last operation that completed.
     pub last_completed_seq: u64,
+    /// Until the given time, the client talks only to this node (the nemesis sends clients to a
+    /// leader it just cut off, as programs whose local daemon that leader is).
+    pub home: Option<Home>,
 }
 
 impl Client {
@@ -106,6 +118,7 @@ impl Workload {
                     current: None,
                     wake_generation: 0,
                     last_completed_seq: 0,
+                    home: None,
                 })
                 .collect(),
             keys,
@@ -130,7 +143,10 @@ impl Workload {
         let client = &mut self.clients[index];
         client.next_seq += 1;
         let seq = client.next_seq;
-        let input = match kinds[rng.gen_range(0..kinds.len())] {
+        // A client sent to read from a node reads only, while it is there.
+        let reader = client.home.is_some_and(|h| h.reads_only);
+        let kind = kinds[rng.gen_range(0..kinds.len())];
+        let input = match if reader { 2 } else { kind } {
             // Unique values, so a read names the write it saw.
             0 => Input::Put(((client.id as i64) << 32) | seq as i64),
             1 => Input::Add(rng.gen_range(1..10)),

@@ -2,23 +2,25 @@
 //! from one seeded RNG. A safety phase with faults, then a liveness phase in a calm world that must
 //! converge within a bounded number of ticks; invariants are checked after every event.
 
-use std::collections::{BTreeMap, VecDeque};
+mod nemesis;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ringraft_raft::{
-    ConfChange, ConfChangeStep, ConfState, Config, LogIndex, Message, MessageBody, Mutant, NodeId,
-    Role, Snapshot, SnapshotMeta, Term,
+    ConfChange, ConfState, Config, LogIndex, Message, MessageBody, Mutant, NodeId, Role, Snapshot,
+    SnapshotMeta, Term,
 };
 
 use super::checkers::{FailureKind, Invariants};
-use super::client::{Attempt, Workload};
+use super::client::{Attempt, Home, Workload};
 use super::clock::{EventQueue, Micros, MICROS_PER_MILLI};
 use super::disk::DurableState;
 use super::linearizability::{check_history, Input, Verdict};
 use super::network::{Network, NetworkFaults};
-use super::node::{Effects, NodeShell, Observation, ShellBug};
-use super::scenario::{Scenario, TICK_SKEW_MAX};
+use super::node::{is_leader_message, Effects, NodeShell, Observation, ShellBug};
+use super::scenario::{Focus, Scenario, TICK_SKEW_MAX};
 
 const MS: Micros = MICROS_PER_MILLI;
 /// Once faults stop, a leader must be elected and every pending operation done within this many
@@ -27,7 +29,7 @@ pub const LIVENESS_TICKS_MAX: u64 = 800;
 /// Hard bound on events per run; a run that needs more is stuck in a message storm.
 const EVENTS_MAX: u64 = 200_000;
 /// Ids ever handed out, initial nodes included.
-const NODES_MAX: u64 = 9;
+const NODES_MAX: u64 = 12;
 const TRACE_LINES_MAX: usize = 400;
 /// Search steps per key for the linearizability checker.
 const LINEARIZABILITY_BUDGET: u64 = 2_000_000;
@@ -41,9 +43,49 @@ enum Event {
     Restart(NodeId, u32),
     Client(usize, u64),
     Nemesis,
-    Heal,
+    /// The end of one cut of the network (see `Network::heal_links`).
+    HealLinks(Vec<(NodeId, NodeId)>),
+    /// A paused node (of that life) resumes.
+    Resume(NodeId, u32),
+    /// A node's clock runs at its own rate again.
+    ClockRestore(NodeId),
+    /// A follower campaigns as early as it may, for this many more ticks.
+    EagerCampaign(NodeId, u32),
+    /// The end of a leader's (node, life, term) lost-own-entries window.
+    EndLoneLeader(NodeId, u32, Term),
+    /// A reaction to a protocol event that waits a little (if the node still leads that term).
+    Delayed(nemesis::Reaction, NodeId, Term),
     EndOfFaults,
     LivenessCheck,
+}
+
+/// A protocol event the nemesis may react to (see `Scenario::reactions`).
+#[derive(Debug)]
+enum Trigger {
+    Elected(NodeId, Term),
+    /// A leader appended a configuration entry at this index.
+    ConfAppended(NodeId, LogIndex),
+    /// A configuration entry a leader appended in this term committed.
+    ConfCommitted(NodeId, Term),
+    /// A leader sent an append carrying entries of earlier terms only.
+    OldTermAppend(NodeId, Term),
+    /// A leader sent a snapshot chunk: the first (offset 0) or the last.
+    SnapshotSent(Message),
+}
+
+/// A leader's (life, term), its commit index when last seen, and the committed entry last
+/// verified to be on a quorum under the configuration then in effect.
+struct CommitCheck {
+    life: u32,
+    term: Term,
+    commit: LogIndex,
+    verified: Option<(LogIndex, Term, ConfState)>,
+}
+
+/// A paused node: its life, and what reached it meanwhile (handled when it resumes).
+struct Paused {
+    incarnation: u32,
+    backlog: Vec<Event>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +119,13 @@ pub struct RunSummary {
     pub elections: u64,
     pub ops_completed: u64,
     pub ops_given_up: u64,
+    /// Faults the nemesis set off in reaction to protocol events.
+    pub reactions: u64,
+    pub pauses: u64,
+    pub clock_faults: u64,
+    pub lease_attacks: u64,
+    /// Voters left faulty through the liveness phase.
+    pub faulty_in_liveness: u64,
     pub final_commit: LogIndex,
     pub linearizability_inconclusive: bool,
 }
@@ -84,6 +133,8 @@ pub struct RunSummary {
 #[derive(Debug)]
 pub struct RunFailure {
     pub seed: u64,
+    /// What the seed's scenario concentrates on.
+    pub focus: Focus,
     pub kind: FailureKind,
     pub reason: String,
     pub virtual_ms: u64,
@@ -105,10 +156,36 @@ struct Sim {
     phase: Phase,
     summary: RunSummary,
     last_role: BTreeMap<NodeId, (Role, Term)>,
-    /// Per leader: (life, term, commit index) last checked for durability on a quorum.
-    commit_checked: BTreeMap<NodeId, (u32, Term, LogIndex)>,
-    /// Each node's tick interval: its clock's rate.
+    /// Per leader: what was last checked for durability on a quorum.
+    commit_checked: BTreeMap<NodeId, CommitCheck>,
+    /// Each node's tick interval: its clock's rate (the nominal one may be changed for a while).
     tick_intervals: BTreeMap<NodeId, Micros>,
+    nominal_tick_intervals: BTreeMap<NodeId, Micros>,
+    /// (pre_vote, check_quorum) of each node, when they differ per node.
+    node_settings: BTreeMap<NodeId, (bool, bool)>,
+    triggers: Vec<Trigger>,
+    paused: BTreeMap<NodeId, Paused>,
+    /// Nodes left down or cut off through the liveness phase.
+    faulty: BTreeSet<NodeId>,
+    /// When the last partition of the periodic nemesis heals (one at a time).
+    periodic_cut_until: Micros,
+    /// (leader, term) whose first append of older entries was noted.
+    spotted: BTreeSet<(NodeId, Term)>,
+    /// (leader, index) of configuration entries a reaction proposed (not to react to again).
+    reaction_conf_entries: BTreeSet<(NodeId, LogIndex)>,
+    /// Configuration entries leaders appended, (leader, term, index), until they commit.
+    uncommitted_confs: Vec<(NodeId, Term, LogIndex)>,
+    /// A failover under way since a leader was cut off as it changed the membership: until then
+    /// the periodic nemesis proposes no other change, so that the episode can play out.
+    failover_until: Micros,
+    /// Per node, its ticks since a leader's message last reached it: a node may campaign early
+    /// (as its randomized timer may fire at its minimum) only once this reaches the timeout.
+    ticks_since_leader: BTreeMap<NodeId, u32>,
+    /// A lease attack under way: the leader cut off, and until when.
+    lease_attack: Option<(NodeId, Micros)>,
+    /// A lease attack waiting for its moment: (leader, term, whether its CheckQuorum round
+    /// just passed).
+    lease_attack_armed: Option<(NodeId, Term, bool)>,
     trace: Option<VecDeque<String>>,
     failure: Option<(FailureKind, String)>,
 }
@@ -125,12 +202,19 @@ pub fn run(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut scenario = Scenario::draw(seed, &mut rng, bug);
     scenario.mutant = mutant;
+    let focus = scenario.focus;
     let mut sim = Sim::new(scenario, rng, trace);
     let result =
         panics::catch(|| sim.run()).unwrap_or_else(|panic| Err((FailureKind::Panic, panic)));
     let virtual_ms = sim.queue.now() / MS;
+    if result.is_ok() && std::env::var_os("RINGRAFT_SIM_TRACE_PASSING").is_some() {
+        for line in sim.trace.iter().flatten() {
+            eprintln!("{line}");
+        }
+    }
     result.map_err(|(kind, reason)| RunFailure {
         seed,
+        focus,
         kind,
         reason,
         virtual_ms,
@@ -217,6 +301,19 @@ impl Sim {
             phase: Phase::Faults,
             last_role: BTreeMap::new(),
             tick_intervals: BTreeMap::new(),
+            nominal_tick_intervals: BTreeMap::new(),
+            node_settings: BTreeMap::new(),
+            triggers: Vec::new(),
+            paused: BTreeMap::new(),
+            faulty: BTreeSet::new(),
+            periodic_cut_until: 0,
+            spotted: BTreeSet::new(),
+            reaction_conf_entries: BTreeSet::new(),
+            uncommitted_confs: Vec::new(),
+            failover_until: 0,
+            ticks_since_leader: BTreeMap::new(),
+            lease_attack: None,
+            lease_attack_armed: None,
             commit_checked: BTreeMap::new(),
             trace: trace.then(VecDeque::new),
             failure: None,
@@ -249,8 +346,11 @@ impl Sim {
         let mut config = Config::new(id);
         config.election_timeout_ticks = s.election_timeout_ticks;
         config.heartbeat_interval_ticks = s.heartbeat_interval_ticks;
-        config.pre_vote = s.pre_vote;
-        config.check_quorum = s.check_quorum;
+        (config.pre_vote, config.check_quorum) = self
+            .node_settings
+            .get(&id)
+            .copied()
+            .unwrap_or((s.pre_vote, s.check_quorum));
         config.lease_read = s.lease_read;
         config.clock_drift_percent_max = (TICK_SKEW_MAX * 100.0).ceil() as u32;
         config.inflight_msgs_max = s.inflight_msgs_max;
@@ -282,6 +382,11 @@ impl Sim {
         let rate = 1.0 + self.rng.gen_range(-skew..=skew);
         let interval = (self.scenario.tick_interval as f64 * rate) as Micros;
         self.tick_intervals.insert(id, interval);
+        self.nominal_tick_intervals.insert(id, interval);
+        if self.scenario.mixed_settings {
+            let settings = (self.rng.gen_bool(0.5), self.rng.gen_bool(0.5));
+            self.node_settings.insert(id, settings);
+        }
         let phase = self.rng.gen_range(0..interval);
         self.queue.schedule_in(phase, Event::Tick(id));
         self.start_node(id);
@@ -298,6 +403,7 @@ impl Sim {
             return;
         }
         self.note(|| format!("node {id} starts (life {incarnation})"));
+        self.ticks_since_leader.insert(id, 0);
         self.drive(id, &mut effects);
         self.settle(effects, &[id]);
     }
@@ -353,6 +459,7 @@ impl Sim {
                 return Err((FailureKind::Stuck, "event queue ran dry".into()));
             };
             self.handle(event);
+            self.react();
         }
         if let Some(failure) = self.failure.take() {
             return Err(failure);
@@ -371,19 +478,29 @@ impl Sim {
         self.summary.ops_completed = self.workload.completed;
         self.summary.ops_given_up = self.workload.given_up;
         self.summary.reads_completed = self.workload.reads_completed;
+        self.summary.faulty_in_liveness = self.faulty.len() as u64;
         Ok(self.summary.clone())
     }
 
     fn handle(&mut self, event: Event) {
+        let event = match self.hold_if_paused(event) {
+            Some(event) => event,
+            None => return,
+        };
         match event {
             Event::Tick(id) => {
                 self.queue
                     .schedule_in(self.tick_intervals[&id], Event::Tick(id));
+                if self.paused.contains_key(&id) {
+                    return; // a paused process misses its ticks
+                }
                 let mut effects = Effects::default();
                 if let Some(raw) = self.nodes.get_mut(&id).and_then(|n| n.raw_mut()) {
                     raw.tick();
+                    *self.ticks_since_leader.entry(id).or_insert(0) += 1;
                     self.drive(id, &mut effects);
                     self.settle(effects, &[id]);
+                    self.maybe_spring_lease_attack(id);
                 }
             }
             Event::Deliver(message) => self.deliver(message),
@@ -406,7 +523,7 @@ impl Sim {
             }
             Event::Restart(id, incarnation) => {
                 let node = &self.nodes[&id];
-                if !node.is_up() && node.incarnation == incarnation {
+                if !node.is_up() && node.incarnation == incarnation && !self.faulty.contains(&id) {
                     self.start_node(id);
                 }
             }
@@ -422,10 +539,24 @@ impl Sim {
                         .schedule_in(self.scenario.nemesis_interval, Event::Nemesis);
                 }
             }
-            Event::Heal => {
+            Event::HealLinks(links) => {
                 if self.phase == Phase::Faults {
-                    self.network.heal();
-                    self.note(|| "network healed".into());
+                    self.network.heal_links(&links);
+                    self.note(|| format!("{} links healed", links.len()));
+                }
+            }
+            Event::Resume(id, incarnation) => self.resume(id, incarnation),
+            Event::ClockRestore(id) => {
+                self.tick_intervals
+                    .insert(id, self.nominal_tick_intervals[&id]);
+            }
+            Event::EagerCampaign(id, ticks_left) => self.eager_campaign(id, ticks_left),
+            Event::EndLoneLeader(id, incarnation, term) => {
+                self.end_lone_leader(id, incarnation, term)
+            }
+            Event::Delayed(reaction, id, term) => {
+                if self.phase == Phase::Faults && self.leads(id, term) {
+                    self.apply_reaction(reaction, id, term);
                 }
             }
             Event::EndOfFaults => self.end_faults(),
@@ -450,6 +581,9 @@ impl Sim {
             .get_mut(&to)
             .and_then(|n| n.raw_mut())
             .expect("checked above");
+        if is_leader_message(&message.body) && message.term >= raw.term() {
+            self.ticks_since_leader.insert(to, 0);
+        }
         if let Err(e) = raw.step(message) {
             let reason = format!("node {to}: step refused a message from {from}: {e}");
             self.fail(FailureKind::Contract, reason);
@@ -458,6 +592,7 @@ impl Sim {
         let mut effects = Effects::default();
         self.drive(to, &mut effects);
         self.settle(effects, &[to]);
+        self.maybe_spring_lease_attack(to);
     }
 
     fn drive(&mut self, id: NodeId, effects: &mut Effects) {
@@ -486,13 +621,19 @@ impl Sim {
     fn settle(&mut self, mut effects: Effects, touched: &[NodeId]) {
         for round in 0.. {
             let mut unreachable: Vec<(NodeId, NodeId, bool)> = Vec::new();
+            for (id, index) in effects.conf_appended.drain(..) {
+                self.triggers.push(Trigger::ConfAppended(id, index));
+                if self.phase == Phase::Faults {
+                    let term = self.nodes[&id].raw().map_or(0, |r| r.term());
+                    self.uncommitted_confs.push((id, term, index));
+                }
+            }
             for message in effects.messages.drain(..) {
                 if !self.nodes.contains_key(&message.to) {
                     continue;
                 }
-                let delays = self
-                    .network
-                    .transmit(message.from, message.to, &mut self.rng);
+                self.spot_triggers(&message);
+                let delays = self.network.transmit(&message, &mut self.rng);
                 let is_snapshot = matches!(message.body, MessageBody::InstallSnapshot { .. });
                 if delays.is_empty()
                     && (!self.network.link_up(message.from, message.to) || is_snapshot)
@@ -536,34 +677,59 @@ impl Sim {
         let node = &self.nodes[&id];
         let Some(raw) = node.raw() else { return };
         let (role, term) = (raw.role(), raw.term());
+        let commit = if role == Role::Leader && !self.uncommitted_confs.is_empty() {
+            raw.status().commit
+        } else {
+            0
+        };
         self.invariants
             .observe_role(id, node.incarnation, role, term, &node.mirror);
         if role == Role::Leader {
             self.check_commit_durable(id);
+            self.spot_conf_commits(id, term, commit);
         }
         if self.last_role.get(&id) != Some(&(role, term)) {
             self.last_role.insert(id, (role, term));
             self.note(|| format!("node {id} is {role:?} in term {term}"));
+            if role == Role::Leader {
+                self.triggers.push(Trigger::Elected(id, term));
+            }
         }
     }
 
     /// What a leader has committed must be on the disks of a quorum (of both halves of a joint
-    /// configuration), so no crash can lose it.
+    /// configuration), so no crash can lose it; and it stays there while that leader leads under
+    /// that configuration (a follower that dropped entries it acknowledged breaks this).
     fn check_commit_durable(&mut self, id: NodeId) {
         let node = &self.nodes[&id];
         let raw = node.raw().expect("observed leaders are up");
         let status = raw.status();
-        let checked = (node.incarnation, status.term, status.commit);
-        let previous = self.commit_checked.insert(id, checked);
+        let (life, term) = (node.incarnation, status.term);
+        let previous = self.commit_checked.remove(&id);
+        let mut check = CommitCheck {
+            life,
+            term,
+            commit: status.commit,
+            verified: None,
+        };
         // Only an advance made as this leader, under its configuration, is checked: what it
         // found committed when elected was committed under older configurations.
-        match previous {
-            Some((life, term, commit))
-                if (life, term) == (node.incarnation, status.term) && commit < status.commit => {}
-            _ => return,
-        }
-        let commit = status.commit;
-        let Some(term) = node.mirror.term_at(commit) else {
+        let Some(previous) = previous.filter(|p| (p.life, p.term) == (life, term)) else {
+            self.commit_checked.insert(id, check);
+            return;
+        };
+        let target = if previous.commit < status.commit {
+            node.mirror
+                .term_at(status.commit)
+                .map(|t| (status.commit, t, status.conf_state.clone()))
+        } else {
+            check.commit = previous.commit;
+            previous
+                .verified
+                .filter(|(_, _, conf)| *conf == status.conf_state)
+        };
+        let Some((commit, commit_term, conf)) = target else {
+            self.commit_checked.insert(id, check);
             return;
         };
         let holders = |voters: &[NodeId]| {
@@ -572,20 +738,21 @@ impl Sim {
                 .filter(|v| {
                     self.nodes
                         .get(v)
-                        .is_some_and(|n| n.durable().holds(commit, term))
+                        .is_some_and(|n| n.durable().holds(commit, commit_term))
                 })
                 .count()
         };
-        let conf = &status.conf_state;
         for voters in [&conf.voters, &conf.voters_outgoing] {
             let held = holders(voters);
             if !voters.is_empty() && held * 2 <= voters.len() {
                 self.invariants.fail(format!(
-                    "durability: leader {id} committed index {commit} (term {term}) but only \
-                     {held} of voters {voters:?} hold it on disk"
+                    "durability: leader {id} committed index {commit} (term {commit_term}) but \
+                     only {held} of voters {voters:?} hold it on disk"
                 ));
             }
         }
+        check.verified = Some((commit, commit_term, conf));
+        self.commit_checked.insert(id, check);
     }
 
     fn deliver_answers(&mut self, effects: &mut Effects) {
@@ -652,9 +819,9 @@ impl Sim {
     fn submit(&mut self, index: usize) {
         let up: Vec<NodeId> = self
             .nodes
-            .iter()
-            .filter(|(_, n)| n.is_up())
-            .map(|(&id, _)| id)
+            .keys()
+            .copied()
+            .filter(|&id| self.is_running(id))
             .collect();
         let retry = self.scenario.retry_interval;
         if up.is_empty() {
@@ -665,10 +832,23 @@ impl Sim {
         let mut target = up[self.rng.gen_range(0..up.len())];
         if self.rng.gen_bool(0.6) {
             if let Some(leader) = self.nodes[&target].raw().and_then(|r| r.leader()) {
-                if self.nodes.get(&leader).is_some_and(|n| n.is_up()) {
+                if self.is_running(leader) {
                     target = leader;
                 }
             }
+        }
+        let reading = self.workload.clients[index]
+            .current
+            .as_ref()
+            .is_some_and(|op| op.input == Input::Read);
+        match self.workload.clients[index].home {
+            Some(home) if self.queue.now() >= home.until => {
+                self.workload.clients[index].home = None;
+            }
+            Some(home) if self.is_running(home.node) && (reading || !home.reads_only) => {
+                target = home.node;
+            }
+            _ => {}
         }
         let client_id = self.workload.clients[index].id;
         let op = self.workload.clients[index]
@@ -707,235 +887,38 @@ impl Sim {
         self.settle(effects, &[target]);
     }
 
-    /// The up node that is leader of the highest term, if any.
+    /// The running node that is leader of the highest term, if any.
     fn leader(&self) -> Option<NodeId> {
         self.nodes
             .iter()
+            .filter(|(id, _)| !self.paused.contains_key(id))
             .filter_map(|(&id, n)| n.raw().map(|r| (id, r)))
             .filter(|(_, r)| r.role() == Role::Leader)
             .max_by_key(|(_, r)| r.term())
             .map(|(id, _)| id)
     }
 
-    fn nemesis(&mut self) {
-        if self.rng.gen_bool(self.scenario.crash_probability) {
-            self.crash_someone();
-        }
-        if !self.network.is_partitioned() && self.rng.gen_bool(self.scenario.partition_probability)
-        {
-            self.partition();
-        }
-        if self.rng.gen_bool(self.scenario.membership_probability) {
-            self.change_membership();
-        }
-        if self.rng.gen_bool(self.scenario.transfer_probability) {
-            self.transfer_leadership();
-        }
-    }
-
-    fn crash_someone(&mut self) {
-        let up: Vec<NodeId> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.is_up())
-            .map(|(&id, _)| id)
-            .collect();
-        if up.is_empty() {
-            return;
-        }
-        let id = up[self.rng.gen_range(0..up.len())];
-        self.crash(id);
-    }
-
-    fn crash(&mut self, id: NodeId) {
-        let loss = self.rng.gen_range(self.scenario.unsynced_loss_min..=1.0);
-        let node = self.nodes.get_mut(&id).expect("up node");
-        self.summary.writes_lost += node.crash(loss) as u64;
-        let incarnation = node.incarnation;
-        self.summary.crashes += 1;
-        self.note(|| {
-            format!(
-                "node {id} crashes, losing {:.0}% of unsynced writes",
-                loss * 100.0
-            )
-        });
-        let downtime = self.rng.gen_range(MS..=self.scenario.downtime_max);
-        self.queue
-            .schedule_in(downtime, Event::Restart(id, incarnation));
-    }
-
-    fn partition(&mut self) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        let pick = |rng: &mut ChaCha8Rng| ids[rng.gen_range(0..ids.len())];
-        match self.rng.gen_range(0..6) {
-            0 | 5 => {
-                // Half the time the leader: a deposed leader that still serves is the classic
-                // source of stale reads.
-                let isolated = match self.leader() {
-                    Some(leader) if self.rng.gen_bool(0.5) => leader,
-                    _ => pick(&mut self.rng),
-                };
-                let rest: Vec<NodeId> = ids.iter().copied().filter(|&i| i != isolated).collect();
-                self.network.partition(&[vec![isolated], rest]);
-            }
-            1 => {
-                let (a, b): (Vec<NodeId>, Vec<NodeId>) =
-                    ids.iter().partition(|_| self.rng.gen_bool(0.5));
-                self.network.partition(&[a, b]);
-            }
-            2 => {
-                // Asymmetric: one node can only send, or only receive.
-                let node = pick(&mut self.rng);
-                let deaf = self.rng.gen_bool(0.5);
-                for &other in &ids {
-                    if deaf {
-                        self.network.cut(other, node);
-                    } else {
-                        self.network.cut(node, other);
-                    }
-                }
-            }
-            3 => {
-                for &a in &ids {
-                    for &b in &ids {
-                        if self.rng.gen_bool(0.3) {
-                            self.network.cut(a, b);
-                        }
-                    }
-                }
-            }
-            _ => {
-                // A bridge: two sides that only one node connects.
-                let bridge = pick(&mut self.rng);
-                let (a, b): (Vec<NodeId>, Vec<NodeId>) = ids
-                    .iter()
-                    .filter(|&&i| i != bridge)
-                    .partition(|_| self.rng.gen_bool(0.5));
-                self.network.partition(&[a, b]);
-            }
-        }
-        self.summary.partitions += 1;
-        if self.trace.is_some() {
-            let cuts = self.network.describe_cuts();
-            self.note(|| format!("partition: {cuts}"));
-        }
-        let duration = self
-            .rng
-            .gen_range(10 * MS..=self.scenario.partition_duration_max);
-        self.queue.schedule_in(duration, Event::Heal);
-    }
-
-    fn change_membership(&mut self) {
-        let Some(leader) = self.leader() else { return };
-        let conf = self.nodes[&leader]
-            .raw()
-            .expect("leader is up")
-            .conf_state()
-            .clone();
-        let change = if !conf.voters_outgoing.is_empty() {
-            if conf.auto_leave {
-                return;
-            }
-            ConfChange::default()
-        } else {
-            match self.draw_membership_change(&conf) {
-                Some(change) => change,
-                None => return,
-            }
-        };
-        let raw = self
-            .nodes
-            .get_mut(&leader)
-            .and_then(|n| n.raw_mut())
-            .expect("leader is up");
-        let result = raw.propose_conf_change(change.clone());
-        self.note(|| format!("node {leader}: propose {change:?}: {result:?}"));
-        if result.is_ok() {
-            self.summary.conf_changes += 1;
-            if change.changes.len() > 1 {
-                self.summary.joint_changes += 1;
-            }
-        }
-        let mut effects = Effects::default();
-        self.drive(leader, &mut effects);
-        self.settle(effects, &[leader]);
-    }
-
-    fn draw_membership_change(&mut self, conf: &ConfState) -> Option<ConfChange> {
-        let rng = &mut self.rng;
-        let voters = &conf.voters;
-        let learners = &conf.learners;
-        let any = |rng: &mut ChaCha8Rng, ids: &[NodeId]| ids[rng.gen_range(0..ids.len())];
-        let auto_leave = rng.gen_bool(0.5);
-        let steps = match rng.gen_range(0..7) {
-            0 if self.next_node_id <= NODES_MAX => {
-                let id = self.spawn(DurableState::default());
-                vec![ConfChangeStep::AddLearner(id)]
-            }
-            1 if !learners.is_empty() && voters.len() < 5 => {
-                vec![ConfChangeStep::AddVoter(any(rng, learners))]
-            }
-            2 if voters.len() > 3 => vec![ConfChangeStep::RemoveNode(any(rng, voters))],
-            3 if !learners.is_empty() => vec![ConfChangeStep::RemoveNode(any(rng, learners))],
-            // Joint consensus: swap a voter for a learner.
-            4 if !learners.is_empty() => vec![
-                ConfChangeStep::AddVoter(any(rng, learners)),
-                ConfChangeStep::RemoveNode(any(rng, voters)),
-            ],
-            // Joint consensus: demote a voter, promote a learner.
-            5 if !learners.is_empty() => vec![
-                ConfChangeStep::AddLearner(any(rng, voters)),
-                ConfChangeStep::AddVoter(any(rng, learners)),
-            ],
-            // Joint consensus: two new voters at once.
-            6 if learners.len() >= 2 && voters.len() <= 3 => {
-                vec![
-                    ConfChangeStep::AddVoter(learners[0]),
-                    ConfChangeStep::AddVoter(learners[1]),
-                ]
-            }
-            _ => return None,
-        };
-        Some(ConfChange {
-            changes: steps,
-            auto_leave,
-            context: Vec::new(),
-        })
-    }
-
-    fn transfer_leadership(&mut self) {
-        let Some(leader) = self.leader() else { return };
-        let raw = self.nodes[&leader].raw().expect("leader is up");
-        let others: Vec<NodeId> = raw
-            .conf_state()
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != leader)
-            .collect();
-        if others.is_empty() {
-            return;
-        }
-        let target = others[self.rng.gen_range(0..others.len())];
-        let raw = self
-            .nodes
-            .get_mut(&leader)
-            .and_then(|n| n.raw_mut())
-            .expect("leader is up");
-        let result = raw.transfer_leader(target);
-        self.note(|| format!("node {leader}: transfer leadership to {target}: {result:?}"));
-        if result.is_ok() {
-            self.summary.transfers += 1;
-        }
-        let mut effects = Effects::default();
-        self.drive(leader, &mut effects);
-        self.settle(effects, &[leader]);
+    /// Up and not paused: the node takes input now.
+    fn is_running(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.is_up()) && !self.paused.contains_key(&id)
     }
 
     fn end_faults(&mut self) {
         self.note(|| "faults stop: liveness phase".into());
         self.network.heal();
         self.network.faults = NetworkFaults::calm();
+        let paused: Vec<(NodeId, u32)> = self
+            .paused
+            .iter()
+            .map(|(&id, p)| (id, p.incarnation))
+            .collect();
+        for (id, incarnation) in paused {
+            self.resume(id, incarnation);
+        }
+        self.tick_intervals = self.nominal_tick_intervals.clone();
+        for client in &mut self.workload.clients {
+            client.home = None;
+        }
         let deadline = self.queue.now() + LIVENESS_TICKS_MAX * self.scenario.tick_interval;
         self.phase = Phase::Liveness { deadline };
         for (i, client) in self.workload.clients.iter_mut().enumerate() {
@@ -952,6 +935,9 @@ impl Sim {
             .collect();
         for id in down {
             self.start_node(id);
+        }
+        if self.scenario.faulty_minority {
+            self.leave_a_minority_faulty();
         }
         for index in 0..self.workload.clients.len() {
             if self.workload.clients[index].current.is_none() {
@@ -1025,7 +1011,12 @@ impl Sim {
         if !conf.voters_outgoing.is_empty() {
             return Err("configuration still joint".into());
         }
-        for &member in conf.voters.iter().chain(&conf.learners) {
+        let healthy = conf
+            .voters
+            .iter()
+            .chain(&conf.learners)
+            .filter(|m| !self.faulty.contains(m));
+        for &member in healthy {
             let node = &self.nodes[&member];
             let raw = node.raw().ok_or(format!("member {member} is down"))?;
             if raw.leader() != Some(leader) || raw.term() != status.term {
@@ -1091,7 +1082,12 @@ impl Sim {
             }
         }
         let conf = self.nodes[&leader].raw().expect("up").conf_state().clone();
-        for member in conf.voters.iter().chain(&conf.learners) {
+        let healthy = conf
+            .voters
+            .iter()
+            .chain(&conf.learners)
+            .filter(|m| !self.faulty.contains(m));
+        for member in healthy {
             let other = &self.nodes[member].store;
             if (other.applied_index, other.chain) != (store.applied_index, store.chain) {
                 return Err(format!(

@@ -12,7 +12,7 @@
 
 use ringraft_raft::{
     Config, Entry, EntryPayload, InitialState, LogIndex, Message, MessageBody, NodeId, RawNode,
-    ReadState, Ready, Snapshot, Term,
+    ReadState, Ready, Role, Snapshot, Term,
 };
 
 use super::disk::{DurableState, SimDisk};
@@ -62,6 +62,8 @@ pub struct Effects {
     pub observations: Vec<(NodeId, Observation)>,
     /// The node started an fsync that completes later (the caller schedules it).
     pub fsync_started: Option<NodeId>,
+    /// Leaders that appended a configuration entry to their log, and its index.
+    pub conf_appended: Vec<(NodeId, LogIndex)>,
 }
 
 struct InFlightReady {
@@ -90,6 +92,10 @@ pub struct NodeShell {
     pub compactions: u64,
     /// The last term of this life in which a leader's message left (see `SentAsLeader`).
     sent_as_leader_term: Option<Term>,
+    /// The highest append this node acknowledged in the latest term it acknowledged one in:
+    /// (index, the entry's term, the term of the acknowledgement). Its disk must keep that entry
+    /// for as long as the node is in that term, crashes and snapshots included.
+    ack_promise: Option<(LogIndex, Term, Term)>,
 }
 
 /// Whether only a leader sends messages of this kind.
@@ -147,6 +153,7 @@ impl NodeShell {
             last_compaction: 0,
             compactions: 0,
             sent_as_leader_term: None,
+            ack_promise: None,
         }
     }
 
@@ -282,6 +289,11 @@ impl NodeShell {
         self.pending_reads.append(&mut ready.read_states);
         self.answer_reads(effects);
         if !ready.entries.is_empty() {
+            let leading = self.raw.as_ref().is_some_and(|r| r.role() == Role::Leader);
+            let conf = |e: &&Entry| matches!(e.payload, EntryPayload::ConfChange(_));
+            if let Some(entry) = ready.entries.iter().find(conf).filter(|_| leading) {
+                effects.conf_appended.push((self.id, entry.index));
+            }
             self.disk.write_entries(&ready.entries);
             match self.mirror.append(&ready.entries) {
                 Ok(appended) => effects
@@ -334,6 +346,7 @@ impl NodeShell {
         };
         if ready.must_sync {
             self.disk.fsync();
+            self.check_ack_promise(effects);
         }
         self.send(&mut ready.persisted_messages, "after the fsync", effects);
         let raw = self
@@ -342,6 +355,26 @@ impl NodeShell {
             .expect("a Ready in flight means the node is up");
         raw.advance(ready.number);
         self.maybe_compact(effects);
+    }
+
+    /// An acknowledged append is a promise for the rest of its term: the leader may count it
+    /// toward a commit at any time. Within that term the entry may leave the disk only for a
+    /// snapshot that covers it (a leader never sends different entries in its term).
+    fn check_ack_promise(&mut self, effects: &mut Effects) {
+        let (Some((index, entry_term, term)), Some(raw)) = (self.ack_promise, self.raw.as_ref())
+        else {
+            return;
+        };
+        if raw.term() != term || self.disk.durable().holds(index, entry_term) {
+            return;
+        }
+        let what = format!(
+            "acknowledged index {index} (term {entry_term}) in term {term}, then its disk lost it \
+             while still in that term"
+        );
+        effects
+            .observations
+            .push((self.id, Observation::BrokenPromise(what)));
     }
 
     /// Puts messages on the wire, checking the durability rule: a granted vote or a successful

@@ -1,5 +1,10 @@
 //! Swarm testing: every seed draws its own cluster shape and fault rates, so across seeds the
 //! simulator visits calm runs, lossy runs, crash storms and membership churn, and their mixes.
+//!
+//! Besides faults at random times, a seed draws which faults react to protocol events (a new
+//! leader, a configuration entry appended, an append of older entries, a snapshot sent): random
+//! schedules are blind to rules that matter only in one order of events (the paper's figure 8,
+//! the membership errata), and a nemesis that strikes at those moments lines them up.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -13,9 +18,68 @@ const MS: Micros = MICROS_PER_MILLI;
 /// The largest clock drift drawn: the bound lease reads are configured to assume.
 pub const TICK_SKEW_MAX: f64 = 0.05;
 
+/// What a seed concentrates on. Most seeds mix everything; some make one pattern of events
+/// frequent that a mix reaches too rarely for the default seeds (swarm testing: a seed that leaves
+/// most faults out shows what the few it keeps can do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    General,
+    /// New leaders cut off at once, or losing their own new entries while older ones travel,
+    /// then going down: logs whose last terms differ, as in the paper's figure 8.
+    LoneLeaders,
+    /// Clusters of 4 or 6 voters whose leader is cut off as it appends a membership change, while
+    /// the next leader changes the membership at once (the single-server change errata).
+    MembershipAtFailover,
+    /// Lease reads, with the leader cut off and the others campaigning as early as their
+    /// stickiness allows, clients reading from the old leader and writing to the new one.
+    LeaseExpiry,
+    /// Frequent compaction and followers cut off or crashed long enough to need snapshots,
+    /// whose transfers are disturbed and whose last chunks are replayed late.
+    Snapshots,
+}
+
+/// Which reactions to protocol events a seed uses (each seed enables a random subset).
+#[derive(Debug, Clone, Default)]
+pub struct Reactions {
+    /// Crash the node right after the event.
+    pub crash: bool,
+    /// Cut the node (a leader) off from everyone for a while.
+    pub isolate: bool,
+    /// Also when it has just been elected.
+    pub isolate_new_leaders: bool,
+    /// Partition a new leader together with a minority of the voters.
+    pub leader_with_minority: bool,
+    /// Propose a membership change on a new leader at once (before its term's first commit),
+    /// sometimes removing a voter it has just been cut off from.
+    pub conf_change: bool,
+    /// Send the clients' pending reads to a new leader at once.
+    pub reads: bool,
+    /// Lose a leader's appends that carry entries of its own term for a while, then crash or
+    /// isolate it: its new entries stay with it while older ones reach the others (figure 8).
+    pub lone_leader: bool,
+    /// Replay the last chunk of a snapshot later, after the follower moved on.
+    pub snapshot_replay: bool,
+}
+
+impl Reactions {
+    fn draw(rng: &mut ChaCha8Rng) -> Reactions {
+        Reactions {
+            crash: rng.gen_bool(0.5),
+            isolate: rng.gen_bool(0.5),
+            isolate_new_leaders: true,
+            leader_with_minority: rng.gen_bool(0.5),
+            conf_change: rng.gen_bool(0.5),
+            reads: rng.gen_bool(0.5),
+            lone_leader: rng.gen_bool(0.3),
+            snapshot_replay: rng.gen_bool(0.5),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub seed: u64,
+    pub focus: Focus,
     pub voters: usize,
     pub learners: usize,
     pub network: NetworkFaults,
@@ -54,6 +118,33 @@ pub struct Scenario {
     pub op_timeout: Micros,
     /// Faults happen during this much virtual time; then the liveness phase starts.
     pub fault_duration: Micros,
+    /// PreVote and CheckQuorum drawn per node, as in a rolling upgrade (never with lease reads,
+    /// which need the same settings everywhere).
+    pub mixed_settings: bool,
+    /// Chance per nemesis visit that a running node pauses (keeps its state, takes no ticks, and
+    /// reads its messages only when it resumes), and the longest pause. Never a leader in a run
+    /// with lease reads: a paused leader breaks the clock bound the lease rests on.
+    pub pause_probability: f64,
+    pub pause_duration_max: Micros,
+    /// Chance per nemesis visit that a node's clock jumps ahead (a burst of ticks) or runs at
+    /// another rate for a while. Never with lease reads, whose safety rests on the clocks.
+    pub clock_fault_probability: f64,
+    /// Chance that each protocol event of its kind triggers a reaction.
+    pub on_elected_probability: f64,
+    pub on_conf_appended_probability: f64,
+    pub on_old_term_append_probability: f64,
+    pub on_snapshot_probability: f64,
+    pub reactions: Reactions,
+    /// Chance per nemesis visit (lease runs): isolate the leader, let the others campaign as
+    /// early as their stickiness allows, and send half the clients to the isolated leader.
+    pub lease_attack_probability: f64,
+    /// Chance per nemesis visit that a follower is cut off for a while (the leader carries on).
+    pub lagging_follower_probability: f64,
+    /// In the liveness phase a minority of the voters stays down or cut off; the rest must
+    /// converge without them.
+    pub faulty_minority: bool,
+    /// Membership changes remove voters more often than they add them.
+    pub prefer_removals: bool,
     pub bug: ShellBug,
     /// A rule every core breaks on purpose (set by the caller; it changes none of the draws, so
     /// a mutant runs the very schedules of the same seed without it).
@@ -71,6 +162,114 @@ fn rate(rng: &mut ChaCha8Rng, max: f64) -> f64 {
 }
 
 impl Scenario {
+    /// Adjusts a drawn scenario to its focus.
+    fn concentrate(&mut self, rng: &mut ChaCha8Rng) {
+        let none = Reactions::default();
+        if self.focus != Focus::General {
+            self.lease_attack_probability = 0.0;
+        }
+        match self.focus {
+            Focus::General => {}
+            Focus::LoneLeaders => {
+                self.voters = if rng.gen_bool(0.5) { 3 } else { 5 };
+                self.reactions = Reactions {
+                    crash: rng.gen_bool(0.2),
+                    isolate: true,
+                    isolate_new_leaders: true,
+                    lone_leader: true,
+                    ..none
+                };
+                self.on_elected_probability = rng.gen_range(0.6..1.0);
+                self.on_old_term_append_probability = rng.gen_range(0.3..1.0);
+                // Many reigns, each cut off or down just past the next election.
+                self.partition_duration_max = rng.gen_range(200 * MS..=500 * MS);
+                self.downtime_max = rng.gen_range(100 * MS..=500 * MS);
+                // Little else, so that the leader changes are what happens.
+                self.crash_probability = rng.gen_range(0.0..0.05);
+                self.partition_probability = rng.gen_range(0.0..0.05);
+                self.membership_probability = rng.gen_range(0.0..0.05);
+                self.transfer_probability = 0.0;
+                self.pause_probability = 0.0;
+                self.clock_fault_probability = 0.0;
+                self.on_snapshot_probability = 0.0;
+                self.on_conf_appended_probability = 0.0;
+            }
+            Focus::MembershipAtFailover => {
+                self.voters = if rng.gen_bool(0.7) { 4 } else { 6 };
+                // Now and then: a failover takes a few hundred milliseconds to play out.
+                self.membership_probability = rng.gen_range(0.2..0.5);
+                self.prefer_removals = true;
+                // The leader that appends a change is cut off; the next one changes at once.
+                self.reactions = Reactions {
+                    isolate: true,
+                    conf_change: true,
+                    leader_with_minority: rng.gen_bool(0.3),
+                    ..none
+                };
+                self.on_conf_appended_probability = rng.gen_range(0.7..1.0);
+                self.on_elected_probability = rng.gen_range(0.9..1.0);
+                self.on_snapshot_probability = 0.0;
+                self.on_old_term_append_probability = 0.0;
+                self.partition_duration_max = rng.gen_range(300 * MS..=1_500 * MS);
+                // Little else, so that the failovers are what happens.
+                self.crash_probability = rng.gen_range(0.0..0.05);
+                self.partition_probability = rng.gen_range(0.0..0.05);
+                self.pause_probability = 0.0;
+                self.transfer_probability = 0.0;
+            }
+            Focus::Snapshots => {
+                self.compaction_threshold = rng.gen_range(2..=8);
+                self.snapshot_chunk_bytes_max = rng.gen_range(16..=256);
+                // Followers fall behind (cut off, see `lagging_follower_probability`) under one
+                // leader, whose term a replayed chunk must still carry to be heard.
+                self.partition_probability = 0.0;
+                self.lagging_follower_probability = rng.gen_range(0.0..0.2);
+                // Appends overtake each other and come twice: a leader backs off below its
+                // first index and sends a snapshot of entries the follower already has.
+                self.network.slow_probability = rng.gen_range(0.1..0.3);
+                self.network.slow_delay_max = rng.gen_range(10 * MS..=100 * MS);
+                self.network.duplicate_probability = rng.gen_range(0.1..0.5);
+                self.pre_vote = true;
+                self.crash_probability = rng.gen_range(0.0..0.05);
+                // New leaders probe every follower, and some back off below their first index.
+                self.transfer_probability = rng.gen_range(0.1..0.3);
+                self.membership_probability = rng.gen_range(0.0..0.1);
+                self.network.drop_probability = self.network.drop_probability.min(0.05);
+                // Slow disks: a snapshot overtakes the fsync of entries appended just before.
+                self.fsync_latency_max = rng.gen_range(10 * MS..=30 * MS);
+                // Busy clients: the log moves on while snapshots and appends are in flight.
+                self.clients = rng.gen_range(3..=5);
+                self.think_time_max = rng.gen_range(MS..=5 * MS);
+                self.reactions = Reactions {
+                    snapshot_replay: true,
+                    ..none
+                };
+                self.on_snapshot_probability = rng.gen_range(0.5..1.0);
+                self.on_elected_probability = 0.0;
+                self.on_conf_appended_probability = 0.0;
+                self.on_old_term_append_probability = 0.0;
+            }
+            Focus::LeaseExpiry => {
+                // A calm cluster, so that the attack is what happens.
+                self.voters = if rng.gen_bool(0.5) { 3 } else { 5 };
+                self.check_quorum = true;
+                self.lease_read = true;
+                self.lease_attack_probability = rng.gen_range(0.1..0.3);
+                self.crash_probability = rng.gen_range(0.0..0.05);
+                self.partition_probability = 0.0;
+                self.membership_probability = rng.gen_range(0.0..0.05);
+                self.transfer_probability = 0.0;
+                self.network.drop_probability = self.network.drop_probability.min(0.05);
+                self.reactions = Reactions::default();
+                self.clients = rng.gen_range(3..=5);
+                self.keys = rng.gen_range(1..=2);
+                self.think_time_max = rng.gen_range(MS..=10 * MS);
+                // Clients whose write hangs at the cut-off leader soon try elsewhere.
+                self.retry_interval = rng.gen_range(20 * MS..=60 * MS);
+            }
+        }
+    }
+
     pub fn draw(seed: u64, rng: &mut ChaCha8Rng, bug: ShellBug) -> Scenario {
         let delay_max = [2 * MS, 5 * MS, 20 * MS][rng.gen_range(0..3)];
         let network = NetworkFaults {
@@ -86,7 +285,8 @@ impl Scenario {
         let tick_skew = rate(rng, TICK_SKEW_MAX);
         let mut scenario = Scenario {
             seed,
-            voters: if rng.gen_bool(0.5) { 3 } else { 5 },
+            focus: Focus::General,
+            voters: [3, 5, 3, 5, 4, 4, 1, 2, 6, 7][rng.gen_range(0..10)],
             learners: rng.gen_range(0..=2),
             network,
             tick_interval: 10 * MS,
@@ -116,9 +316,38 @@ impl Scenario {
             retry_interval: 150 * MS,
             op_timeout: 1_000 * MS,
             fault_duration: 3_000 * MS,
+            mixed_settings: false,
+            pause_probability: rate(rng, 0.1),
+            pause_duration_max: rng.gen_range(20 * MS..=1_500 * MS),
+            clock_fault_probability: rate(rng, 0.1),
+            on_elected_probability: rate(rng, 0.8),
+            on_conf_appended_probability: rate(rng, 0.8),
+            on_old_term_append_probability: rate(rng, 0.3),
+            on_snapshot_probability: rate(rng, 0.5),
+            reactions: Reactions::draw(rng),
+            lease_attack_probability: rate(rng, 0.2),
+            lagging_follower_probability: 0.0,
+            faulty_minority: rng.gen_bool(0.3),
+            prefer_removals: false,
             bug,
             mutant: None,
         };
+        scenario.focus = match rng.gen_range(0..20) {
+            0..=8 => Focus::General,
+            9..=11 => Focus::LoneLeaders,
+            12..=14 => Focus::MembershipAtFailover,
+            15..=17 => Focus::LeaseExpiry,
+            _ => Focus::Snapshots,
+        };
+        scenario.concentrate(rng);
+        scenario.mixed_settings = !scenario.lease_read && rng.gen_bool(0.3);
+        if scenario.lease_read {
+            scenario.clock_fault_probability = 0.0;
+        }
+        if scenario.reactions.lone_leader {
+            // One entry per append, so that older entries travel without the leader's own.
+            scenario.append_bytes_max = rng.gen_range(1..=40);
+        }
         if bug != ShellBug::None {
             // A broken shell shows only when a crash hits its window: crash often, sync slowly.
             scenario.crash_probability = rng.gen_range(0.3..0.6);
