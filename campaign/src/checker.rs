@@ -20,8 +20,10 @@
 //! - each watcher's sessions (across restarts and reconnections) deliver every record of the
 //!   final log from where it started, in order, without gap (`WatchGap`), repetition or reordering
 //!   (`WatchOrder`), with the final log's data (`WatchMismatch`);
-//! - every member's final log could be read (`Unreadable`); the history itself is sound
-//!   (`HistoryError`: a payload proposed twice).
+//! - every member's final log could be read (`Unreadable`); no node died by itself (an event
+//!   `crash: ...`: an exit no fault explains) (`Crash`); after the final heal every node
+//!   acknowledged a proposal within the harness's bound (an event `no_recovery: ...`)
+//!   (`NoRecovery`); the history itself is sound (`HistoryError`: a payload proposed twice).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -43,11 +45,13 @@ pub enum Kind {
     WatchOrder,
     WatchMismatch,
     Unreadable,
+    Crash,
+    NoRecovery,
     HistoryError,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Lost,
         Kind::Duplicated,
         Kind::Divergent,
@@ -61,6 +65,8 @@ impl Kind {
         Kind::WatchOrder,
         Kind::WatchMismatch,
         Kind::Unreadable,
+        Kind::Crash,
+        Kind::NoRecovery,
         Kind::HistoryError,
     ];
 
@@ -79,6 +85,8 @@ impl Kind {
             Kind::WatchOrder => "watch_order",
             Kind::WatchMismatch => "watch_mismatch",
             Kind::Unreadable => "unreadable",
+            Kind::Crash => "crashes",
+            Kind::NoRecovery => "no_recovery",
             Kind::HistoryError => "history_errors",
         }
     }
@@ -178,8 +186,8 @@ impl Report {
         }
         let _ = write!(
             line,
-            " recovery={:.1}s verdict={}",
-            self.recovery_us as f64 / 1e6,
+            " recovery={}ms verdict={}",
+            self.recovery_us / 1000,
             if self.passed() { "PASS" } else { "FAIL" }
         );
         line
@@ -270,6 +278,7 @@ pub fn check(history: &History) -> Report {
     checker.real_time();
     checker.owners();
     checker.watches(&reference);
+    checker.events();
     report.recovery_us = recovery_us(history);
     report.violations = checker.violations;
     report
@@ -792,6 +801,24 @@ impl Checker<'_> {
                     from
                 });
             }
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// What the harness saw and wrote down as an event: a node that died by itself, a cluster
+    /// that did not serve again after the final heal.
+    fn events(&mut self) {
+        for event in &self.history.events {
+            let kind = if event.what.starts_with("crash:") {
+                Kind::Crash
+            } else if event.what.starts_with("no_recovery:") {
+                Kind::NoRecovery
+            } else {
+                continue;
+            };
+            let detail = format!("at {}us: {}", event.at_us, event.what);
+            self.flag(kind, detail);
         }
     }
 }

@@ -3,7 +3,15 @@
 //! checker that reads the whole history afterwards.
 //!
 //! - `history`: the history file (JSON lines) and its recorder;
-//! - `checker`: what a history must satisfy, pure.
+//! - `checker`: what a history must satisfy, pure;
+//! - `net`: the network namespaces, the bridge and the nftables faults;
+//! - `cluster`: the ringraftd processes (start, kill, pause, restart, fault filesystems);
+//! - `workload`: the clients and watchers;
+//! - `campaign`: the nemesis and one whole run.
 
+pub mod campaign;
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod net;
+pub mod workload;

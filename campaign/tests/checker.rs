@@ -8,7 +8,7 @@ use std::process::Command;
 
 use ringraft_campaign::checker::{check, recovery_us, Kind};
 use ringraft_campaign::history::{
-    Answer, Call, FaultRecord, FinalLog, History, Meta, Op, Outcome, Record, FORMAT,
+    Answer, Call, Event, FaultRecord, FinalLog, History, Meta, Op, Outcome, Record, FORMAT,
 };
 
 /// Indexes of the application records: Raft indexes with gaps (no-ops and membership changes
@@ -584,6 +584,33 @@ fn a_node_that_did_not_catch_up_is_lagging_and_an_unreadable_one_is_reported() {
     log.records.clear();
     log.error = Some("connection refused".into());
     assert_only(&history, Kind::Unreadable);
+}
+
+#[test]
+fn a_crash_and_a_cluster_that_does_not_recover_are_reported() {
+    let mut history = sound();
+    history.events.push(Event {
+        at_us: 5_000,
+        node: 2,
+        what: "exited: signal 9 (a fault stopped it)".into(),
+    });
+    assert!(
+        check(&history).passed(),
+        "an exit a fault explains is no crash"
+    );
+    history.events.push(Event {
+        at_us: 6_000,
+        node: 2,
+        what: "crash: n2 exited by itself: exit code 101".into(),
+    });
+    assert_only(&history, Kind::Crash);
+    history.events.pop();
+    history.events.push(Event {
+        at_us: 41_000,
+        node: 3,
+        what: "no_recovery: n3 acknowledged no proposal within 60s of the final heal".into(),
+    });
+    assert_only(&history, Kind::NoRecovery);
 }
 
 #[test]
