@@ -29,6 +29,8 @@ use sim::node::ShellBug;
 
 const DEFAULT_SEEDS: u64 = 500;
 const DEFAULT_BASE_SEED: u64 = 0;
+/// Seeds run twice by the determinism check.
+const DETERMINISM_SEEDS: u64 = 20;
 /// The broken shells must be caught within this many seeds.
 const SELF_TEST_SEEDS_MAX: u64 = 300;
 
@@ -256,6 +258,25 @@ fn checkers_catch_a_shell_that_applies_uncommitted_entries() {
 #[test]
 fn checkers_catch_a_shell_that_reads_before_applying_up_to_the_read_index() {
     assert_caught(ShellBug::ReadWithoutWaiting);
+}
+
+/// A run is a function of its seed: the same seed twice handles the same events at the same
+/// virtual times (the trace hash) and ends in the same state.
+#[test]
+fn same_seed_same_run() {
+    for seed in 0..DETERMINISM_SEEDS {
+        let first = run(seed, ShellBug::None, None, false);
+        let second = run(seed, ShellBug::None, None, false);
+        let fingerprint = |r: &Result<RunSummary, RunFailure>| match r {
+            Ok(s) => (s.trace_hash, s.events, s.final_commit, String::new()),
+            Err(f) => (0, f.virtual_ms, 0, f.reason.clone()),
+        };
+        assert_eq!(
+            fingerprint(&first),
+            fingerprint(&second),
+            "seed {seed} ran differently twice"
+        );
+    }
 }
 
 /// A mutant is caught when a checker sees a broken safety property, or when one of the core's

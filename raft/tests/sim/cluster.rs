@@ -1,15 +1,26 @@
 //! One simulated run: nodes, network, clients and the nemesis on a virtual clock, all randomness
-//! from one seeded RNG. A safety phase with faults, then a liveness phase in a calm world that must
-//! converge within a bounded number of ticks; invariants are checked after every event.
+//! from one seeded RNG. A safety phase with faults, then a liveness phase in a calm world (but for
+//! a minority left faulty) that must converge within a bounded number of ticks; invariants are
+//! checked after every event.
+//!
+//! This file is the driver (events, delivery, the Ready loop's effects, role changes); the rest is
+//! split by concern: `nemesis` (faults at random times), `reactions` (faults in reaction to
+//! protocol events), `clients`, `liveness`, `checks` (durability of commits, the final checks) and
+//! `panics` (a panic in a run is a failure of that run).
 
+mod checks;
+mod clients;
+mod liveness;
 mod nemesis;
+mod panics;
+mod reactions;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ringraft_raft::{
-    ConfChange, ConfState, Config, LogIndex, Message, MessageBody, Mutant, NodeId, Role, Snapshot,
+    ConfState, Config, LogIndex, Message, MessageBody, Mutant, NodeId, Role, Snapshot,
     SnapshotMeta, Term,
 };
 
@@ -54,7 +65,7 @@ enum Event {
     /// The end of a leader's (node, life, term) lost-own-entries window.
     EndLoneLeader(NodeId, u32, Term),
     /// A reaction to a protocol event that waits a little (if the node still leads that term).
-    Delayed(nemesis::Reaction, NodeId, Term),
+    Delayed(reactions::Reaction, NodeId, Term),
     EndOfFaults,
     LivenessCheck,
 }
@@ -128,6 +139,8 @@ pub struct RunSummary {
     pub faulty_in_liveness: u64,
     pub final_commit: LogIndex,
     pub linearizability_inconclusive: bool,
+    /// A hash of every event handled, with its time: two runs of one seed must agree on it.
+    pub trace_hash: u64,
 }
 
 #[derive(Debug)]
@@ -220,65 +233,6 @@ pub fn run(
         virtual_ms,
         trace: sim.trace.take().map(Vec::from).unwrap_or_default(),
     })
-}
-
-/// Panics inside a run become failures: caught, and kept off stderr (a mutant may trip a core
-/// assertion in every seed); panics elsewhere in the test binary print as usual.
-mod panics {
-    use std::cell::{Cell, RefCell};
-    use std::panic::{self, AssertUnwindSafe};
-    use std::sync::Once;
-
-    thread_local! {
-        static CATCHING: Cell<bool> = const { Cell::new(false) };
-        static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
-    }
-
-    static QUIET_HOOK: Once = Once::new();
-
-    fn install_quiet_hook() {
-        QUIET_HOOK.call_once(|| {
-            let previous = panic::take_hook();
-            panic::set_hook(Box::new(move |info| {
-                if CATCHING.with(Cell::get) {
-                    let location = info.location().map(|l| l.to_string());
-                    LOCATION.with(|l| *l.borrow_mut() = location);
-                } else {
-                    previous(info);
-                }
-            }));
-        });
-    }
-
-    /// Runs `f`; a panic comes back as "panicked at <place>: <message>".
-    pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-        install_quiet_hook();
-        CATCHING.with(|c| c.set(true));
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
-        CATCHING.with(|c| c.set(false));
-        result.map_err(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            let location = LOCATION
-                .with(|l| l.borrow_mut().take())
-                .unwrap_or_else(|| "an unknown place".into());
-            format!("panicked at {location}: {message}")
-        })
-    }
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn a_panic_becomes_its_place_and_message() {
-            assert_eq!(super::catch(|| 7), Ok(7));
-            let caught = super::catch(|| -> u32 { panic!("broken invariant {}", 3) });
-            let reason = caught.unwrap_err();
-            assert!(reason.contains("cluster.rs"), "{reason}");
-            assert!(reason.ends_with(": broken invariant 3"), "{reason}");
-        }
-    }
 }
 
 impl Sim {
@@ -458,6 +412,8 @@ impl Sim {
             let Some((_, event)) = self.queue.pop() else {
                 return Err((FailureKind::Stuck, "event queue ran dry".into()));
             };
+            self.summary.trace_hash = mix(self.summary.trace_hash, self.queue.now());
+            self.summary.trace_hash = mix(self.summary.trace_hash, event_code(&event));
             self.handle(event);
             self.react();
         }
@@ -697,196 +653,6 @@ impl Sim {
         }
     }
 
-    /// What a leader has committed must be on the disks of a quorum (of both halves of a joint
-    /// configuration), so no crash can lose it; and it stays there while that leader leads under
-    /// that configuration (a follower that dropped entries it acknowledged breaks this).
-    fn check_commit_durable(&mut self, id: NodeId) {
-        let node = &self.nodes[&id];
-        let raw = node.raw().expect("observed leaders are up");
-        let status = raw.status();
-        let (life, term) = (node.incarnation, status.term);
-        let previous = self.commit_checked.remove(&id);
-        let mut check = CommitCheck {
-            life,
-            term,
-            commit: status.commit,
-            verified: None,
-        };
-        // Only an advance made as this leader, under its configuration, is checked: what it
-        // found committed when elected was committed under older configurations.
-        let Some(previous) = previous.filter(|p| (p.life, p.term) == (life, term)) else {
-            self.commit_checked.insert(id, check);
-            return;
-        };
-        let target = if previous.commit < status.commit {
-            node.mirror
-                .term_at(status.commit)
-                .map(|t| (status.commit, t, status.conf_state.clone()))
-        } else {
-            check.commit = previous.commit;
-            previous
-                .verified
-                .filter(|(_, _, conf)| *conf == status.conf_state)
-        };
-        let Some((commit, commit_term, conf)) = target else {
-            self.commit_checked.insert(id, check);
-            return;
-        };
-        let holders = |voters: &[NodeId]| {
-            voters
-                .iter()
-                .filter(|v| {
-                    self.nodes
-                        .get(v)
-                        .is_some_and(|n| n.durable().holds(commit, commit_term))
-                })
-                .count()
-        };
-        for voters in [&conf.voters, &conf.voters_outgoing] {
-            let held = holders(voters);
-            if !voters.is_empty() && held * 2 <= voters.len() {
-                self.invariants.fail(format!(
-                    "durability: leader {id} committed index {commit} (term {commit_term}) but \
-                     only {held} of voters {voters:?} hold it on disk"
-                ));
-            }
-        }
-        check.verified = Some((commit, commit_term, conf));
-        self.commit_checked.insert(id, check);
-    }
-
-    fn deliver_answers(&mut self, effects: &mut Effects) {
-        let mut completed = Vec::new();
-        for (node, outcome) in effects.writes.drain(..) {
-            let incarnation = self.nodes[&node].incarnation;
-            completed.extend(self.workload.on_write_applied(
-                node,
-                incarnation,
-                outcome.id,
-                outcome.value,
-            ));
-        }
-        for (node, context, value) in effects.reads.drain(..) {
-            let incarnation = self.nodes[&node].incarnation;
-            completed.extend(self.workload.on_read(node, incarnation, &context, value));
-        }
-        for index in completed {
-            self.note(|| format!("client {} completed an operation", index + 1));
-            self.schedule_client(index, self.scenario.think_time_max);
-        }
-    }
-
-    fn schedule_client(&mut self, index: usize, within: Micros) {
-        let delay = self.rng.gen_range(0..=within);
-        let generation = self.workload.clients[index].wake_generation;
-        self.queue
-            .schedule_in(delay, Event::Client(index, generation));
-    }
-
-    fn client_wake(&mut self, index: usize) {
-        let now = self.queue.now();
-        match self.phase {
-            Phase::Done => return,
-            Phase::Liveness { .. } if self.client_done_with_liveness(index) => return,
-            _ => {}
-        }
-        match &self.workload.clients[index].current {
-            None => {
-                let give_up_at = match self.phase {
-                    Phase::Faults => now + self.scenario.op_timeout,
-                    _ => Micros::MAX,
-                };
-                self.workload.start(index, give_up_at, &mut self.rng);
-            }
-            Some(op) if now >= op.give_up_at => {
-                self.workload.give_up(index);
-                self.note(|| format!("client {} gave up", index + 1));
-                self.schedule_client(index, self.scenario.think_time_max);
-                return;
-            }
-            Some(_) => {}
-        }
-        self.submit(index);
-    }
-
-    fn client_done_with_liveness(&self, index: usize) -> bool {
-        let client = &self.workload.clients[index];
-        client.current.is_none() && client.last_completed_seq > self.seq_at_end_of_faults[index]
-    }
-
-    /// Sends client `index`'s pending operation to a node: often the leader some node believes
-    /// in, else any node that is up.
-    fn submit(&mut self, index: usize) {
-        let up: Vec<NodeId> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|&id| self.is_running(id))
-            .collect();
-        let retry = self.scenario.retry_interval;
-        if up.is_empty() {
-            self.workload.clients[index].wake_generation += 1;
-            self.schedule_client(index, retry / 4);
-            return;
-        }
-        let mut target = up[self.rng.gen_range(0..up.len())];
-        if self.rng.gen_bool(0.6) {
-            if let Some(leader) = self.nodes[&target].raw().and_then(|r| r.leader()) {
-                if self.is_running(leader) {
-                    target = leader;
-                }
-            }
-        }
-        let reading = self.workload.clients[index]
-            .current
-            .as_ref()
-            .is_some_and(|op| op.input == Input::Read);
-        match self.workload.clients[index].home {
-            Some(home) if self.queue.now() >= home.until => {
-                self.workload.clients[index].home = None;
-            }
-            Some(home) if self.is_running(home.node) && (reading || !home.reads_only) => {
-                target = home.node;
-            }
-            _ => {}
-        }
-        let client_id = self.workload.clients[index].id;
-        let op = self.workload.clients[index]
-            .current
-            .as_mut()
-            .expect("submitting a pending operation");
-        let node = self.nodes.get_mut(&target).expect("up node");
-        op.attempt = Some(Attempt {
-            node: target,
-            incarnation: node.incarnation,
-        });
-        let raw = node.raw_mut().expect("up node");
-        let result = match op.command(client_id) {
-            Some(command) => raw.propose(command.encode()),
-            None => raw.read_index(op.read_context(client_id)),
-        };
-        let input = op.input;
-        self.workload.clients[index].wake_generation += 1;
-        match result {
-            Ok(()) => {
-                self.note(|| format!("client {client_id} sends {input:?} to node {target}"));
-                let generation = self.workload.clients[index].wake_generation;
-                self.queue
-                    .schedule_in(retry, Event::Client(index, generation));
-            }
-            Err(e) => {
-                self.note(|| format!("client {client_id}: node {target} refused: {e}"));
-                if let Some(op) = self.workload.clients[index].current.as_mut() {
-                    op.attempt = None;
-                }
-                self.schedule_client(index, 20 * MS);
-            }
-        }
-        let mut effects = Effects::default();
-        self.drive(target, &mut effects);
-        self.settle(effects, &[target]);
-    }
-
     /// The running node that is leader of the highest term, if any.
     fn leader(&self) -> Option<NodeId> {
         self.nodes
@@ -902,233 +668,37 @@ impl Sim {
     fn is_running(&self, id: NodeId) -> bool {
         self.nodes.get(&id).is_some_and(|n| n.is_up()) && !self.paused.contains_key(&id)
     }
+}
 
-    fn end_faults(&mut self) {
-        self.note(|| "faults stop: liveness phase".into());
-        self.network.heal();
-        self.network.faults = NetworkFaults::calm();
-        let paused: Vec<(NodeId, u32)> = self
-            .paused
-            .iter()
-            .map(|(&id, p)| (id, p.incarnation))
-            .collect();
-        for (id, incarnation) in paused {
-            self.resume(id, incarnation);
-        }
-        self.tick_intervals = self.nominal_tick_intervals.clone();
-        for client in &mut self.workload.clients {
-            client.home = None;
-        }
-        let deadline = self.queue.now() + LIVENESS_TICKS_MAX * self.scenario.tick_interval;
-        self.phase = Phase::Liveness { deadline };
-        for (i, client) in self.workload.clients.iter_mut().enumerate() {
-            self.seq_at_end_of_faults[i] = client.next_seq();
-            if let Some(op) = client.current.as_mut() {
-                op.give_up_at = Micros::MAX;
-            }
-        }
-        let down: Vec<NodeId> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| !n.is_up())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in down {
-            self.start_node(id);
-        }
-        if self.scenario.faulty_minority {
-            self.leave_a_minority_faulty();
-        }
-        for index in 0..self.workload.clients.len() {
-            if self.workload.clients[index].current.is_none() {
-                self.schedule_client(index, self.scenario.think_time_max);
-            }
-        }
-        self.queue
-            .schedule_in(self.scenario.tick_interval, Event::LivenessCheck);
-    }
+/// One step of FNV-1a over the bytes of `word`.
+fn mix(hash: u64, word: u64) -> u64 {
+    word.to_le_bytes()
+        .iter()
+        .fold(hash ^ 0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
 
-    fn liveness_check(&mut self) {
-        let Phase::Liveness { deadline } = self.phase else {
-            return;
-        };
-        match self.converged() {
-            Ok(()) => {
-                self.phase = Phase::Done;
-                self.summary.liveness_ms = (self.queue.now() - self.scenario.fault_duration) / MS;
-                return;
-            }
-            Err(waiting_for) if self.queue.now() >= deadline => {
-                self.fail(
-                    FailureKind::Liveness,
-                    format!(
-                        "liveness: no convergence within {LIVENESS_TICKS_MAX} ticks after the \
-                     faults stopped: {waiting_for}\n{}",
-                        self.describe_nodes()
-                    ),
-                );
-                return;
-            }
-            Err(_) => {}
-        }
-        if let Some(leader) = self.leader() {
-            let raw = self.nodes[&leader].raw().expect("leader is up");
-            let conf = raw.conf_state();
-            if !conf.voters_outgoing.is_empty() && !conf.auto_leave {
-                let raw = self
-                    .nodes
-                    .get_mut(&leader)
-                    .and_then(|n| n.raw_mut())
-                    .expect("leader is up");
-                let _ = raw.propose_conf_change(ConfChange::default());
-                let mut effects = Effects::default();
-                self.drive(leader, &mut effects);
-                self.settle(effects, &[leader]);
-            }
-        }
-        self.queue
-            .schedule_in(self.scenario.tick_interval, Event::LivenessCheck);
-    }
-
-    /// Ok once one leader is known to every member, the configuration is settled, every client
-    /// finished an operation started after the faults, and every member applied all of the log.
-    fn converged(&self) -> Result<(), String> {
-        for (i, _) in self.workload.clients.iter().enumerate() {
-            if !self.client_done_with_liveness(i) {
-                return Err(format!("client {} has not finished", i + 1));
-            }
-        }
-        let leader = self.leader().ok_or("no leader")?;
-        let raw = self.nodes[&leader].raw().expect("leader is up");
-        let status = raw.status();
-        if status.commit != status.last_index {
-            return Err(format!(
-                "leader {leader} committed {} of {}",
-                status.commit, status.last_index
-            ));
-        }
-        let conf = raw.conf_state();
-        if !conf.voters_outgoing.is_empty() {
-            return Err("configuration still joint".into());
-        }
-        let healthy = conf
-            .voters
-            .iter()
-            .chain(&conf.learners)
-            .filter(|m| !self.faulty.contains(m));
-        for &member in healthy {
-            let node = &self.nodes[&member];
-            let raw = node.raw().ok_or(format!("member {member} is down"))?;
-            if raw.leader() != Some(leader) || raw.term() != status.term {
-                return Err(format!("member {member} does not follow {leader}"));
-            }
-            if node.store.applied_index != status.commit {
-                return Err(format!(
-                    "member {member} applied {} of {}",
-                    node.store.applied_index, status.commit
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn describe_nodes(&self) -> String {
-        let mut lines = Vec::new();
-        for (id, node) in &self.nodes {
-            match node.raw() {
-                None => lines.push(format!("  node {id}: down")),
-                Some(raw) => {
-                    let s = raw.status();
-                    lines.push(format!(
-                        "  node {id}: {:?} term {} leader {:?} commit {} applied {} last {} \
-                         snapshot {} conf {:?}/{:?} learners {:?}",
-                        s.role,
-                        s.term,
-                        s.leader,
-                        s.commit,
-                        node.store.applied_index,
-                        s.last_index,
-                        s.snapshot_index,
-                        s.conf_state.voters,
-                        s.conf_state.voters_outgoing,
-                        s.conf_state.learners
-                    ));
-                }
-            }
-        }
-        for client in &self.workload.clients {
-            if let Some(op) = &client.current {
-                lines.push(format!(
-                    "  client {} waits on {:?} key {} via {:?}",
-                    client.id, op.input, op.key, op.attempt
-                ));
-            }
-        }
-        lines.join("\n")
-    }
-
-    /// No acknowledged write lost, every member holds the same state, the history linearizes.
-    fn final_checks(&mut self) -> Result<(), String> {
-        let leader = self.leader().ok_or("no leader at the end")?;
-        // Nothing may be acknowledged that the final state lacks.
-        let store = &self.nodes[&leader].store;
-        for (id, value) in &self.workload.acknowledged {
-            if store.outcome(*id) != Some(*value) {
-                return Err(format!(
-                    "acknowledged write {id:?} with outcome {value} is missing from the final \
-                     state (found {:?})",
-                    store.outcome(*id)
-                ));
-            }
-        }
-        let conf = self.nodes[&leader].raw().expect("up").conf_state().clone();
-        let healthy = conf
-            .voters
-            .iter()
-            .chain(&conf.learners)
-            .filter(|m| !self.faulty.contains(m));
-        for member in healthy {
-            let other = &self.nodes[member].store;
-            if (other.applied_index, other.chain) != (store.applied_index, store.chain) {
-                return Err(format!(
-                    "member {member} ends with another state than {leader}"
-                ));
-            }
-        }
-        self.summary.final_commit = store.applied_index;
-        let history = self.workload.history();
-        match check_history(&history, LINEARIZABILITY_BUDGET) {
-            Verdict::Linearizable => Ok(()),
-            Verdict::Inconclusive { .. } => {
-                self.summary.linearizability_inconclusive = true;
-                Ok(())
-            }
-            Verdict::NotLinearizable { key, operations } => {
-                let mut lines: Vec<String> = operations
-                    .iter()
-                    .map(|op| {
-                        let ret = if op.ret == u64::MAX {
-                            "?".to_string()
-                        } else {
-                            op.ret.to_string()
-                        };
-                        format!(
-                            "  [{}, {}] client {} {:?} -> {:?}",
-                            op.call, ret, op.client, op.input, op.output
-                        )
-                    })
-                    .collect();
-                lines.truncate(200);
-                let reads = operations.iter().filter(|o| o.input == Input::Read).count();
-                Err(format!(
-                    "client history of key {key} is not linearizable ({} operations, {reads} \
-                     reads):\n{}",
-                    operations.len(),
-                    lines.join("\n")
-                ))
-            }
-        }
-    }
+/// A summary of an event for the trace hash: its kind and the nodes and numbers it names.
+fn event_code(event: &Event) -> u64 {
+    let (kind, a, b) = match event {
+        Event::Tick(id) => (1, *id, 0),
+        Event::Deliver(m) => (2, m.from << 16 | m.to, m.term),
+        Event::FsyncDone(id, life) => (3, *id, u64::from(*life)),
+        Event::Crash(id, life) => (4, *id, u64::from(*life)),
+        Event::Restart(id, life) => (5, *id, u64::from(*life)),
+        Event::Client(index, generation) => (6, *index as u64, *generation),
+        Event::Nemesis => (7, 0, 0),
+        Event::HealLinks(links) => (8, links.len() as u64, 0),
+        Event::Resume(id, life) => (9, *id, u64::from(*life)),
+        Event::ClockRestore(id) => (10, *id, 0),
+        Event::EagerCampaign(id, ticks) => (11, *id, u64::from(*ticks)),
+        Event::EndLoneLeader(id, life, term) => (12, *id << 32 | u64::from(*life), *term),
+        Event::Delayed(_, id, term) => (13, *id, *term),
+        Event::EndOfFaults => (14, 0, 0),
+        Event::LivenessCheck => (15, 0, 0),
+    };
+    kind << 56 ^ a << 24 ^ b
 }
 
 fn brief(body: &MessageBody) -> String {
