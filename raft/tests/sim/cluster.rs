@@ -188,6 +188,8 @@ struct Sim {
     reaction_conf_entries: BTreeSet<(NodeId, LogIndex)>,
     /// Configuration entries leaders appended, (leader, term, index), until they commit.
     uncommitted_confs: Vec<(NodeId, Term, LogIndex)>,
+    /// Leadership transfers under way: leader -> (term, target, the leader's ticks since).
+    pending_transfers: BTreeMap<NodeId, (Term, NodeId, u32)>,
     /// A failover under way since a leader was cut off as it changed the membership: until then
     /// the periodic nemesis proposes no other change, so that the episode can play out.
     failover_until: Micros,
@@ -265,6 +267,7 @@ impl Sim {
             reaction_conf_entries: BTreeSet::new(),
             uncommitted_confs: Vec::new(),
             failover_until: 0,
+            pending_transfers: BTreeMap::new(),
             ticks_since_leader: BTreeMap::new(),
             lease_attack: None,
             lease_attack_armed: None,
@@ -457,6 +460,7 @@ impl Sim {
                     self.drive(id, &mut effects);
                     self.settle(effects, &[id]);
                     self.maybe_spring_lease_attack(id);
+                    self.check_transfer_ends(id);
                 }
             }
             Event::Deliver(message) => self.deliver(message),

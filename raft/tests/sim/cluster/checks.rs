@@ -2,11 +2,44 @@
 //! quorum, and at the end the acknowledged writes, the members' final states and the client
 //! history's linearizability.
 
-use ringraft_raft::NodeId;
+use ringraft_raft::{NodeId, Role};
 
-use super::{check_history, CommitCheck, Input, Sim, Verdict, LINEARIZABILITY_BUDGET};
+use super::{check_history, CommitCheck, FailureKind, Input, Sim, Verdict, LINEARIZABILITY_BUDGET};
 
 impl Sim {
+    /// A leadership transfer completes (the leader steps down) or is abandoned within an
+    /// election timeout of the leader's ticks (thesis §3.10), so proposals are not refused
+    /// forever with `TransferInProgress`.
+    pub(super) fn check_transfer_ends(&mut self, id: NodeId) {
+        let Some(&(term, target, ticks)) = self.pending_transfers.get(&id) else {
+            return;
+        };
+        let Some(raw) = self.nodes[&id].raw() else {
+            self.pending_transfers.remove(&id);
+            return;
+        };
+        if raw.role() != Role::Leader || raw.term() != term {
+            self.pending_transfers.remove(&id);
+            return;
+        }
+        if raw.status().lead_transferee != Some(target) {
+            self.pending_transfers.remove(&id);
+            return;
+        }
+        let ticks = ticks + 1;
+        if ticks > self.scenario.election_timeout_ticks + 1 {
+            self.fail(
+                FailureKind::Liveness,
+                format!(
+                    "leader {id} of term {term} still transfers to {target} {ticks} ticks after \
+                     it began (an election timeout is {})",
+                    self.scenario.election_timeout_ticks
+                ),
+            );
+        }
+        self.pending_transfers.insert(id, (term, target, ticks));
+    }
+
     /// What a leader has committed must be on the disks of a quorum (of both halves of a joint
     /// configuration), so no crash can lose it; and it stays there while that leader leads under
     /// that configuration (a follower that dropped entries it acknowledged breaks this).

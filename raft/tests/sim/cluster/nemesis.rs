@@ -317,6 +317,8 @@ impl Sim {
         self.note(|| format!("node {leader}: transfer leadership to {target}: {result:?}"));
         if result.is_ok() {
             self.summary.transfers += 1;
+            let term = self.nodes[&leader].raw().expect("leader is up").term();
+            self.pending_transfers.insert(leader, (term, target, 0));
         }
         let mut effects = Effects::default();
         self.drive(leader, &mut effects);
