@@ -2,7 +2,7 @@
 //! seed (one at a time or overlapping, each healed after a few seconds), a final heal, a quiet
 //! stretch, the final logs of every member, and the checker's verdict over the saved history.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use ringraft_faultfs::Errno;
 use ringraft_proto::{Request, Response, Status};
 
 use crate::checker::{self, Report};
-use crate::cluster::{connect, Cluster, Exit, Hold, NodeSettings, STOP_DEADLINE};
+use crate::cluster::{connect, Cluster, Damage, Exit, Hold, NodeSettings, STOP_DEADLINE};
 use crate::history::{
     Answer, Call, End, FaultRecord, History, Line, Meta, Op, Outcome, Recorder, FORMAT,
 };
@@ -130,6 +130,8 @@ enum Kind {
     DiskStall,
     DiskEio,
     DiskFull,
+    StorageTorn,
+    StorageFlip,
     Membership,
 }
 
@@ -153,6 +155,8 @@ impl Kind {
             Kind::DiskStall => "disk_stall",
             Kind::DiskEio => "disk_eio",
             Kind::DiskFull => "disk_full",
+            Kind::StorageTorn => "storage_torn_tail",
+            Kind::StorageFlip => "storage_bit_flip",
             Kind::Membership => "membership",
         }
     }
@@ -201,6 +205,8 @@ const MENU: &[(Kind, u32)] = &[
     (Kind::DiskStall, 3),
     (Kind::DiskEio, 3),
     (Kind::DiskFull, 2),
+    (Kind::StorageTorn, 3),
+    (Kind::StorageFlip, 2),
     (Kind::Membership, 4),
 ];
 
@@ -239,6 +245,8 @@ struct Nemesis {
     faultfs: bool,
     next_id: Arc<AtomicU64>,
     terminating: BTreeSet<u64>,
+    /// Nodes restarted on a torn WAL tail, and when: they must come up.
+    torn: BTreeMap<u64, Instant>,
     only: Vec<String>,
 }
 
@@ -263,7 +271,7 @@ impl Nemesis {
     }
 
     fn heal_delay(&mut self) -> Duration {
-        Duration::from_millis(self.rng.gen_range(2_000..6_000))
+        Duration::from_millis(self.rng.gen_range(1_500..5_000))
     }
 
     /// Notes node exits, and restarts nodes that died without a fault holding them.
@@ -279,6 +287,10 @@ impl Nemesis {
     fn note_exit(&mut self, exit: &Exit) {
         let id = exit.node;
         let removed = exit.code == Some(ringraft_daemon::run::EXIT_REMOVED);
+        let torn = self
+            .torn
+            .remove(&id)
+            .is_some_and(|since| since.elapsed() < Duration::from_secs(30));
         let what = if removed {
             format!("exited: {} (removed from the cluster)", exit.status)
         } else if self.terminating.remove(&id) {
@@ -298,7 +310,13 @@ impl Nemesis {
                     "crash: n{id} exited during a disk fault with {} (expected exit code 1)",
                     exit.status
                 ),
-                Hold::None => format!("crash: n{id} exited by itself: {}", exit.status),
+                Hold::None if torn => format!(
+                    "storage: n{id} did not come up on a WAL with a torn tail: {}",
+                    exit.status
+                ),
+                Hold::None | Hold::Worker | Hold::Damaged => {
+                    format!("crash: n{id} exited by itself: {}", exit.status)
+                }
             }
         };
         self.recorder.event(id, what);
@@ -308,7 +326,13 @@ impl Nemesis {
         if self.active.iter().any(|a| a.kind.is_exclusive()) {
             return;
         }
-        if self.active.len() >= self.max_overlap {
+        // Membership changes run for long (catching up, retries): they do not count.
+        let transient = self
+            .active
+            .iter()
+            .filter(|a| !matches!(a.undo, Undo::Membership(_)))
+            .count();
+        if transient >= self.max_overlap {
             return;
         }
         let menu: Vec<(Kind, u32)> = MENU
@@ -331,9 +355,12 @@ impl Nemesis {
             if kind.is_network() && self.active.iter().any(|a| a.kind.is_network()) {
                 continue;
             }
-            if kind == Kind::Membership && self.active.iter().any(|a| a.kind == Kind::Membership) {
+            // One membership change at a time (a damaged node is down until it is replaced).
+            let changes_members = |k: Kind| matches!(k, Kind::Membership | Kind::StorageFlip);
+            if changes_members(kind) && self.active.iter().any(|a| changes_members(a.kind)) {
                 continue;
             }
+
             if let Some(active) = self.inject(kind) {
                 self.recorder.event(
                     active.nodes.first().copied().unwrap_or(0),
@@ -514,6 +541,51 @@ impl Nemesis {
                 };
                 Some(active(detail, vec![id], Undo::Disk { node: id, kind }))
             }
+            Kind::StorageTorn => {
+                let id = self.pick(false)?;
+                self.cluster.kill9(id)?;
+                let (file, what) = self
+                    .cluster
+                    .damage(id, Damage::TornTail, &mut self.rng)
+                    .ok()?;
+                self.torn.insert(id, Instant::now());
+                Some(active(
+                    format!("n{id}: {what} to {}", file.display()),
+                    vec![id],
+                    Undo::Restart(vec![id]),
+                ))
+            }
+            Kind::StorageFlip => {
+                let voters = self.cluster.voters();
+                let busy = self.busy();
+                let candidates: Vec<u64> = self
+                    .cluster
+                    .live()
+                    .into_iter()
+                    .filter(|id| voters.contains(id) && !busy.contains(id))
+                    .collect();
+                if voters.len() < 3 {
+                    return None;
+                }
+                let id = candidates.choose(&mut self.rng).copied()?;
+                self.cluster.kill9(id)?;
+                let Ok((file, what)) = self.cluster.damage(id, Damage::BitFlip, &mut self.rng)
+                else {
+                    self.cluster.set_hold(id, Hold::None);
+                    self.cluster.start(id).ok()?;
+                    return None;
+                };
+                let cluster = self.cluster.clone();
+                let recorder = self.recorder.clone();
+                let new_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let seed = self.rng.gen();
+                let detail = format!("n{id}: {what} in {}", file.display());
+                let handle = std::thread::Builder::new()
+                    .name("damaged".into())
+                    .spawn(move || damaged(&cluster, &recorder, id, &file, new_id, seed))
+                    .ok()?;
+                Some(active(detail, vec![id], Undo::Membership(handle)))
+            }
             Kind::Membership => {
                 let cluster = self.cluster.clone();
                 let recorder = self.recorder.clone();
@@ -524,14 +596,13 @@ impl Nemesis {
                 let handle = std::thread::Builder::new()
                     .name("membership".into())
                     .spawn(move || {
-                        membership(
-                            &cluster,
-                            &recorder,
+                        let plan = Plan {
                             new_id,
                             remove_first,
                             remove_leader,
-                            seed,
-                        )
+                            target: None,
+                        };
+                        membership(&cluster, &recorder, plan, seed)
                     })
                     .ok()?;
                 Some(active(
@@ -571,7 +642,10 @@ impl Nemesis {
     fn heal_due(&mut self, force: bool) {
         let now = Instant::now();
         let mut keep = Vec::new();
-        for active in std::mem::take(&mut self.active) {
+        let mut faults = std::mem::take(&mut self.active);
+        // Membership workers last: the faults they may be waiting on must heal first.
+        faults.sort_by_key(|a| matches!(a.undo, Undo::Membership(_)));
+        for active in faults {
             if !force && now < active.heal_at {
                 keep.push(active);
                 continue;
@@ -651,7 +725,7 @@ impl Nemesis {
                     }
                     _ => {}
                 }
-                self.cluster.set_hold(node, Hold::None);
+                self.cluster.release(node);
                 self.start(node);
             }
             Undo::Membership(handle) => {
@@ -690,7 +764,7 @@ impl Nemesis {
         if self.cluster.is_removed(id) {
             return;
         }
-        self.cluster.set_hold(id, Hold::None);
+        self.cluster.release(id);
         if let Err(err) = self.cluster.start(id) {
             self.recorder
                 .event(id, format!("note: restart failed: {err}"));
@@ -698,23 +772,89 @@ impl Nemesis {
     }
 }
 
+/// A node started on a file with a flipped bit must stop with the error naming the file and the
+/// offset (docs/storage.md, "Recovery"); it is then replaced: removed, and a fresh node joined
+/// and promoted.
+fn damaged(
+    cluster: &Arc<Cluster>,
+    recorder: &Recorder,
+    id: u64,
+    file: &Path,
+    new_id: u64,
+    seed: u64,
+) -> String {
+    let log_path = cluster.log_path(id);
+    let before = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0) as usize;
+    let mut outcome = String::new();
+    match cluster.start_with_hold(id, Hold::Worker) {
+        Err(err) => outcome.push_str(&format!("could not start n{id}: {err}")),
+        Ok(()) => match cluster.wait_exit(id, Duration::from_secs(20)) {
+            None => outcome.push_str("no process to wait for"),
+            Some((exit, killed)) => {
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                let log = String::from_utf8_lossy(log.get(before..).unwrap_or_default());
+                let wanted = format!("corrupt data in {} at byte offset", file.display());
+                let named = log.lines().find(|line| line.contains(&wanted));
+                match (killed, exit.code, named) {
+                    (false, Some(1), Some(line)) => {
+                        let at = line.find("corrupt data").unwrap_or(0);
+                        outcome.push_str(&format!("stopped: {}", &line[at..]));
+                    }
+                    (true, _, _) => recorder.event(
+                        id,
+                        format!(
+                            "storage: n{id} still ran 20s after starting on {} with a flipped                              bit; killed",
+                            file.display()
+                        ),
+                    ),
+                    _ => recorder.event(
+                        id,
+                        format!(
+                            "storage: n{id} on {} with a flipped bit ended with {} without                              naming the file and offset (log: {:?})",
+                            file.display(),
+                            exit.status,
+                            log.lines().rev().take(3).collect::<Vec<_>>()
+                        ),
+                    ),
+                }
+            }
+        },
+    }
+    // Down for good: it is replaced, never restarted.
+    cluster.set_hold(id, Hold::Damaged);
+    let plan = Plan {
+        new_id,
+        remove_first: true,
+        remove_leader: false,
+        target: Some(id),
+    };
+    format!("{outcome}; {}", membership(cluster, recorder, plan, seed))
+}
+
+struct Plan {
+    new_id: u64,
+    remove_first: bool,
+    remove_leader: bool,
+    /// The voter to remove (else one at random, or the leader).
+    target: Option<u64>,
+}
+
 /// Membership churn: remove a voter (the leader if `remove_leader`), join a fresh node `new_id`
 /// and promote it, in either order. Refusals the admin path gives while another change is in
 /// flight or the leader moves are expected: each step is retried until it succeeds or its
 /// deadline passes. Returns what happened.
-fn membership(
-    cluster: &Arc<Cluster>,
-    recorder: &Recorder,
-    new_id: u64,
-    remove_first: bool,
-    remove_leader: bool,
-    seed: u64,
-) -> String {
+fn membership(cluster: &Arc<Cluster>, recorder: &Recorder, plan: Plan, seed: u64) -> String {
+    let Plan {
+        new_id,
+        remove_first,
+        remove_leader,
+        target,
+    } = plan;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut steps = Vec::new();
     let remove = |steps: &mut Vec<String>, rng: &mut ChaCha8Rng| {
         let voters = cluster.voters();
-        if voters.len() < 3 {
+        if voters.len() < 3 && target.is_none() {
             steps.push(format!("no removal ({} voters)", voters.len()));
             return;
         }
@@ -723,9 +863,11 @@ fn membership(
         } else {
             None
         };
-        let target = leader
-            .filter(|l| voters.contains(l))
-            .or_else(|| voters.choose(rng).copied());
+        let target = target.or_else(|| {
+            leader
+                .filter(|l| voters.contains(l))
+                .or_else(|| voters.choose(rng).copied())
+        });
         let Some(target) = target else {
             steps.push("no removal (no voter known)".into());
             return;
@@ -998,6 +1140,7 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         faultfs,
         next_id: Arc::new(AtomicU64::new(settings.nodes + 1)),
         terminating: BTreeSet::new(),
+        torn: BTreeMap::new(),
         only: settings.only.clone(),
     };
     let mut next_fault = started + Duration::from_secs(2);
@@ -1006,7 +1149,7 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         nemesis.heal_due(false);
         if Instant::now() >= next_fault {
             nemesis.try_start_fault();
-            next_fault = Instant::now() + Duration::from_millis(nemesis.rng.gen_range(800..4_000));
+            next_fault = Instant::now() + Duration::from_millis(nemesis.rng.gen_range(500..2_500));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1017,7 +1160,7 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         if cluster.is_paused(id) {
             cluster.resume(id);
         }
-        cluster.set_hold(id, Hold::None);
+        cluster.release(id);
     }
     let quiet_until = Instant::now() + quiet;
     while Instant::now() < quiet_until {

@@ -21,7 +21,10 @@
 //!   final log from where it started, in order, without gap (`WatchGap`), repetition or reordering
 //!   (`WatchOrder`), with the final log's data (`WatchMismatch`);
 //! - every member's final log could be read (`Unreadable`); no node died by itself (an event
-//!   `crash: ...`: an exit no fault explains) (`Crash`); after the final heal every node
+//!   `crash: ...`: an exit no fault explains) (`Crash`); a node whose storage the harness
+//!   damaged recovered as docs/storage.md says (a torn tail: it comes up; a flipped bit: it stops
+//!   naming the file and offset; else an event `storage: ...`) (`Storage`); after the final heal
+//!   every node
 //!   acknowledged a proposal within the harness's bound (an event `no_recovery: ...`)
 //!   (`NoRecovery`); the history itself is sound (`HistoryError`: a payload proposed twice).
 
@@ -46,12 +49,13 @@ pub enum Kind {
     WatchMismatch,
     Unreadable,
     Crash,
+    Storage,
     NoRecovery,
     HistoryError,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Lost,
         Kind::Duplicated,
         Kind::Divergent,
@@ -66,6 +70,7 @@ impl Kind {
         Kind::WatchMismatch,
         Kind::Unreadable,
         Kind::Crash,
+        Kind::Storage,
         Kind::NoRecovery,
         Kind::HistoryError,
     ];
@@ -86,6 +91,7 @@ impl Kind {
             Kind::WatchMismatch => "watch_mismatch",
             Kind::Unreadable => "unreadable",
             Kind::Crash => "crashes",
+            Kind::Storage => "storage_recovery",
             Kind::NoRecovery => "no_recovery",
             Kind::HistoryError => "history_errors",
         }
@@ -812,6 +818,8 @@ impl Checker<'_> {
         for event in &self.history.events {
             let kind = if event.what.starts_with("crash:") {
                 Kind::Crash
+            } else if event.what.starts_with("storage:") {
+                Kind::Storage
             } else if event.what.starts_with("no_recovery:") {
                 Kind::NoRecovery
             } else {

@@ -106,6 +106,11 @@ pub enum Hold {
     Fault,
     /// A disk fault is on: the node may stop by itself, and the fault's heal restarts it.
     Disk,
+    /// A worker thread waits for this node's exit itself (`reap` leaves it alone).
+    Worker,
+    /// Its storage was damaged on purpose: down until it is removed, never restarted, not a
+    /// target for clients.
+    Damaged,
 }
 
 pub struct Node {
@@ -117,6 +122,12 @@ pub struct Node {
     pub started_once: bool,
     fs: Option<FaultFs>,
     last_start: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    TornTail,
+    BitFlip,
 }
 
 /// What `reap` found: a node process that ended.
@@ -164,6 +175,9 @@ impl Cluster {
         use_faultfs: bool,
     ) -> Result<Cluster, String> {
         net::remove_stale();
+        if let Some(parent) = dir.parent() {
+            remove_stale_mounts(parent);
+        }
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let dir = dir
             .canonicalize()
@@ -297,11 +311,17 @@ impl Cluster {
     /// Starts node `id` with the README's restart command, inside its namespace. A node already
     /// running, or removed, is left alone.
     pub fn start(&self, id: u64) -> Result<(), String> {
+        self.start_with_hold(id, Hold::None)
+    }
+
+    /// `start`, with the node held as given (a node started on damaged storage is expected to
+    /// stop: the supervisor must not restart it).
+    pub fn start_with_hold(&self, id: u64, hold: Hold) -> Result<(), String> {
         let mut nodes = lock(&self.nodes);
         let Some(node) = nodes.get_mut(&id) else {
             return Err(format!("n{id} does not exist"));
         };
-        if node.removed || node.child.is_some() {
+        if node.removed || node.child.is_some() || node.hold == Hold::Damaged {
             return Ok(());
         }
         let ns_file = lock(&self.net)
@@ -341,7 +361,7 @@ impl Cluster {
             .map_err(|e| format!("cannot start n{id}: {e}"))?;
         node.child = Some(child);
         node.paused = false;
-        node.hold = Hold::None;
+        node.hold = hold;
         node.started_once = true;
         node.last_start = Some(Instant::now());
         Ok(())
@@ -479,6 +499,15 @@ impl Cluster {
         }
     }
 
+    /// Ends a fault's hold on node `id` (a damaged node stays down).
+    pub fn release(&self, id: u64) {
+        if let Some(node) = lock(&self.nodes).get_mut(&id) {
+            if node.hold != Hold::Damaged {
+                node.hold = Hold::None;
+            }
+        }
+    }
+
     pub fn set_hold(&self, id: u64, hold: Hold) {
         if let Some(node) = lock(&self.nodes).get_mut(&id) {
             node.hold = hold;
@@ -495,6 +524,9 @@ impl Cluster {
     pub fn reap(&self) -> Vec<Exit> {
         let mut exits = Vec::new();
         for node in lock(&self.nodes).values_mut() {
+            if node.hold == Hold::Worker {
+                continue;
+            }
             let Some(child) = node.child.as_mut() else {
                 continue;
             };
@@ -535,6 +567,94 @@ impl Cluster {
             .collect()
     }
 
+    /// Damages the storage of node `id` (stopped) through its data directory: a torn tail (a few
+    /// bytes of a record that never completed, appended to the last WAL segment), or one bit
+    /// flipped well inside a WAL segment or in the snapshot file. Returns the file and what was
+    /// done to it.
+    pub fn damage(
+        &self,
+        id: u64,
+        damage: Damage,
+        rng: &mut impl rand::Rng,
+    ) -> Result<(PathBuf, String), String> {
+        use std::os::unix::fs::FileExt;
+        let raft = data_dir(&self.dir, id).join("raft");
+        let mut segments = Vec::new();
+        let mut snapshots = Vec::new();
+        for entry in std::fs::read_dir(&raft).map_err(|e| format!("{}: {e}", raft.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with("wal-") && name.ends_with(".seg") {
+                segments.push(path);
+            } else if name.starts_with("snap-") && name.ends_with(".snap") {
+                snapshots.push(path);
+            }
+        }
+        segments.sort();
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        };
+        match damage {
+            Damage::TornTail => {
+                let last = segments.last().ok_or("no WAL segment")?.clone();
+                let file = open(&last)?;
+                let len = file.metadata().map_err(|e| e.to_string())?.len();
+                let count = rng.gen_range(1..16usize);
+                let mut bytes = vec![0u8; count];
+                rng.fill(&mut bytes[..]);
+                bytes[0] |= 1;
+                file.write_all_at(&bytes, len).map_err(|e| e.to_string())?;
+                file.sync_all().map_err(|e| e.to_string())?;
+                Ok((last, format!("appended {count} bytes at offset {len}")))
+            }
+            Damage::BitFlip => {
+                let candidates: Vec<(PathBuf, u64, u64)> = snapshots
+                    .iter()
+                    .map(|p| (p, 0u64))
+                    .chain(segments.iter().enumerate().map(|(i, p)| {
+                        // The last segment's last records could pass for a torn tail
+                        // (docs/storage.md, "Known limits"): stay well before its end.
+                        let margin = if i + 1 == segments.len() { 4096 } else { 0 };
+                        (p, margin)
+                    }))
+                    .filter_map(|(p, margin)| {
+                        let len = std::fs::metadata(p).ok()?.len();
+                        (len > margin + 32).then(|| (p.clone(), len, margin))
+                    })
+                    .collect();
+                let (path, len, margin) = candidates
+                    .get(rng.gen_range(0..candidates.len().max(1)))
+                    .cloned()
+                    .ok_or("no file large enough to damage")?;
+                let offset = rng.gen_range(16..len - margin);
+                let bit = rng.gen_range(0..8);
+                let file = open(&path)?;
+                let mut byte = [0u8; 1];
+                file.read_exact_at(&mut byte, offset)
+                    .map_err(|e| e.to_string())?;
+                byte[0] ^= 1 << bit;
+                file.write_all_at(&byte, offset)
+                    .map_err(|e| e.to_string())?;
+                file.sync_all().map_err(|e| e.to_string())?;
+                Ok((
+                    path,
+                    format!("flipped bit {bit} of byte {offset} (of {len})"),
+                ))
+            }
+        }
+    }
+
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        dev::node_dir(&self.dir, id).join("ringraftd.log")
+    }
+
     pub fn socket(&self, id: u64) -> PathBuf {
         dev::socket_path(&self.dir, id)
     }
@@ -543,7 +663,7 @@ impl Cluster {
     pub fn targets(&self) -> Vec<u64> {
         lock(&self.nodes)
             .values()
-            .filter(|n| n.started_once && !n.removed)
+            .filter(|n| n.started_once && !n.removed && n.hold != Hold::Damaged)
             .map(|n| n.id)
             .collect()
     }
@@ -701,6 +821,43 @@ impl Drop for Cluster {
         lock(&self.nodes).clear();
         if !self.keep_dir.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Detaches fault filesystems left mounted under `campaigns` (`<pid>-<run>/n<i>/data`) by a
+/// campaign process that is gone: its FUSE session died with it, and the mount answers ENOTCONN.
+fn remove_stale_mounts(campaigns: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return;
+    };
+    let Ok(campaigns) = campaigns.canonicalize() else {
+        return;
+    };
+    for line in mounts.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(_), Some(point), Some(kind)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if !kind.starts_with("fuse") {
+            continue;
+        }
+        let point = Path::new(point);
+        let Ok(rest) = point.strip_prefix(&campaigns) else {
+            continue;
+        };
+        let pid: Option<i32> = rest
+            .iter()
+            .next()
+            .and_then(|run| run.to_str()?.split('-').next()?.parse().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                if let Ok(path) = std::ffi::CString::new(point.as_os_str().as_encoded_bytes()) {
+                    // SAFETY: umount2(2) with a NUL-terminated path.
+                    unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
         }
     }
 }

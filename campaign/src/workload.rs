@@ -157,8 +157,14 @@ impl Workload {
 
     /// Stops every client after its current call (each call is bounded by `CLIENT_WAIT`).
     pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -214,7 +220,7 @@ impl ClientLoop {
                 continue;
             }
             let roll = self.rng.gen_range(0..100);
-            let keep = match roll {
+            let (keep, answered) = match roll {
                 0..=59 => self.propose(),
                 60..=69 => self.read_log(),
                 70..=79 => self.lin_read(),
@@ -224,7 +230,12 @@ impl ClientLoop {
             if !keep {
                 self.connection = None;
             }
-            let pause = self.rng.gen_range(2..12);
+            // After a refusal (no leader, say) back off a little: the cluster needs time.
+            let pause = if answered {
+                self.rng.gen_range(2..12)
+            } else {
+                self.rng.gen_range(50..150)
+            };
             std::thread::sleep(Duration::from_millis(pause));
         }
     }
@@ -233,7 +244,8 @@ impl ClientLoop {
         format!("key-{}", self.rng.gen_range(0..KEYS))
     }
 
-    /// Records one call; returns whether the connection is still good.
+    /// Records one call; returns whether the connection is still good and whether the call
+    /// succeeded.
     fn record(
         &self,
         node: u64,
@@ -241,7 +253,8 @@ impl ClientLoop {
         call: Call,
         reply: &Reply,
         outcome: Outcome,
-    ) -> bool {
+    ) -> (bool, bool) {
+        let succeeded = matches!(outcome, Outcome::Ok(_));
         let recorder = &self.shared.recorder;
         recorder.write(&Line::Op(Op {
             id: recorder.next_op_id(),
@@ -253,21 +266,22 @@ impl ClientLoop {
             outcome,
         }));
         // After anything but an answer the connection is in doubt: start a new one.
-        match reply {
+        let keep = match reply {
             Reply::Answered(_) => true,
             Reply::Refused(status, _) => !matches!(
                 status,
                 Status::Removed | Status::ShuttingDown | Status::Malformed
             ),
             _ => false,
-        }
+        };
+        (keep, succeeded)
     }
 
-    fn propose(&mut self) -> bool {
+    fn propose(&mut self) -> (bool, bool) {
         self.sequence += 1;
         let payload = format!("p{}.{}", self.client, self.sequence);
         let Some((node, client)) = self.connection.as_mut() else {
-            return false;
+            return (false, false);
         };
         let node = *node;
         let invoke_us = self.shared.recorder.now_us();
@@ -294,14 +308,14 @@ impl ClientLoop {
         self.record(node, invoke_us, Call::Propose { payload }, &reply, outcome)
     }
 
-    fn read_log(&mut self) -> bool {
+    fn read_log(&mut self) -> (bool, bool) {
         let last = self.shared.last_acked.load(Ordering::Relaxed);
         let from = self
             .rng
             .gen_range(last.saturating_sub(300).max(1)..=last + 1);
         let max = 64;
         let Some((node, client)) = self.connection.as_mut() else {
-            return false;
+            return (false, false);
         };
         let node = *node;
         let invoke_us = self.shared.recorder.now_us();
@@ -333,10 +347,10 @@ impl ClientLoop {
     }
 
     /// Owner{key, linearizable} and then, on the same connection, the node's applied index.
-    fn lin_read(&mut self) -> bool {
+    fn lin_read(&mut self) -> (bool, bool) {
         let key = self.key();
         let Some((node, client)) = self.connection.as_mut() else {
-            return false;
+            return (false, false);
         };
         let node = *node;
         let invoke_us = self.shared.recorder.now_us();
@@ -372,11 +386,11 @@ impl ClientLoop {
         self.record(node, invoke_us, Call::LinRead { key }, &reply, outcome)
     }
 
-    fn owner(&mut self) -> bool {
+    fn owner(&mut self) -> (bool, bool) {
         let key = self.key();
         let linearizable = self.rng.gen_bool(0.3);
         let Some((node, client)) = self.connection.as_mut() else {
-            return false;
+            return (false, false);
         };
         let node = *node;
         let invoke_us = self.shared.recorder.now_us();
@@ -404,12 +418,12 @@ impl ClientLoop {
         )
     }
 
-    fn replicas(&mut self) -> bool {
+    fn replicas(&mut self) -> (bool, bool) {
         let key = self.key();
         let linearizable = self.rng.gen_bool(0.3);
         let n = self.rng.gen_range(1..=3);
         let Some((node, client)) = self.connection.as_mut() else {
-            return false;
+            return (false, false);
         };
         let node = *node;
         let invoke_us = self.shared.recorder.now_us();
