@@ -121,14 +121,14 @@ impl RawNode {
     }
 
     fn other_voters(&self) -> Vec<NodeId> {
-        quorum::voters(&self.voting_conf())
+        quorum::voters(&self.election_conf())
             .into_iter()
             .filter(|&id| id != self.id())
             .collect()
     }
 
     fn poll(&mut self) {
-        match quorum::vote_result(&self.voting_conf(), &self.votes) {
+        match quorum::vote_result(&self.election_conf(), &self.votes) {
             VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => {
@@ -140,7 +140,7 @@ impl RawNode {
     }
 
     pub(crate) fn handle_vote_response(&mut self, from: NodeId, reject: bool) {
-        if !quorum::is_voter(self.log.conf_state(), from) {
+        if !quorum::is_voter(&self.election_conf(), from) {
             return;
         }
         self.votes.entry(from).or_insert(!reject);

@@ -6,7 +6,7 @@ use crate::errors::ProposeError;
 use crate::mutants::Mutant;
 use crate::quorum;
 use crate::raw_node::RawNode;
-use crate::types::{ConfChange, EntryPayload, MessageBody, NodeId, Role};
+use crate::types::{ConfChange, ConfState, EntryPayload, MessageBody, NodeId, Role};
 
 impl RawNode {
     pub(crate) fn propose_conf_change_on_leader(
@@ -36,8 +36,40 @@ impl RawNode {
         if !conf.voters_outgoing.is_empty() && !change.changes.is_empty() {
             return Err(ProposeError::ConfChangePending);
         }
-        apply_conf_change(conf, &change).map_err(ProposeError::InvalidConfChange)?;
+        let next = apply_conf_change(conf, &change).map_err(ProposeError::InvalidConfChange)?;
+        if quorum::is_learner(&next, self.id()) && !self.config.mutated(Mutant::LeaderDemotesItself)
+        {
+            return self.hand_over_before_own_demotion(&next);
+        }
         self.append_proposals(vec![EntryPayload::ConfChange(change)])
+    }
+
+    /// A leader never appends a configuration that makes it a learner: if it crashed before the
+    /// entry left, it would hold the freshest log as a learner that never campaigns, refusing
+    /// the shorter logs of the voters that need its vote (a two-voter outgoing half, or a faulty
+    /// voter). It hands leadership to the most caught-up voter of that configuration instead,
+    /// which then makes the change (the caller retries there; an automatic leave step is taken
+    /// by the next leader as its first commit lands). A leader that removes itself altogether
+    /// may go on: see `RawNode::election_conf`.
+    fn hand_over_before_own_demotion(&mut self, next: &ConfState) -> Result<(), ProposeError> {
+        if self.lead_transferee.is_some() {
+            return Err(ProposeError::TransferInProgress);
+        }
+        let successor = self
+            .progress
+            .iter()
+            .filter(|(id, _)| quorum::is_voter(next, **id))
+            .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| {
+                ProposeError::InvalidConfChange(
+                    "the change demotes the leader and no voter of the new configuration can take \
+                     over"
+                        .into(),
+                )
+            })?;
+        self.start_leader_transfer(successor)?;
+        Err(ProposeError::TransferInProgress)
     }
 
     /// The configuration in effect changed (an entry was appended, truncated, or a snapshot
@@ -85,7 +117,15 @@ impl RawNode {
         }
         let conf = self.log.conf_state();
         if !conf.voters_outgoing.is_empty() && conf.auto_leave {
-            self.append_entries(vec![EntryPayload::ConfChange(ConfChange::default())]);
+            let leave = ConfChange::default();
+            let demotes_me = apply_conf_change(conf, &leave)
+                .map(|next| quorum::is_learner(&next, self.id()))
+                .unwrap_or(false);
+            if !demotes_me || self.config.mutated(Mutant::LeaderDemotesItself) {
+                self.append_entries(vec![EntryPayload::ConfChange(leave)]);
+            } else if let Ok(next) = apply_conf_change(conf, &leave) {
+                let _handing_over = self.hand_over_before_own_demotion(&next);
+            }
             return;
         }
         if !quorum::is_voter(conf, self.id()) {

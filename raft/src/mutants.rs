@@ -36,9 +36,16 @@ pub enum Mutant {
     /// Installing a snapshot discards the log even when the log holds the snapshot's last entry
     /// (breaks thesis §5.1: "retain log entries following it").
     SnapshotDiscardsMatchingLog,
+    /// A node that its own uncommitted configuration entry removed never campaigns (breaks
+    /// thesis §4.2.2; liveness only: see `RawNode::election_conf`).
+    RemovedLeaderNeverCampaigns,
+    /// A leader appends a configuration that makes it a learner instead of handing leadership
+    /// over first (liveness only: see `RawNode::hand_over_before_own_demotion`).
+    LeaderDemotesItself,
 }
 
 impl Mutant {
+    /// The mutants that break a safety rule: the simulator's safety checkers must catch each.
     pub const ALL: [Mutant; 9] = [
         Mutant::CommitEarlierTermsByCounting,
         Mutant::ConfChangeBeforeTermCommit,

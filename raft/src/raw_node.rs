@@ -270,7 +270,7 @@ impl RawNode {
     /// Start an election now (as if the election timeout had passed), e.g. to speed up tests
     /// or a bootstrap. Goes through PreVote when it is enabled.
     pub fn campaign(&mut self) -> Result<(), ProposeError> {
-        if !quorum::is_voter(self.log.conf_state(), self.id()) {
+        if !self.is_promotable() {
             return Err(ProposeError::Learner);
         }
         if self.role != Role::Leader {
@@ -500,8 +500,39 @@ impl RawNode {
         std::borrow::Cow::Borrowed(conf)
     }
 
+    /// True if this node may campaign: it votes in the configuration its elections are counted
+    /// under (see [`RawNode::election_conf`]).
     pub(crate) fn is_promotable(&self) -> bool {
-        quorum::is_voter(self.log.conf_state(), self.id())
+        quorum::is_voter(&self.election_conf(), self.id())
+    }
+
+    /// The configuration this node's own campaigns are counted under: the one in effect, except
+    /// for a node that its latest, not yet committed configuration entry removed entirely.
+    ///
+    /// Only the leader that appended such an entry can hold it (a leader stops replicating to a
+    /// node the moment it appends the entry that removes it). If that leader crashed before the
+    /// entry reached anyone, it holds the freshest log but is no voter of its latest
+    /// configuration, so it would never campaign while refusing the others' votes for their
+    /// shorter logs: with a two-voter outgoing half, or one faulty voter, nobody could ever be
+    /// elected. Such a node still campaigns (thesis §4.2.2: it "might still be needed until the
+    /// Cnew entry is committed"), counted under the configuration before that entry. That is
+    /// safe: any quorum of it meets any quorum of the next configuration (every change is one
+    /// voter or one joint step), and a later leader's committed entry of a higher term, on a
+    /// quorum of that next configuration, makes every such quorum refuse this node's log.
+    pub(crate) fn election_conf(&self) -> std::borrow::Cow<'_, ConfState> {
+        let latest = self.log.conf_state();
+        let me = self.id();
+        let latest_index = self.log.confs.latest_index();
+        let removed_by_uncommitted_entry = latest_index > self.log.committed
+            && !quorum::members(latest).contains(&me)
+            && !self.config.mutated(Mutant::RemovedLeaderNeverCampaigns);
+        if removed_by_uncommitted_entry {
+            let previous = self.log.confs.at(latest_index - 1);
+            if quorum::is_voter(previous, me) {
+                return std::borrow::Cow::Owned(previous.clone());
+            }
+        }
+        self.voting_conf()
     }
 
     /// React if the configuration in effect changed since we last looked.

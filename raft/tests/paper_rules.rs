@@ -332,3 +332,99 @@ fn chunks_of_two_snapshots_at_the_same_index_are_never_stitched_together() {
     assert_eq!(resume, vec![0], "leader 3 is asked to start from byte 0");
     net.node_mut(2).advance(ready.number);
 }
+
+/// Thesis §4.2.2: a server that is not part of its own latest configuration should still start
+/// elections while that entry is uncommitted. Here the leader appended the leave step of a joint
+/// configuration without itself, the entry reached nobody else, and the leader restarted: the
+/// others need its vote for the two-voter outgoing half, and it refuses them for their shorter
+/// logs. Returns who leads afterwards, and the configuration it leads under.
+fn leader_after_a_lost_leave_step(mutant: Option<Mutant>) -> Option<(NodeId, ConfState)> {
+    use ConfChangeStep::*;
+    let mut net = Network::with_config(&[1, 2], &[3], |c| c.mutant = mutant);
+    net.elect(1);
+    let joint = ConfChange {
+        changes: vec![AddVoter(3), RemoveNode(1)],
+        auto_leave: false,
+        context: Vec::new(),
+    };
+    net.node_mut(1)
+        .propose_conf_change(joint)
+        .expect("joint change");
+    net.tick_all(3);
+    let status = net.node(1).status();
+    assert_eq!(status.conf_state.voters_outgoing, vec![1, 2]);
+    assert_eq!(
+        status.commit, status.last_index,
+        "the joint entry committed"
+    );
+    net.drop_filter = Some(Box::new(|m| m.from == 1));
+    net.node_mut(1)
+        .propose_conf_change(ConfChange::default())
+        .expect("leave step");
+    net.process(1);
+    net.restart(1);
+    net.drop_filter = None;
+    net.tick_all(200);
+    let leader = net.leader()?;
+    Some((leader, net.node(leader).conf_state().clone()))
+}
+
+#[test]
+fn a_node_removed_by_its_own_uncommitted_entry_still_campaigns() {
+    let (leader, conf) = leader_after_a_lost_leave_step(None).expect("a leader was elected");
+    assert!(
+        leader == 2 || leader == 3,
+        "node 1 handed over (leader {leader})"
+    );
+    assert_eq!(conf.voters, vec![2, 3]);
+    assert!(conf.voters_outgoing.is_empty(), "the leave step committed");
+    assert_eq!(
+        leader_after_a_lost_leave_step(Some(Mutant::RemovedLeaderNeverCampaigns)),
+        None,
+        "without the rule nobody is ever elected, so this test can fail"
+    );
+}
+
+/// A leader never appends a configuration that makes it a learner (it could hold that entry
+/// alone after a crash, as a learner that never campaigns): it hands leadership to a voter of
+/// the new configuration, where the change is then made.
+#[test]
+fn a_leader_hands_over_instead_of_demoting_itself() {
+    let mut net = Network::new(&[1, 2, 3], &[]);
+    net.elect(1);
+    let demote_1 = ConfChange {
+        changes: vec![ConfChangeStep::AddLearner(1)],
+        auto_leave: false,
+        context: Vec::new(),
+    };
+    assert_eq!(
+        net.node_mut(1).propose_conf_change(demote_1.clone()),
+        Err(ProposeError::TransferInProgress)
+    );
+    net.tick_all(5);
+    let leader = net.leader().expect("a new leader");
+    assert_ne!(
+        leader, 1,
+        "leadership moved to a voter of the new configuration"
+    );
+    assert_eq!(
+        net.node(1).conf_state().voters,
+        vec![1, 2, 3],
+        "nothing was appended"
+    );
+    net.node_mut(leader)
+        .propose_conf_change(demote_1.clone())
+        .expect("the new leader makes the change");
+    net.tick_all(3);
+    assert_eq!(net.node(1).role(), Role::Learner);
+
+    let mut net = Network::with_config(&[1, 2, 3], &[], |c| {
+        c.mutant = Some(Mutant::LeaderDemotesItself)
+    });
+    net.elect(1);
+    assert_eq!(
+        net.node_mut(1).propose_conf_change(demote_1),
+        Ok(()),
+        "the mutant appends its own demotion, so this test can fail"
+    );
+}
