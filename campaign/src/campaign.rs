@@ -42,6 +42,9 @@ pub struct Settings {
     pub ringraftd: PathBuf,
     /// Only these fault kinds (their names as the summary prints them); all when empty.
     pub only: Vec<String>,
+    /// Half way through, kill every node and delete its Raft data (a cluster that forgets
+    /// everything): the campaign must then fail. Shows that it can.
+    pub sabotage: bool,
 }
 
 #[derive(Debug)]
@@ -1015,6 +1018,27 @@ fn admin(
     Err(format!("gave up after {ADMIN_DEADLINE:?}: {last_error}"))
 }
 
+/// Kills every node, deletes its Raft data and starts it again: everything acknowledged is gone.
+fn sabotage(cluster: &Cluster, recorder: &Recorder) {
+    let start_us = recorder.now_us();
+    let ids = cluster.targets();
+    cluster.kill_all();
+    for id in &ids {
+        let raft = crate::cluster::data_dir(&cluster.dir, *id).join("raft");
+        let _ = std::fs::remove_dir_all(&raft);
+    }
+    for id in &ids {
+        cluster.release(*id);
+        let _ = cluster.start(*id);
+    }
+    recorder.write(&Line::Fault(FaultRecord {
+        kind: "sabotage_wipe_all".to_string(),
+        detail: format!("deleted the Raft data of {ids:?}"),
+        start_us,
+        end_us: recorder.now_us(),
+    }));
+}
+
 /// Proposes through node `id` until acknowledged or the deadline passes; every attempt is in
 /// the history. Returns the index.
 fn probe(cluster: &Cluster, recorder: &Recorder, id: u64, deadline: Instant) -> Option<u64> {
@@ -1144,7 +1168,12 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         only: settings.only.clone(),
     };
     let mut next_fault = started + Duration::from_secs(2);
+    let mut sabotage_at = settings.sabotage.then(|| started + settings.duration / 2);
     while Instant::now() < faults_until {
+        if sabotage_at.is_some_and(|at| Instant::now() >= at) {
+            sabotage_at = None;
+            sabotage(&cluster, &recorder);
+        }
         nemesis.supervise();
         nemesis.heal_due(false);
         if Instant::now() >= next_fault {

@@ -52,6 +52,7 @@ fn fault_campaign() {
         target_dir: target_dir.clone(),
         ringraftd: ringraftd.clone(),
         only: only.clone(),
+        sabotage: false,
     };
     let runs = match env_u64("RINGRAFT_CAMPAIGN_SECONDS") {
         Some(seconds) => vec![settings(

@@ -87,6 +87,7 @@ fn run(args: &[String]) -> ExitCode {
                     .collect()
             })
             .unwrap_or_default(),
+        sabotage: false,
     }]);
     if failures.is_empty() {
         ExitCode::SUCCESS
