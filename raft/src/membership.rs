@@ -111,6 +111,26 @@ impl RawNode {
 
     /// After the commit index moved on the leader: leave a joint configuration automatically if
     /// asked to, and step down once a configuration without us is committed.
+    /// On the leader's heartbeat: a leave step it could not take itself (it would demote it) is
+    /// handed over again if the last hand-over was abandoned; nothing else commits meanwhile to
+    /// bring it back here.
+    pub(crate) fn retry_leave_hand_over(&mut self) {
+        if self.lead_transferee.is_some() || self.log.confs.latest_index() > self.log.committed {
+            return;
+        }
+        let conf = self.log.conf_state();
+        if conf.voters_outgoing.is_empty() || !conf.auto_leave {
+            return;
+        }
+        if let Ok(next) = apply_conf_change(conf, &ConfChange::default()) {
+            if quorum::is_learner(&next, self.id())
+                && !self.config.mutated(Mutant::LeaderDemotesItself)
+            {
+                let _handing_over = self.hand_over_before_own_demotion(&next);
+            }
+        }
+    }
+
     pub(crate) fn on_commit_membership(&mut self) {
         if self.role != Role::Leader || self.log.confs.latest_index() > self.log.committed {
             return;

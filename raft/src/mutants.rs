@@ -45,6 +45,13 @@ pub enum Mutant {
 }
 
 impl Mutant {
+    /// The mutants that break a liveness rule only: the rule tests in `tests/paper_rules.rs`
+    /// catch them, and the simulator can run them (`RINGRAFT_SIM_MUTANT`).
+    pub const LIVENESS: [Mutant; 2] = [
+        Mutant::RemovedLeaderNeverCampaigns,
+        Mutant::LeaderDemotesItself,
+    ];
+
     /// The mutants that break a safety rule: the simulator's safety checkers must catch each.
     pub const ALL: [Mutant; 9] = [
         Mutant::CommitEarlierTermsByCounting,

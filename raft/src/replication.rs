@@ -44,6 +44,7 @@ impl RawNode {
             self.heartbeat_elapsed = 0;
             self.resend_stalled_snapshot_chunks();
             self.broadcast_heartbeat();
+            self.retry_leave_hand_over();
         }
     }
 

@@ -157,8 +157,15 @@ fn print_totals(summaries: &[RunSummary]) {
 fn mutant_named(name: &str) -> Mutant {
     Mutant::ALL
         .into_iter()
+        .chain(Mutant::LIVENESS)
         .find(|m| format!("{m:?}") == name)
-        .unwrap_or_else(|| panic!("no mutant {name:?}; they are {:?}", Mutant::ALL))
+        .unwrap_or_else(|| {
+            panic!(
+                "no mutant {name:?}; they are {:?} and {:?}",
+                Mutant::ALL,
+                Mutant::LIVENESS
+            )
+        })
 }
 
 fn report_failure(failure: &RunFailure, mutant: Option<Mutant>) {
