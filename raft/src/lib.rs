@@ -31,9 +31,10 @@
 //! # Features and where they come from
 //!
 //! - Election with randomized timeouts in `[election_timeout, 2 × election_timeout)` (§3.4),
-//!   PreVote (§9.6), CheckQuorum with the follower-side lease: a node that heard from a leader
+//!   PreVote (§9.6), CheckQuorum (§6.2). Whatever the settings, a node that heard from a leader
 //!   within the election timeout ignores (pre)vote requests, except for a campaign that follows a
-//!   leadership transfer (§6.2, §9.6).
+//!   leadership transfer (§4.2.3), and a stale append or heartbeat is answered with our term
+//!   (§5.1).
 //! - Replication with per-follower progress (probe / replicate / snapshot), bounded in-flight
 //!   messages and bytes, fast back-off with the follower's (index, term) hint (§5.3 of the
 //!   thesis' log-compaction chapter and etcd raft). A leader commits only entries of its own term
@@ -52,7 +53,12 @@
 //!   `auto_leave`). Learners receive the log but never campaign, and candidates never ask them for
 //!   votes; `AddVoter` on a learner promotes it. The configuration in effect is the latest in the
 //!   log, committed or not; a truncated configuration entry reverts to the previous one. A leader
-//!   that removed itself steps down once that change commits. A node joining an existing cluster
+//!   appends a change only once an entry of its own term and the previous change have committed
+//!   (thesis errata, raft-dev 2015). A leader that removed itself steps down once that change
+//!   commits; until then, should it restart, it still campaigns, counted under the configuration
+//!   before its removal (§4.2.2). A leader never appends its own demotion to learner: it hands
+//!   leadership to a voter of the new configuration first ([`ProposeError::TransferInProgress`]),
+//!   and the next leader makes the change. A node joining an existing cluster
 //!   starts with no configuration ([`InitialState::snapshot`] = `None`) and first receives the
 //!   leader's snapshot, which carries the configuration.
 //! - Leadership transfer (§3.10): the leader brings the transferee up to date, then sends
