@@ -20,6 +20,7 @@ use crate::cluster::{connect, Cluster, Damage, Exit, Hold, NodeSettings, STOP_DE
 use crate::history::{
     Answer, Call, End, FaultRecord, History, Line, Meta, Op, Outcome, Recorder, FORMAT,
 };
+use crate::proxy::{Faults, Stats as ProxyStats};
 use crate::workload::{call, mutation_outcome, Workload};
 
 /// How long the cluster may take to elect its first leader, to serve after the final heal, and
@@ -130,6 +131,9 @@ enum Kind {
     Bridge,
     OneWay,
     Loss,
+    UdpDelay,
+    UdpDuplicate,
+    UdpReorder,
     DiskStall,
     DiskEio,
     DiskFull,
@@ -155,6 +159,9 @@ impl Kind {
             Kind::Bridge => "partition_bridge",
             Kind::OneWay => "partition_one_way",
             Kind::Loss => "packet_loss",
+            Kind::UdpDelay => "udp_delay",
+            Kind::UdpDuplicate => "udp_duplicate",
+            Kind::UdpReorder => "udp_reorder",
             Kind::DiskStall => "disk_stall",
             Kind::DiskEio => "disk_eio",
             Kind::DiskFull => "disk_full",
@@ -174,6 +181,10 @@ impl Kind {
                 | Kind::OneWay
                 | Kind::Loss
         )
+    }
+
+    fn is_proxy(self) -> bool {
+        matches!(self, Kind::UdpDelay | Kind::UdpDuplicate | Kind::UdpReorder)
     }
 
     /// Faults that take the whole cluster and run alone.
@@ -205,6 +216,9 @@ const MENU: &[(Kind, u32)] = &[
     (Kind::Bridge, 3),
     (Kind::OneWay, 4),
     (Kind::Loss, 3),
+    (Kind::UdpDelay, 3),
+    (Kind::UdpDuplicate, 3),
+    (Kind::UdpReorder, 3),
     (Kind::DiskStall, 3),
     (Kind::DiskEio, 3),
     (Kind::DiskFull, 2),
@@ -223,6 +237,8 @@ enum Undo {
         sent: Instant,
     },
     Network,
+    /// End the proxy's faults (the stats when they began).
+    Proxy(ProxyStats),
     Disk {
         node: u64,
         kind: Kind,
@@ -299,6 +315,10 @@ impl Nemesis {
         } else if self.terminating.remove(&id) {
             if exit.code == Some(0) {
                 format!("exited after SIGTERM: {}", exit.status)
+            } else if exit.status == "signal 15" {
+                // A SIGTERM that arrives before the daemon installed its handler (it was still
+                // starting) ends it by the default action: a stop, as systemd counts it.
+                format!("note: n{id} ended by SIGTERM's default action (still starting)")
             } else {
                 format!("crash: n{id} exited after SIGTERM with {}", exit.status)
             }
@@ -358,6 +378,9 @@ impl Nemesis {
             if kind.is_network() && self.active.iter().any(|a| a.kind.is_network()) {
                 continue;
             }
+            if kind.is_proxy() && self.active.iter().any(|a| a.kind.is_proxy()) {
+                continue;
+            }
             // One membership change at a time (a damaged node is down until it is replaced).
             let changes_members = |k: Kind| matches!(k, Kind::Membership | Kind::StorageFlip);
             if changes_members(kind) && self.active.iter().any(|a| changes_members(a.kind)) {
@@ -398,7 +421,9 @@ impl Nemesis {
                 Some(active(format!("n{id}"), vec![id], Undo::Resume(id)))
             }
             Kind::Terminate => {
+                // A node that serves: one still starting may not handle SIGTERM yet.
                 let id = self.pick(false)?;
+                self.cluster.status(id, Duration::from_millis(500)).ok()?;
                 self.cluster.terminate(id).then_some(())?;
                 self.terminating.insert(id);
                 Some(active(
@@ -521,6 +546,51 @@ impl Nemesis {
                     format!("{percent}% of packets dropped"),
                     Vec::new(),
                     Undo::Network,
+                ))
+            }
+            Kind::UdpDelay | Kind::UdpDuplicate | Kind::UdpReorder => {
+                // One node's traffic (to and from it) or everyone's.
+                let nodes: BTreeSet<u64> = if self.rng.gen_bool(0.5) {
+                    self.pick(false).into_iter().collect()
+                } else {
+                    BTreeSet::new()
+                };
+                let faults = match kind {
+                    Kind::UdpDelay => {
+                        let low = self.rng.gen_range(20..150);
+                        Faults {
+                            nodes: nodes.clone(),
+                            delay_ms: (low, low + self.rng.gen_range(0..100)),
+                            ..Faults::default()
+                        }
+                    }
+                    Kind::UdpDuplicate => Faults {
+                        nodes: nodes.clone(),
+                        duplicate_percent: self.rng.gen_range(10..60),
+                        delay_ms: (0, self.rng.gen_range(0..5)),
+                        ..Faults::default()
+                    },
+                    _ => Faults {
+                        nodes: nodes.clone(),
+                        delay_ms: (0, self.rng.gen_range(5..40)),
+                        ..Faults::default()
+                    },
+                };
+                let detail = format!(
+                    "{} delay {:?}ms, {}% duplicated",
+                    if nodes.is_empty() {
+                        "all traffic:".to_string()
+                    } else {
+                        format!("traffic of {nodes:?}:")
+                    },
+                    faults.delay_ms,
+                    faults.duplicate_percent
+                );
+                self.cluster.proxy.set_faults(faults);
+                Some(active(
+                    detail,
+                    Vec::new(),
+                    Undo::Proxy(self.cluster.proxy.stats()),
                 ))
             }
             Kind::DiskStall | Kind::DiskEio | Kind::DiskFull => {
@@ -702,6 +772,19 @@ impl Nemesis {
                     self.recorder
                         .event(0, format!("note: healing the network: {err}"));
                 }
+            }
+            Undo::Proxy(before) => {
+                self.cluster.proxy.heal();
+                let now = self.cluster.proxy.stats();
+                let detail = format!(
+                    "{} (forwarded {}, delayed {}, duplicated {})",
+                    active.detail,
+                    now.forwarded - before.forwarded,
+                    now.delayed - before.delayed,
+                    now.duplicated - before.duplicated
+                );
+                self.finish(active.kind, detail, active.start_us);
+                return None;
             }
             Undo::Disk { node, kind } => {
                 let node = *node;
@@ -1185,6 +1268,7 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
     // The final heal: every fault ends, every node runs.
     nemesis.heal_due(true);
     cluster.heal_network().ok();
+    cluster.proxy.heal();
     for id in cluster.targets() {
         if cluster.is_paused(id) {
             cluster.resume(id);

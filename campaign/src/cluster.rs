@@ -30,6 +30,7 @@ use ringraft_proto::{Member, MemberRole, NodeRole, Request, Response, StatusInfo
 
 use crate::history::{data_string, FinalLog, Record};
 use crate::net::{self, Network, Rules};
+use crate::proxy::Proxy;
 
 /// The QUIC port every node listens on, at its own address.
 pub const PEER_PORT: u16 = 7000;
@@ -145,6 +146,7 @@ pub struct Cluster {
     settings: NodeSettings,
     pub use_faultfs: bool,
     net: Mutex<Network>,
+    pub proxy: Proxy,
     nodes: Mutex<BTreeMap<u64, Node>>,
     spawner: Spawner,
     /// Keep the directory after drop (a failed run's logs).
@@ -183,12 +185,14 @@ impl Cluster {
             .canonicalize()
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let network = Network::create(run)?;
+        let proxy = Proxy::start(network.hub_file(), PEER_PORT, run ^ 0x5eed)?;
         let cluster = Cluster {
             dir: dir.clone(),
             exe: exe.to_path_buf(),
             settings,
             use_faultfs,
             net: Mutex::new(network),
+            proxy,
             nodes: Mutex::new(BTreeMap::new()),
             spawner: Spawner::start(),
             keep_dir: std::sync::atomic::AtomicBool::new(false),
@@ -196,6 +200,7 @@ impl Cluster {
         let ids: Vec<u64> = (1..=size).collect();
         for id in &ids {
             lock(&cluster.net).add_node(*id)?;
+            cluster.proxy.add_node(*id)?;
         }
         let members: Vec<InitialMember> = ids
             .iter()
@@ -234,7 +239,8 @@ impl Cluster {
             name: format!("n{id}"),
             data_dir: data_dir(&self.dir, id),
             socket_path: dev::socket_path(&self.dir, id),
-            listen: peer_address(id),
+            listen: SocketAddr::from((net::real_ip(id), PEER_PORT)),
+            advertise: Some(peer_address(id)),
             tls: TlsConfig {
                 ca: tls.ca_cert.clone(),
                 cert: tls.node_cert.clone(),
@@ -292,6 +298,7 @@ impl Cluster {
     /// asks the given members for admission. Does not start it.
     pub fn prepare_joiner(&self, id: u64, via: &[u64]) -> Result<String, String> {
         lock(&self.net).add_node(id)?;
+        self.proxy.add_node(id)?;
         let certs_dir = self.dir.join("certs");
         let ca = CertificateAuthority::load(&certs_dir).map_err(|e| e.to_string())?;
         let node_certs = certs_dir.join(format!("node-{id}"));
@@ -862,6 +869,7 @@ fn remove_stale_mounts(campaigns: &Path) {
     }
 }
 
+/// Node `id`'s QUIC address as the cluster knows it (its service address, through the proxy).
 pub fn peer_address(id: u64) -> SocketAddr {
     SocketAddr::from((net::node_ip(id), PEER_PORT))
 }

@@ -5,6 +5,7 @@
 //! - `history`: the history file (JSON lines) and its recorder;
 //! - `checker`: what a history must satisfy, pure;
 //! - `net`: the network namespaces, the bridge and the nftables faults;
+//! - `proxy`: the UDP relay between the nodes that delays, duplicates and reorders;
 //! - `cluster`: the ringraftd processes (start, kill, pause, restart, fault filesystems);
 //! - `workload`: the clients and watchers;
 //! - `campaign`: the nemesis and one whole run.
@@ -14,4 +15,5 @@ pub mod checker;
 pub mod cluster;
 pub mod history;
 pub mod net;
+pub mod proxy;
 pub mod workload;

@@ -1,8 +1,11 @@
 //! The campaign's network: one network namespace per node, joined by veth pairs to a bridge in a
-//! hub namespace of their own. Addresses come from 198.18.0.0/24 (RFC 2544's benchmarking range)
+//! hub namespace of their own. Addresses come from 198.18.0.0/23 (RFC 2544's benchmarking range)
 //! and exist only inside these namespaces: the host's own network namespace gets nothing, and
-//! nothing routes out. Faults are nftables rules inside the node namespaces (a table of our own
-//! per namespace); deleting the namespaces removes everything.
+//! nothing routes out. Node x has a real address `198.18.1.(10+x)` on its `eth0` and a service
+//! address `198.18.0.(10+x)` that lives in the hub, where the UDP proxy (`proxy`) relays between
+//! them; every node routes `198.18.0.0/24` through the hub (`198.18.1.1`). Faults are nftables
+//! rules inside the node namespaces (a table of our own per namespace), matching the peers'
+//! service addresses; deleting the namespaces removes everything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -14,10 +17,20 @@ use std::process::{Command, Stdio};
 pub const NS_PREFIX: &str = "rrc-";
 const TABLE: &str = "ringraft_campaign";
 
+/// Node `id`'s service address: the one it advertises, the one peers send to (through the
+/// proxy), the one its datagrams come from as the others see them.
 pub fn node_ip(id: u64) -> Ipv4Addr {
     assert!((1..=240).contains(&id), "node ids 1..=240 have addresses");
     Ipv4Addr::new(198, 18, 0, 10 + id as u8)
 }
+
+/// Node `id`'s real address, on its own `eth0`, where it listens.
+pub fn real_ip(id: u64) -> Ipv4Addr {
+    assert!((1..=240).contains(&id), "node ids 1..=240 have addresses");
+    Ipv4Addr::new(198, 18, 1, 10 + id as u8)
+}
+
+const HUB_IP: &str = "198.18.1.1";
 
 /// What one node's input drops: everything from some peers, and a share of the rest at random.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +128,26 @@ impl Network {
         ip(&["-n", &hub, "link", "set", "lo", "up"])?;
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &hub, "link", "set", "br0", "up"])?;
+        ip(&[
+            "-n",
+            &hub,
+            "addr",
+            "add",
+            &format!("{HUB_IP}/24"),
+            "dev",
+            "br0",
+        ])?;
+        // Every service address is local to the hub: the proxy binds them all.
+        ip(&[
+            "-n",
+            &hub,
+            "route",
+            "add",
+            "local",
+            "198.18.0.0/24",
+            "dev",
+            "lo",
+        ])?;
         Ok(network)
     }
 
@@ -128,10 +161,15 @@ impl Network {
             .map(|ns| PathBuf::from("/run/netns").join(ns))
     }
 
-    /// A namespace for node `id`, with `eth0` at `node_ip(id)` on the bridge.
+    pub fn hub_file(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.hub)
+    }
+
+    /// A namespace for node `id`, with `eth0` at `real_ip(id)` on the bridge and the service
+    /// addresses routed through the hub.
     pub fn add_node(&mut self, id: u64) -> Result<Ipv4Addr, String> {
         let ns = format!("{}-n{id}", self.prefix);
-        let address = node_ip(id);
+        let address = real_ip(id);
         ip(&["netns", "add", &ns])?;
         self.nodes.insert(id, ns.clone());
         let port = format!("v{id}");
@@ -152,6 +190,7 @@ impl Network {
             "eth0",
         ])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", &ns, "route", "add", "198.18.0.0/24", "via", HUB_IP])?;
         self.rules.insert(id, Rules::default());
         Ok(address)
     }
