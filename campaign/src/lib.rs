@@ -1,6 +1,7 @@
 //! ringraft-campaign: the fault campaign of issue 10. Real `ringraftd` processes, each in its own
 //! network namespace, clients on every node's socket, faults injected at random from a seed, and a
-//! checker that reads the whole history afterwards.
+//! checker that reads the whole history afterwards. campaign/README.md says how to run it, what it
+//! injects and what it checks.
 //!
 //! - `history`: the history file (JSON lines) and its recorder;
 //! - `checker`: what a history must satisfy, pure;

@@ -63,9 +63,9 @@ fn fault_campaign() {
         None => {
             let random = env_u64("RINGRAFT_CAMPAIGN_SEED").unwrap_or_else(campaign::random_seed);
             vec![
-                settings(1, 3, 50),
-                settings(2, 5, 50),
-                settings(random, 3 + 2 * (random % 2), 45),
+                settings(1, 3, 45),
+                settings(2, 5, 45),
+                settings(random, 3 + 2 * (random % 2), 40),
             ]
         }
     };
