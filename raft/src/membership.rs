@@ -59,7 +59,8 @@ impl RawNode {
             .progress
             .iter()
             .filter(|(id, _)| quorum::is_voter(next, **id))
-            .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
+            // One we heard from lately first, then the most caught up.
+            .max_by_key(|(id, pr)| (pr.recent_active, pr.match_index, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id)
             .ok_or_else(|| {
                 ProposeError::InvalidConfChange(

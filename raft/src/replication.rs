@@ -21,10 +21,12 @@ impl RawNode {
     pub(crate) fn tick_leader(&mut self) {
         self.heartbeat_elapsed = self.heartbeat_elapsed.saturating_add(1);
         self.election_elapsed = self.election_elapsed.saturating_add(1);
+        let mut transfer_abandoned = false;
         if self.lead_transferee.is_some() {
             self.transfer_elapsed += 1;
             if self.transfer_elapsed >= self.config.election_timeout_ticks {
                 self.abort_leader_transfer();
+                transfer_abandoned = true;
             }
         }
         if self.election_elapsed >= self.config.election_timeout_ticks {
@@ -44,7 +46,10 @@ impl RawNode {
             self.heartbeat_elapsed = 0;
             self.resend_stalled_snapshot_chunks();
             self.broadcast_heartbeat();
-            self.retry_leave_hand_over();
+            // Not in the tick that abandoned a hand-over: the next one is a new transfer.
+            if !transfer_abandoned {
+                self.retry_leave_hand_over();
+            }
         }
     }
 
