@@ -207,9 +207,9 @@ const MENU: &[(Kind, u32)] = &[
     (Kind::Pause, 4),
     (Kind::PauseLeader, 4),
     (Kind::Terminate, 4),
-    (Kind::KillAll, 2),
+    (Kind::KillAll, 3),
     (Kind::PowerLoss, 5),
-    (Kind::PowerLossAll, 2),
+    (Kind::PowerLossAll, 3),
     (Kind::IsolateOne, 4),
     (Kind::IsolateLeader, 5),
     (Kind::SplitMinority, 4),
@@ -372,7 +372,11 @@ impl Nemesis {
                 .choose_weighted(&mut self.rng, |(_, weight)| *weight)
                 .expect("a non-empty menu")
                 .0;
-            if kind.is_exclusive() && !self.active.is_empty() {
+            // The whole cluster at once: nothing else may hold a node (a membership change may
+            // go on, its calls are retried; a damaged node must not be restarted).
+            let holds_nodes =
+                |a: &Active| !matches!(a.undo, Undo::Membership(_)) || a.kind == Kind::StorageFlip;
+            if kind.is_exclusive() && self.active.iter().any(holds_nodes) {
                 continue;
             }
             if kind.is_network() && self.active.iter().any(|a| a.kind.is_network()) {
@@ -939,9 +943,15 @@ fn membership(cluster: &Arc<Cluster>, recorder: &Recorder, plan: Plan, seed: u64
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut steps = Vec::new();
     let remove = |steps: &mut Vec<String>, rng: &mut ChaCha8Rng| {
-        let voters = cluster.voters();
-        if voters.len() < 3 && target.is_none() {
-            steps.push(format!("no removal ({} voters)", voters.len()));
+        let all_voters = cluster.voters();
+        // The node this change joins is not the one it removes.
+        let voters: Vec<u64> = all_voters
+            .iter()
+            .copied()
+            .filter(|v| *v != new_id)
+            .collect();
+        if all_voters.len() < 3 && target.is_none() {
+            steps.push(format!("no removal ({} voters)", all_voters.len()));
             return;
         }
         let leader = if remove_leader {
