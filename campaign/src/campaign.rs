@@ -1417,10 +1417,6 @@ pub fn run_all(runs: &[Settings]) -> Vec<String> {
     failures
 }
 
-pub fn history_dir(target: &Path) -> PathBuf {
-    target.join("campaign")
-}
-
 /// A seed from the clock, for the run the test command adds to its fixed seeds.
 pub fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()

@@ -684,10 +684,6 @@ impl Cluster {
             .collect()
     }
 
-    pub fn all_ids(&self) -> Vec<u64> {
-        lock(&self.nodes).keys().copied().collect()
-    }
-
     pub fn is_running(&self, id: u64) -> bool {
         lock(&self.nodes)
             .get(&id)

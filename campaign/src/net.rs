@@ -263,10 +263,6 @@ impl Network {
         }
         Ok(())
     }
-
-    pub fn ids(&self) -> Vec<u64> {
-        self.nodes.keys().copied().collect()
-    }
 }
 
 impl Drop for Network {
