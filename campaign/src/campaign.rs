@@ -997,7 +997,12 @@ fn membership(cluster: &Arc<Cluster>, recorder: &Recorder, plan: Plan, seed: u64
     if remove_first {
         remove(&mut steps, &mut rng);
     }
-    let via = cluster.voters();
+    // Where the new node asks to be admitted: the voters, or every node we know when no node
+    // answered just now (an empty list is not a valid configuration).
+    let mut via = cluster.voters();
+    if via.is_empty() {
+        via = cluster.targets();
+    }
     match cluster.prepare_joiner(new_id, &via) {
         Err(err) => steps.push(format!("join n{new_id}: preparing: {err}")),
         Ok(address) => {
