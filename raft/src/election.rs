@@ -49,6 +49,9 @@ impl RawNode {
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         self.reset(term);
         self.leader = leader;
+        if leader.is_some() {
+            self.refused_staler_candidate = false;
+        }
         self.role = self.follower_role();
     }
 
@@ -109,6 +112,7 @@ impl RawNode {
         self.reset(term);
         self.role = Role::Leader;
         self.leader = Some(self.id());
+        self.refused_staler_candidate = false;
         let next_index = self.log.last_index() + 1;
         for id in quorum::members(self.log.conf_state()) {
             if id != self.id() {
@@ -183,7 +187,11 @@ impl RawNode {
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && msg_term > self.term);
-        let grant = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term);
+        let grant = can_vote && up_to_date;
+        if !up_to_date && self.role == Role::Learner {
+            self.refused_staler_candidate = true;
+        }
         if pre_vote {
             // A granted PreVote carries the term it was asked for; a refusal carries ours.
             let term = if grant { msg_term } else { self.term };

@@ -42,14 +42,18 @@ pub enum Mutant {
     /// A leader appends a configuration that makes it a learner instead of handing leadership
     /// over first (liveness only: see `RawNode::hand_over_before_own_demotion`).
     LeaderDemotesItself,
+    /// A learner that refused a needed candidate for its older log never campaigns (liveness
+    /// only: see `RawNode::is_promotable`).
+    NeededLearnerNeverCampaigns,
 }
 
 impl Mutant {
     /// The mutants that break a liveness rule only: the rule tests in `tests/paper_rules.rs`
     /// catch them, and the simulator can run them (`RINGRAFT_SIM_MUTANT`).
-    pub const LIVENESS: [Mutant; 2] = [
+    pub const LIVENESS: [Mutant; 3] = [
         Mutant::RemovedLeaderNeverCampaigns,
         Mutant::LeaderDemotesItself,
+        Mutant::NeededLearnerNeverCampaigns,
     ];
 
     /// The mutants that break a safety rule: the simulator's safety checkers must catch each.

@@ -61,6 +61,9 @@ pub struct RawNode {
     pub(crate) vote: Option<NodeId>,
     pub(crate) role: Role,
     pub(crate) leader: Option<NodeId>,
+    /// A learner refused a candidate's vote request for its older log since it last heard from
+    /// a leader: it then campaigns too (see [`RawNode::is_promotable`]).
+    pub(crate) refused_staler_candidate: bool,
     pub(crate) log: RaftLog,
     /// Seen configuration generation, to notice when the configuration in effect changed.
     pub(crate) conf_generation: u64,
@@ -130,6 +133,7 @@ impl RawNode {
             vote: hard_state.vote,
             role: Role::Follower,
             leader: None,
+            refused_staler_candidate: false,
             conf_generation: log.confs.generation,
             log,
             snapshot: Arc::new(Snapshot {
@@ -501,9 +505,26 @@ impl RawNode {
     }
 
     /// True if this node may campaign: it votes in the configuration its elections are counted
-    /// under (see [`RawNode::election_conf`]).
+    /// under (see [`RawNode::election_conf`]), or it is a learner that a candidate needed and
+    /// refused for an older log.
+    ///
+    /// Such a learner may hold the log that has to win. A candidate asks only the voters of its
+    /// own latest configuration; when that configuration is an uncommitted promotion of this
+    /// learner which our log (of a later leader) has already overwritten, the candidate needs our
+    /// vote and can never get it, while the voters of our configuration, who would elect our
+    /// log, never campaign with it: with one voter faulty nobody is ever elected. So the learner
+    /// campaigns, counted under its own configuration without its own vote, until it hears from
+    /// a leader. That is as safe as any campaign with this log and configuration (the quorum
+    /// argument never uses the candidate's own vote); once elected it steps down as soon as its
+    /// term's first entry commits (see `on_commit_membership`), handing over to a voter.
     pub(crate) fn is_promotable(&self) -> bool {
-        quorum::is_voter(&self.election_conf(), self.id())
+        let me = self.id();
+        if quorum::is_voter(&self.election_conf(), me) {
+            return true;
+        }
+        self.refused_staler_candidate
+            && quorum::is_learner(self.log.conf_state(), me)
+            && !self.config.mutated(Mutant::NeededLearnerNeverCampaigns)
     }
 
     /// The configuration this node's own campaigns are counted under: the one in effect, except

@@ -30,10 +30,12 @@ impl RawNode {
         self.dispatch(msg);
     }
 
-    /// A message from an older term. Tell a stale leader (or pre-candidate) about our term, so
-    /// that it steps down (Raft §5.1: a reply always carries the receiver's term). Whatever the
-    /// settings: without PreVote and CheckQuorum a stale leader that is never answered keeps
-    /// sending, and our own campaigns may never reach it.
+    /// A message from an older term. Tell a stale leader or (pre-)candidate about our term, so
+    /// that it steps down or catches up (Raft §5.1: a reply always carries the receiver's term).
+    /// Whatever the settings: without PreVote and CheckQuorum a stale leader that is never
+    /// answered keeps sending, and our own campaigns may never reach it; a candidate without
+    /// PreVote among nodes with it hears their campaigns only as PreVotes, which move no term,
+    /// so unanswered it would stay behind their terms for good.
     fn answer_stale(&mut self, msg: &Message) {
         match msg.body {
             MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
@@ -41,6 +43,9 @@ impl RawNode {
             }
             MessageBody::PreVote { .. } => {
                 self.send(msg.from, MessageBody::PreVoteResponse { reject: true });
+            }
+            MessageBody::Vote { .. } => {
+                self.send(msg.from, MessageBody::VoteResponse { reject: true });
             }
             _ => {}
         }
@@ -174,6 +179,7 @@ impl RawNode {
                     return false;
                 }
                 self.leader = Some(from);
+                self.refused_staler_candidate = false;
                 self.election_elapsed = 0;
                 true
             }

@@ -201,6 +201,43 @@ fn a_stale_append_is_answered_with_the_receivers_term_without_pre_vote_or_check_
     }
 }
 
+/// Raft §5.1: a vote request of an older term is refused with the receiver's term, so that the
+/// candidate catches up. Without it a candidate without PreVote among nodes with it can stay
+/// behind for good: their campaigns reach it only as PreVotes, which move no term, and each of
+/// its own lower-term campaigns goes unanswered while theirs raise the term further.
+#[test]
+fn a_stale_vote_request_is_refused_with_the_receivers_term() {
+    let mut net = Network::empty();
+    net.add_node(config(2), disk_with_log(&[1, 2, 3], 5, &[], 0));
+    let stale = Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::Vote {
+            last_log_index: 9,
+            last_log_term: 3,
+            leader_transfer: false,
+        },
+    };
+    net.node_mut(2).step(stale).expect("step never fails");
+    let ready = net.node_mut(2).ready();
+    let answers: Vec<&Message> = ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .filter(|m| m.to == 1)
+        .collect();
+    assert_eq!(answers.len(), 1, "the stale candidate is answered");
+    assert_eq!(answers[0].term, 5, "with the receiver's term");
+    assert!(
+        matches!(answers[0].body, MessageBody::VoteResponse { reject: true }),
+        "and refused: {:?}",
+        answers[0].body
+    );
+    assert_eq!(net.node(2).term(), 5, "the receiver's term is unchanged");
+    net.node_mut(2).advance(ready.number);
+}
+
 /// Thesis §4.2.3: a server that heard from a leader within the minimum election timeout ignores
 /// vote requests (a removed server would otherwise depose every leader), with CheckQuorum off
 /// too; a campaign after a leadership transfer is exempt.
@@ -426,5 +463,73 @@ fn a_leader_hands_over_instead_of_demoting_itself() {
         net.node_mut(1).propose_conf_change(demote_1),
         Ok(()),
         "the mutant appends its own demotion, so this test can fail"
+    );
+}
+
+/// A learner whose fresher log a needed candidate was refused for campaigns itself. Node 1
+/// appends the promotion of learner 4, which reaches nobody; node 2 then wins term 2 and its
+/// first entry reaches only node 4, overwriting nothing there but outranking node 1's promotion;
+/// node 2 fails for good. Node 1's configuration {1,2,3,4} needs node 4, which refuses node 1's
+/// older log; node 3 needs node 1, which refuses node 3's shorter log; and node 4 is a learner in
+/// its own log. Returns who leads after the others were given time, if anyone but node 2, and
+/// its voters.
+fn leader_after_a_needed_learner_outranked_the_promotion(
+    mutant: Option<Mutant>,
+) -> Option<(NodeId, Vec<NodeId>)> {
+    let mut net = Network::with_config(&[1, 2, 3], &[4], |c| c.mutant = mutant);
+    net.elect(1);
+    net.propose(1, "committed in term 1");
+    net.isolate(1);
+    let promote_4 = ConfChange {
+        changes: vec![ConfChangeStep::AddVoter(4)],
+        auto_leave: false,
+        context: Vec::new(),
+    };
+    net.node_mut(1)
+        .propose_conf_change(promote_4)
+        .expect("the promotion is appended");
+    net.deliver();
+    assert_eq!(net.node(1).conf_state().voters, vec![1, 2, 3, 4]);
+
+    net.drop_filter = Some(Box::new(|m| {
+        m.from == 2 && m.to == 3 && matches!(m.body, MessageBody::Append { .. })
+    }));
+    net.node_mut(3).forget_leader();
+    net.elect(2);
+    let promotion_index = net.node(1).status().last_index;
+    assert_eq!(
+        net.log_terms(4).last(),
+        Some(&(promotion_index, 2)),
+        "node 4 holds node 2's first entry where node 1 holds the promotion"
+    );
+    assert_eq!(net.log_terms(1).last(), Some(&(promotion_index, 1)));
+
+    net.heal();
+    net.drop_filter = None;
+    net.isolate(2);
+    net.tick_all(300);
+    let leader = net.leader().filter(|&leader| leader != 2)?;
+    Some((leader, net.node(leader).conf_state().voters.clone()))
+}
+
+#[test]
+fn a_learner_refusing_a_needed_candidate_for_its_older_log_campaigns() {
+    let (leader, voters) = leader_after_a_needed_learner_outranked_the_promotion(None)
+        .expect("a leader was elected without node 2");
+    assert!(
+        leader == 1 || leader == 3,
+        "the learner stepped down for a voter once its entry committed (leader {leader})"
+    );
+    assert_eq!(
+        voters,
+        vec![1, 2, 3],
+        "node 2's lineage won: the promotion is gone"
+    );
+    assert_eq!(
+        leader_after_a_needed_learner_outranked_the_promotion(Some(
+            Mutant::NeededLearnerNeverCampaigns
+        )),
+        None,
+        "without the rule nobody is ever elected, so this test can fail"
     );
 }
