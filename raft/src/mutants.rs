@@ -36,6 +36,9 @@ pub enum Mutant {
     /// Installing a snapshot discards the log even when the log holds the snapshot's last entry
     /// (breaks thesis §5.1: "retain log entries following it").
     SnapshotDiscardsMatchingLog,
+    /// A follower takes an append whose entries do not follow each other or carry a term above
+    /// the message's (breaks "everything from a peer is hostile until checked").
+    TrustsMalformedAppend,
     /// A node that its own uncommitted configuration entry removed never campaigns (breaks
     /// thesis §4.2.2; liveness only: see `RawNode::election_conf`).
     RemovedLeaderNeverCampaigns,
@@ -57,7 +60,7 @@ impl Mutant {
     ];
 
     /// The mutants that break a safety rule: the simulator's safety checkers must catch each.
-    pub const ALL: [Mutant; 9] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::CommitEarlierTermsByCounting,
         Mutant::ConfChangeBeforeTermCommit,
         Mutant::LeaseTwiceTooLong,
@@ -67,6 +70,7 @@ impl Mutant {
         Mutant::LeaderCountsUnsyncedLog,
         Mutant::StaleAppendTruncates,
         Mutant::SnapshotDiscardsMatchingLog,
+        Mutant::TrustsMalformedAppend,
     ];
 }
 

@@ -352,7 +352,9 @@ impl RawNode {
         mut entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
-        if !is_well_formed_append(msg_term, prev_log_index, prev_log_term, &entries) {
+        if !is_well_formed_append(msg_term, prev_log_index, prev_log_term, &entries)
+            && !self.config.mutated(Mutant::TrustsMalformedAppend)
+        {
             return;
         }
         if self.needs_configuration() {

@@ -122,11 +122,12 @@ fn print_totals(summaries: &[RunSummary]) {
     );
     eprintln!(
         "  {} reactions to protocol events, {} pauses, {} clock faults, {} lease attacks, {} \
-         voters left faulty in the liveness phase",
+         malformed messages, {} voters left faulty in the liveness phase",
         total(|s| s.reactions),
         total(|s| s.pauses),
         total(|s| s.clock_faults),
         total(|s| s.lease_attacks),
+        total(|s| s.hostile_messages),
         total(|s| s.faulty_in_liveness)
     );
     eprintln!(

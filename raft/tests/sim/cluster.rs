@@ -10,6 +10,7 @@
 
 mod checks;
 mod clients;
+mod hostile;
 mod liveness;
 mod nemesis;
 mod panics;
@@ -135,6 +136,8 @@ pub struct RunSummary {
     pub pauses: u64,
     pub clock_faults: u64,
     pub lease_attacks: u64,
+    /// Malformed messages handed to nodes (see `hostile.rs`).
+    pub hostile_messages: u64,
     /// Voters left faulty through the liveness phase.
     pub faulty_in_liveness: u64,
     pub final_commit: LogIndex,

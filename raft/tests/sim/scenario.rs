@@ -143,6 +143,8 @@ pub struct Scenario {
     /// In the liveness phase a minority of the voters stays down or cut off; the rest must
     /// converge without them.
     pub faulty_minority: bool,
+    /// Per nemesis visit: a running node is handed a malformed message (see `cluster/hostile.rs`).
+    pub hostile_probability: f64,
     /// Membership changes remove voters more often than they add them.
     pub prefer_removals: bool,
     pub bug: ShellBug,
@@ -328,6 +330,7 @@ impl Scenario {
             lease_attack_probability: rate(rng, 0.2),
             lagging_follower_probability: 0.0,
             faulty_minority: rng.gen_bool(0.3),
+            hostile_probability: 0.0,
             prefer_removals: false,
             bug,
             mutant: None,
@@ -344,6 +347,7 @@ impl Scenario {
         if scenario.lease_read {
             scenario.clock_fault_probability = 0.0;
         }
+        scenario.hostile_probability = rate(rng, 0.3);
         if scenario.reactions.lone_leader {
             // One entry per append, so that older entries travel without the leader's own.
             scenario.append_bytes_max = rng.gen_range(1..=40);

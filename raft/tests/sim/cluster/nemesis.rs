@@ -56,6 +56,9 @@ impl Sim {
         {
             self.cut_off_a_follower();
         }
+        if self.rng.gen_bool(self.scenario.hostile_probability) {
+            self.send_hostile_message();
+        }
     }
 
     /// Cuts a follower off for a while: it falls behind, and needs a snapshot if the leader
