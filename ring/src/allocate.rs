@@ -1,199 +1,146 @@
 //! Token allocation: where a member's new tokens go so that every member's share of the
 //! ring tracks its weight. docs/ring.md ("Allocation") is the normative text; this file
 //! follows it step for step, in integer arithmetic only, so other languages can match it.
+//!
+//! It works on the [`TokenTable`], whose widths, loads and weight groups are kept current,
+//! so placing `k` tokens costs O((k + distinct weights) × log tokens), not a pass over the
+//! ring. The original whole-ring version (`crate::reference`) is the oracle it is tested
+//! against: same positions, same refusals.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
-use crate::state::Token;
+use crate::tokens::{TokenTable, RING_SPAN};
 use crate::{MemberId, RingError};
 
-/// The size of the ring: positions are u64, so the full circle is 2^64.
-pub(crate) const RING_SPAN: u128 = 1 << 64;
-
-/// Width of each token's range `(previous token, token]`, in ring order of `tokens`.
-/// A lone token owns the full circle.
-pub(crate) fn range_widths(tokens: &[Token]) -> Vec<u128> {
-    let positions: Vec<u64> = tokens.iter().map(|token| token.position).collect();
-    position_widths(&positions)
-}
-
-/// [`range_widths`] over bare sorted positions.
-pub(crate) fn position_widths(positions: &[u64]) -> Vec<u128> {
-    let Some(&last) = positions.last() else {
-        return Vec::new();
-    };
-    if positions.len() == 1 {
-        return vec![RING_SPAN];
-    }
-    let mut previous = last;
-    positions
-        .iter()
-        .map(|&position| {
-            let width = position.wrapping_sub(previous);
-            previous = position;
-            u128::from(width)
-        })
-        .collect()
-}
-
-/// The exact share of the circle each token-holding member owns, counting every token
-/// whatever the member's state.
-pub(crate) fn loads(tokens: &[Token]) -> BTreeMap<MemberId, u128> {
-    let mut loads = BTreeMap::new();
-    for (token, width) in tokens.iter().zip(range_widths(tokens)) {
-        *loads.entry(token.member).or_insert(0) += width;
-    }
-    loads
-}
-
-/// Positions for `count` new tokens of `joiner`, which will hold `joiner_weight` once they
-/// are placed. `weights` gives the weight of every member that holds tokens now (the
-/// joiner included if it already holds some). Only positions are returned; the caller
-/// merges them. Every returned position is distinct from every existing token and from
-/// each other.
+/// Places `count` new tokens of `joiner` straight into `table`. The joiner will hold
+/// `joiner_weight`; if it already holds tokens, the caller has set that weight in the table.
+/// On error the table is as it was.
 pub(crate) fn allocate(
-    tokens: &[Token],
-    weights: &BTreeMap<MemberId, u32>,
+    table: &mut TokenTable,
     joiner: MemberId,
     joiner_weight: u32,
     count: u32,
-) -> Result<Vec<u64>, RingError> {
+) -> Result<(), RingError> {
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    if tokens.is_empty() {
-        return Ok(evenly_spaced(count));
+    if table.is_empty() {
+        for position in evenly_spaced(count) {
+            table.insert(position, joiner, joiner_weight);
+        }
+        return Ok(());
     }
-    let others_hold_tokens = tokens.iter().any(|token| token.member != joiner);
-    if !others_hold_tokens {
-        return split_own_ranges(tokens, count);
+    let mut placed = Vec::with_capacity(count as usize);
+    let result = if table.count_of(joiner) == table.len() {
+        split_own_ranges(table, joiner, joiner_weight, count, &mut placed)
+    } else {
+        steal_from_heaviest(table, joiner, joiner_weight, count, &mut placed)
+    };
+    if result.is_err() {
+        // Taking the new tokens out gives every range back to the token it came from.
+        for &position in placed.iter().rev() {
+            table.remove(position);
+        }
     }
-    steal_from_heaviest(tokens, weights, joiner, joiner_weight, count)
+    result
 }
 
 /// The first tokens of an empty ring: token j at floor((2j + 1) * 2^64 / (2 * count)).
-fn evenly_spaced(count: u32) -> Vec<u64> {
+fn evenly_spaced(count: u32) -> impl Iterator<Item = u64> {
     let halves = 2 * u128::from(count);
-    (0..u128::from(count))
-        .map(|j| ((2 * j + 1) * RING_SPAN / halves) as u64)
-        .collect()
+    (0..u128::from(count)).map(move |j| ((2 * j + 1) * RING_SPAN / halves) as u64)
 }
 
 /// Only the joiner holds tokens (its weight grows while it is alone): no key can move, so
 /// each new token halves the joiner's widest range.
-fn split_own_ranges(tokens: &[Token], count: u32) -> Result<Vec<u64>, RingError> {
-    let mut positions: Vec<u64> = tokens.iter().map(|token| token.position).collect();
+fn split_own_ranges(
+    table: &mut TokenTable,
+    joiner: MemberId,
+    joiner_weight: u32,
+    count: u32,
+    placed: &mut Vec<u64>,
+) -> Result<(), RingError> {
     for _ in 0..count {
-        let widths = position_widths(&positions);
-        let (widest, width) = widest_range(widths.iter().copied().enumerate(), &positions);
+        let (width, end) = table.widest_of(joiner).ok_or(RingError::RingExhausted)?;
         if width < 2 {
             return Err(RingError::RingExhausted);
         }
-        let start = positions[widest].wrapping_sub(width as u64);
+        // A lone token's width is 2^64, which `as u64` turns into 0: its range starts at itself.
+        let start = end.wrapping_sub(width as u64);
         let position = start.wrapping_add((width / 2) as u64);
-        let at = positions.partition_point(|&p| p < position);
-        positions.insert(at, position);
+        table.insert(position, joiner, joiner_weight);
+        placed.push(position);
     }
-    let old: std::collections::BTreeSet<u64> = tokens.iter().map(|t| t.position).collect();
-    Ok(positions.into_iter().filter(|p| !old.contains(p)).collect())
-}
-
-/// Index and width of the widest of the given ranges; ties go to the smallest position.
-fn widest_range(ranges: impl Iterator<Item = (usize, u128)>, positions: &[u64]) -> (usize, u128) {
-    let mut best = (usize::MAX, 0u128);
-    for (index, width) in ranges {
-        let better = best.0 == usize::MAX
-            || width > best.1
-            || (width == best.1 && positions[index] < positions[best.0]);
-        if better {
-            best = (index, width);
-        }
-    }
-    best
+    Ok(())
 }
 
 /// The general case: each new token takes an equal slice of what the joiner still lacks,
 /// cut from the front of the widest range of the member furthest above its target.
+///
+/// All holders of one weight share a target, so the member furthest above target within a
+/// weight is the heaviest of that weight ([`TokenTable::heaviest_of_weight`]); a heap over
+/// the weights' heaviest members then finds the victim. Ties go to the smallest id in both.
 fn steal_from_heaviest(
-    tokens: &[Token],
-    weights: &BTreeMap<MemberId, u32>,
+    table: &mut TokenTable,
     joiner: MemberId,
     joiner_weight: u32,
     count: u32,
-) -> Result<Vec<u64>, RingError> {
-    let positions: Vec<u64> = tokens.iter().map(|token| token.position).collect();
-    let mut widths = range_widths(tokens);
-
-    // Dense indices keep the per-token work to one hash lookup on large rings.
-    let mut holders: Vec<MemberId> = tokens.iter().map(|token| token.member).collect();
-    holders.sort_unstable();
-    holders.dedup();
-    let dense: HashMap<MemberId, usize> =
-        holders.iter().enumerate().map(|(i, &m)| (m, i)).collect();
-    let mut loads = vec![0u128; holders.len()];
-    let mut tokens_of: Vec<Vec<usize>> = vec![Vec::new(); holders.len()];
-    for (index, (token, &width)) in tokens.iter().zip(&widths).enumerate() {
-        let holder = dense[&token.member];
-        loads[holder] += width;
-        tokens_of[holder].push(index);
-    }
-
-    let weight_of = |member: MemberId| {
-        if member == joiner {
-            joiner_weight
+    placed: &mut Vec<u64>,
+) -> Result<(), RingError> {
+    let joiner_holds = table.count_of(joiner) > 0;
+    let total_weight = table.holder_weight()
+        + if joiner_holds {
+            0
         } else {
-            weights.get(&member).copied().unwrap_or(0)
-        }
-    };
-    let mut total_weight: u128 = holders.iter().map(|&m| u128::from(weight_of(m))).sum();
-    if !dense.contains_key(&joiner) {
-        total_weight += u128::from(joiner_weight);
-    }
+            u128::from(joiner_weight)
+        };
     // A hostile snapshot could give token holders weight 0; never divide by zero.
     let total_weight = total_weight.max(1);
-    let target = |member: MemberId| RING_SPAN * u128::from(weight_of(member)) / total_weight;
+    let target = |weight: u32| RING_SPAN * u128::from(weight) / total_weight;
+    let candidate = |table: &TokenTable, weight: u32| {
+        table
+            .heaviest_of_weight(weight, joiner)
+            .map(|(member, load)| (excess(load, target(weight)), Reverse(member), weight))
+    };
 
-    let mut heaviest: BinaryHeap<(i128, Reverse<MemberId>, usize)> = holders
+    let weights: Vec<u32> = table.weights().collect();
+    let mut heaviest: BinaryHeap<(i128, Reverse<MemberId>, u32)> = weights
         .iter()
-        .enumerate()
-        .filter(|(_, &member)| member != joiner)
-        .map(|(holder, &member)| {
-            (
-                excess(loads[holder], target(member)),
-                Reverse(member),
-                holder,
-            )
-        })
+        .filter_map(|&w| candidate(table, w))
         .collect();
-
-    let joiner_load = dense.get(&joiner).map_or(0, |&holder| loads[holder]);
-    let mut lacking: u128 = target(joiner).saturating_sub(joiner_load);
-    let mut placed = Vec::with_capacity(count as usize);
+    let mut lacking: u128 = target(joiner_weight).saturating_sub(table.load_of(joiner));
     for step in 0..count {
         let remaining = u128::from(count - step);
-        let quota = lacking.div_ceil(remaining).max(1);
-        let Some((_, Reverse(victim), holder)) = heaviest.pop() else {
+        let quota = quota(lacking, remaining);
+        let Some((_, Reverse(victim), weight)) = heaviest.pop() else {
             return Err(RingError::RingExhausted);
         };
-        let candidates = &tokens_of[holder];
-        let (widest, width) = widest_range(candidates.iter().map(|&i| (i, widths[i])), &positions);
-        if widest == usize::MAX || width < 2 {
+        let (width, end) = table.widest_of(victim).ok_or(RingError::RingExhausted)?;
+        if width < 2 {
             return Err(RingError::RingExhausted);
         }
         let taken = quota.min(width - 1);
-        let start = positions[widest].wrapping_sub(width as u64);
-        placed.push(start.wrapping_add(taken as u64));
-        widths[widest] -= taken;
+        let start = end.wrapping_sub(width as u64);
+        let position = start.wrapping_add(taken as u64);
+        // The new token splits the victim's range: the victim keeps `(position, end]`, so its
+        // width and load drop by `taken`, exactly docs/ring.md §4.1 (c) step 5.5.
+        table.insert(position, joiner, joiner_weight);
+        placed.push(position);
         lacking = lacking.saturating_sub(taken);
-        loads[holder] -= taken;
-        heaviest.push((
-            excess(loads[holder], target(victim)),
-            Reverse(victim),
-            holder,
-        ));
+        // Only the victim's load changed among non-joiners: only its weight's head can move.
+        heaviest.extend(candidate(table, weight));
     }
-    Ok(placed)
+    Ok(())
+}
+
+/// What one new token takes: an equal share of what is still lacking, rounded up, at least 1.
+fn quota(lacking: u128, remaining: u128) -> u128 {
+    #[cfg(test)]
+    if crate::mutant::is(crate::mutant::Mutant::QuotaRoundedDown) {
+        return (lacking / remaining).max(1);
+    }
+    lacking.div_ceil(remaining).max(1)
 }
 
 fn excess(load: u128, target: u128) -> i128 {

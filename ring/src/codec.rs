@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::state::{RingState, Token};
+use crate::tokens::TokenTable;
 use crate::{
     DecodeError, Member, MemberState, MEMBERS_MAX, TOKENS_MAX, TOKENS_PER_MEMBER_MAX, VNODES_MAX,
     ZONE_BYTES_MAX,
@@ -18,10 +19,11 @@ pub const ENCODING_VERSION: u8 = 1;
 pub const ENCODED_BYTES_MAX: usize = 64 << 20;
 
 const HEADER_BYTES: usize = 4 + 1 + 8 + 4 + 4;
-const MEMBER_FIXED_BYTES: usize = 8 + 4 + 1 + 1 + 4;
+pub(crate) const MEMBER_FIXED_BYTES: usize = 8 + 4 + 1 + 1 + 4;
 
 impl RingState {
-    /// The canonical encoding of this state, epoch included.
+    /// The canonical encoding of this state, epoch included. O(tokens × log): the bytes are
+    /// the ring's size; a client that has an earlier ring fetches a [`crate::RingDelta`].
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&ENCODING_MAGIC);
@@ -29,27 +31,8 @@ impl RingState {
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&self.vnodes.to_le_bytes());
         out.extend_from_slice(&(self.members.len() as u32).to_le_bytes());
-        let mut positions_of: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for token in &self.tokens {
-            positions_of
-                .entry(token.member)
-                .or_default()
-                .push(token.position);
-        }
         for member in self.members.values() {
-            out.extend_from_slice(&member.id.to_le_bytes());
-            out.extend_from_slice(&member.weight.to_le_bytes());
-            out.push(member.state.to_byte());
-            out.push(member.zone.len() as u8);
-            out.extend_from_slice(member.zone.as_bytes());
-            let positions = positions_of
-                .get(&member.id)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
-            for position in positions {
-                out.extend_from_slice(&position.to_le_bytes());
-            }
+            encode_member(&mut out, member, &self.tokens.positions_of(member.id));
         }
         out
     }
@@ -70,7 +53,7 @@ impl RingState {
                 max: ENCODED_BYTES_MAX,
             });
         }
-        let mut reader = Reader { bytes, offset: 0 };
+        let mut reader = Reader::new(bytes);
         if reader.take(4)? != ENCODING_MAGIC {
             return Err(DecodeError::BadMagic);
         }
@@ -92,7 +75,11 @@ impl RingState {
         let mut tokens = Vec::new();
         let mut previous_id = None;
         for _ in 0..member_count {
-            let member = decode_member(&mut reader, &mut tokens)?;
+            let (member, positions) = decode_member(&mut reader, tokens.len())?;
+            tokens.extend(positions.into_iter().map(|position| Token {
+                position,
+                member: member.id,
+            }));
             if previous_id.is_some_and(|previous| previous >= member.id) {
                 return Err(DecodeError::MembersUnsorted(member.id));
             }
@@ -106,6 +93,8 @@ impl RingState {
         if let Some(pair) = tokens.windows(2).find(|p| p[0].position == p[1].position) {
             return Err(DecodeError::DuplicateToken(pair[0].position));
         }
+        let tokens =
+            TokenTable::from_sorted(&tokens, |id| members.get(&id).map_or(0, |m| m.weight));
         Ok(RingState {
             epoch,
             vnodes,
@@ -115,7 +104,30 @@ impl RingState {
     }
 }
 
-fn decode_member(reader: &mut Reader<'_>, tokens: &mut Vec<Token>) -> Result<Member, DecodeError> {
+/// One member record of the encoding: the fixed fields, the zone, then the positions.
+pub(crate) fn encode_member(out: &mut Vec<u8>, member: &Member, positions: &[u64]) {
+    out.extend_from_slice(&member.id.to_le_bytes());
+    out.extend_from_slice(&member.weight.to_le_bytes());
+    out.push(member.state.to_byte());
+    out.push(member.zone.len() as u8);
+    out.extend_from_slice(member.zone.as_bytes());
+    out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
+    for position in positions {
+        out.extend_from_slice(&position.to_le_bytes());
+    }
+}
+
+/// Bytes of one member record with `tokens` positions.
+pub(crate) fn member_encoded_len(member: &Member, tokens: usize) -> usize {
+    MEMBER_FIXED_BYTES + member.zone.len() + tokens * 8
+}
+
+/// Reads one member record; `tokens_before` counts the tokens already read, for the
+/// ring-wide limit. Positions come back strictly ascending.
+pub(crate) fn decode_member(
+    reader: &mut Reader<'_>,
+    tokens_before: usize,
+) -> Result<(Member, Vec<u64>), DecodeError> {
     let id = reader.u64()?;
     let weight = reader.u32()?;
     let state_byte = reader.u8()?;
@@ -132,48 +144,52 @@ fn decode_member(reader: &mut Reader<'_>, tokens: &mut Vec<Token>) -> Result<Mem
         token_count as u64,
         u64::from(TOKENS_PER_MEMBER_MAX),
     )?;
-    let total = tokens.len() + token_count;
+    let total = tokens_before + token_count;
     check_limit("token count", total as u64, TOKENS_MAX as u64)?;
     reader.ensure(token_count * 8)?;
-    tokens.reserve(token_count);
-    let mut previous = None;
+    let mut positions = Vec::with_capacity(token_count);
     for _ in 0..token_count {
         let position = reader.u64()?;
-        if previous.is_some_and(|previous| previous >= position) {
+        if positions
+            .last()
+            .is_some_and(|&previous| previous >= position)
+        {
             return Err(DecodeError::TokensUnsorted(id));
         }
-        previous = Some(position);
-        tokens.push(Token {
-            position,
-            member: id,
-        });
+        positions.push(position);
     }
-    Ok(Member {
+    let member = Member {
         id,
         weight,
         zone,
         state,
-    })
+    };
+    Ok((member, positions))
 }
 
-fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), DecodeError> {
+pub(crate) fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), DecodeError> {
     if value > max {
         return Err(DecodeError::LimitExceeded { what, value, max });
     }
     Ok(())
 }
 
-struct Reader<'a> {
+/// A cursor over untrusted bytes: every read checks the length first.
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     offset: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, offset: 0 }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len() - self.offset
     }
 
-    fn ensure(&self, needed: usize) -> Result<(), DecodeError> {
+    pub(crate) fn ensure(&self, needed: usize) -> Result<(), DecodeError> {
         if needed > self.remaining() {
             return Err(DecodeError::Truncated {
                 offset: self.offset,
@@ -183,7 +199,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
         self.ensure(len)?;
         let slice = &self.bytes[self.offset..self.offset + len];
         self.offset += len;
@@ -196,15 +212,15 @@ impl<'a> Reader<'a> {
         Ok(array)
     }
 
-    fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 }

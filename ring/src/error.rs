@@ -30,7 +30,7 @@ pub enum RingError {
     RingExhausted,
 }
 
-/// Why bytes are not a valid ring encoding. Decoding never panics and never allocates more
+/// Why bytes are not a valid ring (or ring delta) encoding. Decoding never panics and never allocates more
 /// than the input can justify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -62,4 +62,28 @@ pub enum DecodeError {
     DuplicateToken(u64),
     #[error("{0} bytes follow the encoding")]
     TrailingBytes(usize),
+    #[error("delta goes from epoch {from} back to {to}")]
+    EpochsReversed { from: u64, to: u64 },
+    #[error("removed member ids are not strictly ascending at member {0}")]
+    RemovedUnsorted(MemberId),
+    #[error("member {0} is both removed and changed")]
+    RemovedAndChanged(MemberId),
+}
+
+/// Why a [`crate::RingDelta`] does not apply to a ring. The ring is unchanged when one is
+/// returned; a client fetches the whole ring instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    #[error("the delta starts at epoch {delta_from}, the ring is at epoch {ring}")]
+    EpochMismatch { ring: u64, delta_from: u64 },
+    #[error("token position {position} is held by member {holder}, which the delta leaves alone")]
+    TokenTaken { position: u64, holder: MemberId },
+    #[error("token position {0} appears more than once in the delta")]
+    DuplicateToken(u64),
+    #[error("the ring would hold {members} members, above the maximum {max}")]
+    TooManyMembers { members: usize, max: usize },
+    #[error("the ring would hold {tokens} tokens, above the maximum {max}")]
+    TooManyTokens { tokens: usize, max: usize },
+    #[error("vnodes must be within 1..={max}, got {vnodes}")]
+    VnodesOutOfRange { vnodes: u32, max: u32 },
 }

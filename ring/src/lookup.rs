@@ -1,10 +1,12 @@
-//! The lookup view of a [`RingState`]: only active members' tokens, laid out for fast
-//! owner and replica answers (docs/ring.md, "Lookup").
+//! [`Ring`]: a [`RingState`] with its lookup view, answering owner and replica queries
+//! (docs/ring.md, "Lookup") and kept current change by change.
 
-use std::collections::HashMap;
-
+use crate::index::Cursor;
 use crate::state::RingState;
-use crate::{key_position, DecodeError, Member, MemberId, MemberState};
+use crate::view::View;
+use crate::{
+    key_position, DecodeError, DeltaError, Member, MemberId, MemberState, RingDelta, RingError,
+};
 
 /// The owner of a key, with the epoch of the ring that answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,87 +25,22 @@ pub struct Replicas {
 /// Up to this many replicas are tracked in fixed arrays on the stack; more use bitsets.
 const INLINE_PICKS_MAX: usize = 16;
 
-/// An immutable, query-ready ring. Build one from a [`RingState`] after each change
-/// (cost linear in the number of tokens); lookups never allocate except for the
-/// returned `Vec` of [`Ring::replicas`].
+/// A query-ready ring: the state plus a lookup view of its active tokens. Build one from a
+/// [`RingState`] (cost linear in the tokens), then keep it current with its change methods
+/// ([`Ring::join`], [`Ring::leave`], ... and [`Ring::apply_delta`]), which update the state
+/// and the view in O(the touched member's tokens × log). Lookups never allocate except for
+/// the returned `Vec` of [`Ring::replicas`].
 #[derive(Clone, Debug)]
 pub struct Ring {
     state: RingState,
-    /// Positions of the tokens of active members, ascending.
-    positions: Vec<u64>,
-    /// Owning slot of each entry of `positions`.
-    slots: Vec<u32>,
-    /// Member id of each slot. Slots are the active members that hold tokens, by id.
-    slot_members: Vec<MemberId>,
-    /// Zone class of each slot: members sharing a non-empty zone share a class; a member
-    /// without zone has a class of its own.
-    slot_zones: Vec<u32>,
-    zone_classes: usize,
-    /// `buckets[b]` is the index of the first token whose top `bucket_bits` bits are ≥ b;
-    /// `buckets` has 2^bucket_bits + 1 entries.
-    buckets: Vec<u32>,
-    bucket_shift: u32,
+    view: View,
 }
 
 impl Ring {
     /// The lookup view of `state`.
     pub fn new(state: RingState) -> Ring {
-        let active = |id: &MemberId| {
-            state
-                .members
-                .get(id)
-                .is_some_and(|m| m.state == MemberState::Active)
-        };
-        let mut slot_of: HashMap<MemberId, u32> = HashMap::new();
-        let mut slot_members: Vec<MemberId> = state
-            .tokens
-            .iter()
-            .map(|t| t.member)
-            .filter(|id| active(id))
-            .collect();
-        slot_members.sort_unstable();
-        slot_members.dedup();
-        for (slot, &id) in slot_members.iter().enumerate() {
-            slot_of.insert(id, slot as u32);
-        }
-
-        let mut zone_class_of: HashMap<&str, u32> = HashMap::new();
-        let mut zone_classes = 0u32;
-        let slot_zones = slot_members
-            .iter()
-            .map(|id| {
-                let zone = state.members.get(id).map_or("", |m| m.zone.as_str());
-                if zone.is_empty() {
-                    zone_classes += 1;
-                    zone_classes - 1
-                } else {
-                    *zone_class_of.entry(zone).or_insert_with(|| {
-                        zone_classes += 1;
-                        zone_classes - 1
-                    })
-                }
-            })
-            .collect();
-
-        let mut positions = Vec::new();
-        let mut slots = Vec::new();
-        for token in &state.tokens {
-            if let Some(&slot) = slot_of.get(&token.member) {
-                positions.push(token.position);
-                slots.push(slot);
-            }
-        }
-        let (buckets, bucket_shift) = build_buckets(&positions);
-        Ring {
-            state,
-            positions,
-            slots,
-            slot_members,
-            slot_zones,
-            zone_classes: zone_classes as usize,
-            buckets,
-            bucket_shift,
-        }
+        let view = View::new(&state);
+        Ring { state, view }
     }
 
     /// Decodes [`RingState::encode`]'s output and builds its lookup view.
@@ -135,30 +72,96 @@ impl Ring {
     /// Active members that hold at least one token, ascending id: the members that can
     /// appear in an answer.
     pub fn owning_members(&self) -> &[MemberId] {
-        &self.slot_members
+        &self.view.owning
     }
 
     /// Number of tokens lookups search (those of active members).
     pub fn active_tokens(&self) -> usize {
-        self.positions.len()
+        self.view.index.len()
     }
 
-    /// Heap bytes held by this ring, state included.
+    /// Heap bytes held by this ring, state included. The state's B-trees are estimated
+    /// (entries × entry size × 3/2 for node slack); the rest is counted from capacities.
     pub fn memory_bytes(&self) -> usize {
-        let state_tokens = self.state.tokens.capacity() * std::mem::size_of::<crate::Token>();
-        let state_members: usize = self
-            .state
-            .members
-            .values()
-            .map(|m| std::mem::size_of::<Member>() + 16 + m.zone.capacity())
-            .sum();
-        state_tokens
-            + state_members
-            + self.positions.capacity() * 8
-            + self.slots.capacity() * 4
-            + self.slot_members.capacity() * 8
-            + self.slot_zones.capacity() * 4
-            + self.buckets.capacity() * 4
+        self.state.memory_bytes() + self.view.memory_bytes()
+    }
+
+    /// [`RingState::join`], keeping the lookup view current.
+    pub fn join(&mut self, member: Member, epoch: u64) -> Result<(), RingError> {
+        let id = member.id;
+        self.change(&[id], |state| state.join(member, epoch))
+    }
+
+    /// [`RingState::leave`], keeping the lookup view current.
+    pub fn leave(&mut self, id: MemberId, epoch: u64) -> Result<Member, RingError> {
+        self.change(&[id], |state| state.leave(id, epoch))
+    }
+
+    /// [`RingState::set_state`], keeping the lookup view current.
+    pub fn set_state(
+        &mut self,
+        id: MemberId,
+        member_state: MemberState,
+        epoch: u64,
+    ) -> Result<(), RingError> {
+        self.change(&[id], |state| state.set_state(id, member_state, epoch))
+    }
+
+    /// [`RingState::set_zone`], keeping the lookup view current.
+    pub fn set_zone(
+        &mut self,
+        id: MemberId,
+        zone: impl Into<String>,
+        epoch: u64,
+    ) -> Result<(), RingError> {
+        let zone = zone.into();
+        #[cfg(test)]
+        if crate::mutant::is(crate::mutant::Mutant::ViewIgnoresZoneChange) {
+            return self.state.set_zone(id, zone, epoch);
+        }
+        self.change(&[id], |state| state.set_zone(id, zone, epoch))
+    }
+
+    /// [`RingState::set_weight`], keeping the lookup view current.
+    pub fn set_weight(&mut self, id: MemberId, weight: u32, epoch: u64) -> Result<(), RingError> {
+        self.change(&[id], |state| state.set_weight(id, weight, epoch))
+    }
+
+    /// [`RingState::set_vnodes`]; no token moves, so the view is unchanged.
+    pub fn set_vnodes(&mut self, vnodes: u32) -> Result<(), RingError> {
+        self.state.set_vnodes(vnodes)
+    }
+
+    /// [`RingDelta::apply`], keeping the lookup view current: O(the delta's tokens × log).
+    pub fn apply_delta(&mut self, delta: &RingDelta) -> Result<(), DeltaError> {
+        let touched = delta.touched();
+        self.change(&touched, |state| delta.apply(state))
+    }
+
+    /// Runs a change of the members `ids` on the state. Only those members' tokens, state
+    /// and zone can change (docs/ring.md §4), so the view drops just them before and takes
+    /// them back after, whether the change succeeded or not.
+    fn change<T, E>(
+        &mut self,
+        ids: &[MemberId],
+        apply: impl FnOnce(&mut RingState) -> Result<T, E>,
+    ) -> Result<T, E> {
+        for &id in ids {
+            self.view.withdraw(id, &self.state);
+        }
+        let result = apply(&mut self.state);
+        for &id in ids {
+            self.view.admit(id, &self.state);
+        }
+        result
+    }
+
+    /// Compares the view with one built from scratch: same tokens, same owners, same zone
+    /// classes. O(tokens); for tests and debugging.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.state.check_invariants()?;
+        self.view.check(&View::new(&self.state))
     }
 
     /// The owner of `key`: the member of the first active token at or after the key's
@@ -171,9 +174,9 @@ impl Ring {
     /// [`Ring::owner`] for a position already computed with [`key_position`].
     #[inline]
     pub fn owner_at(&self, position: u64) -> Option<Owner> {
-        let index = self.first_token_at_or_after(position)?;
+        let cursor = self.view.index.first_at_or_after(position)?;
         Some(Owner {
-            member: self.slot_members[self.slots[index] as usize],
+            member: self.view.slots.member[self.view.index.slot(cursor) as usize],
             epoch: self.state.epoch,
         })
     }
@@ -181,7 +184,7 @@ impl Ring {
     /// The `n` members that hold `key`, owner first: distinct members, distinct zones
     /// first (docs/ring.md, "Replicas"). With fewer than `n` owning members, all of them.
     pub fn replicas(&self, key: &[u8], n: usize) -> Replicas {
-        let mut members = Vec::with_capacity(n.min(self.slot_members.len()));
+        let mut members = Vec::with_capacity(n.min(self.view.owning.len()));
         let epoch = self.replicas_into(key, n, &mut members);
         Replicas { members, epoch }
     }
@@ -194,32 +197,17 @@ impl Ring {
     /// [`Ring::replicas_into`] for a position already computed with [`key_position`].
     pub fn replicas_at_into(&self, position: u64, n: usize, out: &mut Vec<MemberId>) -> u64 {
         out.clear();
-        let want = n.min(self.slot_members.len());
-        if let Some(start) = self.first_token_at_or_after(position) {
+        let want = n.min(self.view.owning.len());
+        if let Some(start) = self.view.index.first_at_or_after(position) {
             if want <= INLINE_PICKS_MAX {
                 self.zone_walk(start, want, &mut InlinePicks::default(), out);
             } else {
-                let mut picks = BitPicks::new(self.slot_members.len(), self.zone_classes);
+                let slots = &self.view.slots;
+                let mut picks = BitPicks::new(slots.member.len(), slots.zones.capacity());
                 self.zone_walk(start, want, &mut picks, out);
             }
         }
         self.state.epoch
-    }
-
-    #[inline]
-    fn first_token_at_or_after(&self, position: u64) -> Option<usize> {
-        if self.positions.is_empty() {
-            return None;
-        }
-        let bucket = (position >> self.bucket_shift) as usize;
-        let low = self.buckets[bucket] as usize;
-        let high = self.buckets[bucket + 1] as usize;
-        let index = low + self.positions[low..high].partition_point(|&p| p < position);
-        Some(if index == self.positions.len() {
-            0
-        } else {
-            index
-        })
     }
 
     /// Two laps from `start`: the first takes each member whose zone class is new, the
@@ -227,57 +215,42 @@ impl Ring {
     /// take more.
     fn zone_walk(
         &self,
-        start: usize,
+        start: Cursor,
         want: usize,
         picks: &mut impl Picks,
         out: &mut Vec<MemberId>,
     ) {
-        let total = self.positions.len();
-        let first_lap_goal = want.min(self.zone_classes);
-        let mut index = start;
+        let index = &self.view.index;
+        let slots = &self.view.slots;
+        let total = index.len();
+        let first_lap_goal = want.min(slots.zones.live());
+        let mut cursor = start;
         for _ in 0..total {
             if out.len() >= first_lap_goal {
                 break;
             }
-            let slot = self.slots[index];
-            let zone = self.slot_zones[slot as usize];
+            let slot = index.slot(cursor);
+            let zone = slots.zone[slot as usize];
             // A zone class not yet taken means its members are not taken either.
             if !picks.has_zone(zone) {
                 picks.take(slot, zone);
-                out.push(self.slot_members[slot as usize]);
+                out.push(slots.member[slot as usize]);
             }
-            index = if index + 1 == total { 0 } else { index + 1 };
+            cursor = index.next(cursor);
         }
-        index = start;
+        cursor = start;
         for _ in 0..total {
             if out.len() >= want {
                 break;
             }
-            let slot = self.slots[index];
+            let slot = index.slot(cursor);
             if !picks.has_slot(slot) {
-                picks.take(slot, self.slot_zones[slot as usize]);
-                out.push(self.slot_members[slot as usize]);
+                picks.take(slot, slots.zone[slot as usize]);
+                out.push(slots.member[slot as usize]);
             }
-            index = if index + 1 == total { 0 } else { index + 1 };
+            cursor = index.next(cursor);
         }
     }
-}
-
-/// About one token per bucket: 2^ceil(log2(tokens)) buckets, at least 2.
-fn build_buckets(positions: &[u64]) -> (Vec<u32>, u32) {
-    let bits = (positions.len().max(2).next_power_of_two().trailing_zeros()).clamp(1, 24);
-    let shift = 64 - bits;
-    let count = 1usize << bits;
-    let mut buckets = Vec::with_capacity(count + 1);
-    let mut index = 0usize;
-    for bucket in 0..count as u64 {
-        while index < positions.len() && (positions[index] >> shift) < bucket {
-            index += 1;
-        }
-        buckets.push(index as u32);
-    }
-    buckets.push(positions.len() as u32);
-    (buckets, shift)
 }
 
 trait Picks {

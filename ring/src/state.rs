@@ -1,10 +1,12 @@
 //! The ring's replicated state: members, their tokens, the vnodes setting and the epoch.
 //! Every change is deterministic, so applying the same history on every node gives the
-//! same state byte for byte.
+//! same state byte for byte. A change costs O(the tokens of the member it touches × log):
+//! the tokens live in a [`TokenTable`] that keeps what allocation needs current.
 
 use std::collections::BTreeMap;
 
-use crate::allocate::{allocate, loads, range_widths};
+use crate::allocate::allocate;
+use crate::tokens::TokenTable;
 use crate::{
     Member, MemberId, MemberState, RingError, MEMBERS_MAX, TOKENS_MAX, TOKENS_PER_MEMBER_MAX,
     VNODES_MAX, ZONE_BYTES_MAX,
@@ -26,8 +28,8 @@ pub struct RingState {
     pub(crate) epoch: u64,
     pub(crate) vnodes: u32,
     pub(crate) members: BTreeMap<MemberId, Member>,
-    /// Sorted by position; positions are unique.
-    pub(crate) tokens: Vec<Token>,
+    /// Positions are unique; every holder is in `members`.
+    pub(crate) tokens: TokenTable,
 }
 
 impl RingState {
@@ -38,7 +40,7 @@ impl RingState {
             epoch: 0,
             vnodes,
             members: BTreeMap::new(),
-            tokens: Vec::new(),
+            tokens: TokenTable::default(),
         })
     }
 
@@ -60,28 +62,57 @@ impl RingState {
     }
 
     /// All tokens, in ascending position, whatever their member's state.
-    pub fn tokens(&self) -> &[Token] {
-        &self.tokens
+    pub fn tokens(&self) -> impl ExactSizeIterator<Item = Token> + DoubleEndedIterator + '_ {
+        self.tokens.iter()
     }
 
-    /// Positions of one member's tokens, ascending.
+    /// Number of tokens, whatever their member's state.
+    pub fn token_count_total(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Positions of one member's tokens, ascending. O(its tokens × log).
     pub fn tokens_of(&self, id: MemberId) -> Vec<u64> {
-        self.tokens
-            .iter()
-            .filter(|token| token.member == id)
-            .map(|token| token.position)
-            .collect()
+        self.tokens.positions_of(id)
     }
 
     /// How much of the circle (out of 2^64) each member's tokens cover, ignoring states.
     /// Members without tokens are absent.
     pub fn token_coverage(&self) -> BTreeMap<MemberId, u128> {
-        loads(&self.tokens)
+        self.tokens.loads()
     }
 
     /// The width of each token's range, aligned with [`RingState::tokens`].
     pub fn token_widths(&self) -> Vec<u128> {
-        range_widths(&self.tokens)
+        self.tokens.widths()
+    }
+
+    /// Estimated heap bytes (see `TokenTable::memory_bytes`).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let members: usize = self
+            .members
+            .values()
+            .map(|m| (8 + std::mem::size_of::<Member>()) * 3 / 2 + m.zone.capacity())
+            .sum();
+        members + self.tokens.memory_bytes()
+    }
+
+    /// Recomputes everything the state derives from its tokens and compares it with what
+    /// was kept up to date change by change. O(tokens); for tests and debugging.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if let Some(token) = self
+            .tokens
+            .iter()
+            .find(|t| !self.members.contains_key(&t.member))
+        {
+            return Err(format!(
+                "token {} held by unknown member {}",
+                token.position, token.member
+            ));
+        }
+        self.tokens
+            .check(|id| self.members.get(&id).map_or(0, |m| m.weight))
     }
 
     /// Changes the token count given to members that join or grow from now on. Tokens
@@ -105,14 +136,7 @@ impl RingState {
         check_zone(&member.zone)?;
         let count = self.token_count(member.weight)?;
         self.check_room(count)?;
-        let positions = allocate(
-            &self.tokens,
-            &self.weights(),
-            member.id,
-            member.weight,
-            count,
-        )?;
-        self.insert_tokens(member.id, positions);
+        allocate(&mut self.tokens, member.id, member.weight, count)?;
         self.members.insert(member.id, member);
         self.epoch = epoch;
         Ok(())
@@ -127,7 +151,9 @@ impl RingState {
             .members
             .remove(&id)
             .ok_or(RingError::UnknownMember(id))?;
-        self.tokens.retain(|token| token.member != id);
+        for position in self.tokens.positions_of(id) {
+            self.tokens.remove(position);
+        }
         self.epoch = epoch;
         Ok(member)
     }
@@ -178,16 +204,22 @@ impl RingState {
             return Err(RingError::UnknownMember(id));
         }
         let wanted = self.token_count(weight)? as usize;
-        let held = self.tokens.iter().filter(|t| t.member == id).count();
+        let held = self.tokens.count_of(id);
+        let old_weight = self.members.get(&id).map_or(0, |m| m.weight);
         if wanted > held {
             let extra = (wanted - held) as u32;
             self.check_room(extra)?;
-            let positions = allocate(&self.tokens, &self.weights(), id, weight, extra)?;
-            self.insert_tokens(id, positions);
+            // Allocation counts the member at its new weight (docs/ring.md §4.3).
+            self.tokens.set_weight(id, weight);
+            if let Err(err) = allocate(&mut self.tokens, id, weight, extra) {
+                self.tokens.set_weight(id, old_weight);
+                return Err(err);
+            }
         } else {
             for _ in wanted..held {
                 self.remove_widest_token_of(id);
             }
+            self.tokens.set_weight(id, weight);
         }
         if let Some(member) = self.members.get_mut(&id) {
             member.weight = weight;
@@ -196,47 +228,11 @@ impl RingState {
         Ok(())
     }
 
+    /// Widest first; among equals the smallest position (docs/ring.md §4.3).
     fn remove_widest_token_of(&mut self, id: MemberId) {
-        let widths = range_widths(&self.tokens);
-        let widest = self
-            .tokens
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .filter(|(_, (token, _))| token.member == id)
-            // Widest first; among equals the smallest position, which comes first in order.
-            .fold(
-                None::<(usize, u128)>,
-                |best, (index, (_, width))| match best {
-                    Some((_, best_width)) if best_width >= width => best,
-                    _ => Some((index, width)),
-                },
-            );
-        if let Some((index, _)) = widest {
-            self.tokens.remove(index);
+        if let Some((_, position)) = self.tokens.widest_of(id) {
+            self.tokens.remove(position);
         }
-    }
-
-    fn weights(&self) -> BTreeMap<MemberId, u32> {
-        self.members
-            .values()
-            .map(|member| (member.id, member.weight))
-            .collect()
-    }
-
-    fn insert_tokens(&mut self, member: MemberId, mut positions: Vec<u64>) {
-        positions.sort_unstable();
-        self.tokens.extend(
-            positions
-                .into_iter()
-                .map(|position| Token { position, member }),
-        );
-        // Stable sort: the old tokens and the new ones form two sorted runs to merge.
-        self.tokens.sort_by_key(|token| token.position);
-        debug_assert!(self
-            .tokens
-            .windows(2)
-            .all(|pair| pair[0].position < pair[1].position));
     }
 
     fn token_count(&self, weight: u32) -> Result<u32, RingError> {

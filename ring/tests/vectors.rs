@@ -162,7 +162,7 @@ fn case_json(case: &Case) -> Value {
         })
         .collect();
     let mut probe_positions = vec![0, u64::MAX];
-    if let (Some(first), Some(last)) = (state.tokens().first(), state.tokens().last()) {
+    if let (Some(first), Some(last)) = (state.tokens().next(), state.tokens().next_back()) {
         probe_positions.extend([
             first.position,
             first.position.wrapping_add(1),

@@ -74,7 +74,6 @@ pub fn history() -> impl Strategy<Value = Vec<Change>> {
 pub fn probe_positions(state: &RingState) -> Vec<u64> {
     let mut probes: Vec<u64> = state
         .tokens()
-        .iter()
         .flat_map(|t| {
             [
                 t.position.wrapping_sub(1),
