@@ -122,12 +122,13 @@ fn print_totals(summaries: &[RunSummary]) {
     );
     eprintln!(
         "  {} reactions to protocol events, {} pauses, {} clock faults, {} lease attacks, {} \
-         malformed messages, {} voters left faulty in the liveness phase",
+         malformed messages, {} disk stalls, {} voters left faulty in the liveness phase",
         total(|s| s.reactions),
         total(|s| s.pauses),
         total(|s| s.clock_faults),
         total(|s| s.lease_attacks),
         total(|s| s.hostile_messages),
+        total(|s| s.disk_stalls),
         total(|s| s.faulty_in_liveness)
     );
     eprintln!(

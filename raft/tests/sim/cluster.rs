@@ -138,6 +138,8 @@ pub struct RunSummary {
     pub lease_attacks: u64,
     /// Malformed messages handed to nodes (see `hostile.rs`).
     pub hostile_messages: u64,
+    /// Disks that stalled while their node's network stayed up.
+    pub disk_stalls: u64,
     /// Voters left faulty through the liveness phase.
     pub faulty_in_liveness: u64,
     pub final_commit: LogIndex,
@@ -185,6 +187,8 @@ struct Sim {
     faulty: BTreeSet<NodeId>,
     /// When the last partition of the periodic nemesis heals (one at a time).
     periodic_cut_until: Micros,
+    /// Until when each node's disk is stalled: an fsync started before then ends no earlier.
+    disk_stalled_until: BTreeMap<NodeId, Micros>,
     /// (leader, term) whose first append of older entries was noted.
     spotted: BTreeSet<(NodeId, Term)>,
     /// (leader, index) of configuration entries a reaction proposed (not to react to again).
@@ -266,6 +270,7 @@ impl Sim {
             paused: BTreeMap::new(),
             faulty: BTreeSet::new(),
             periodic_cut_until: 0,
+            disk_stalled_until: BTreeMap::new(),
             spotted: BTreeSet::new(),
             reaction_conf_entries: BTreeSet::new(),
             uncommitted_confs: Vec::new(),
@@ -567,7 +572,10 @@ impl Sim {
     }
 
     fn schedule_fsync(&mut self, id: NodeId) {
-        let latency = self.rng.gen_range(50..=self.scenario.fsync_latency_max);
+        let mut latency = self.rng.gen_range(50..=self.scenario.fsync_latency_max);
+        if let Some(&until) = self.disk_stalled_until.get(&id) {
+            latency = latency.max(until.saturating_sub(self.queue.now()));
+        }
         let incarnation = self.nodes[&id].incarnation;
         self.queue
             .schedule_in(latency, Event::FsyncDone(id, incarnation));

@@ -145,6 +145,10 @@ pub struct Scenario {
     pub faulty_minority: bool,
     /// Per nemesis visit: a running node is handed a malformed message (see `cluster/hostile.rs`).
     pub hostile_probability: f64,
+    /// Per nemesis visit: a running node's disk stalls (its fsyncs take up to
+    /// `disk_stall_max`) while its network stays up.
+    pub disk_stall_probability: f64,
+    pub disk_stall_max: Micros,
     /// Membership changes remove voters more often than they add them.
     pub prefer_removals: bool,
     pub bug: ShellBug,
@@ -331,6 +335,8 @@ impl Scenario {
             lagging_follower_probability: 0.0,
             faulty_minority: rng.gen_bool(0.3),
             hostile_probability: 0.0,
+            disk_stall_probability: 0.0,
+            disk_stall_max: 0,
             prefer_removals: false,
             bug,
             mutant: None,
@@ -348,6 +354,8 @@ impl Scenario {
             scenario.clock_fault_probability = 0.0;
         }
         scenario.hostile_probability = rate(rng, 0.3);
+        scenario.disk_stall_probability = rate(rng, 0.1);
+        scenario.disk_stall_max = rng.gen_range(50 * MS..=2_000 * MS);
         if scenario.reactions.lone_leader {
             // One entry per append, so that older entries travel without the leader's own.
             scenario.append_bytes_max = rng.gen_range(1..=40);

@@ -59,6 +59,9 @@ impl Sim {
         if self.rng.gen_bool(self.scenario.hostile_probability) {
             self.send_hostile_message();
         }
+        if self.rng.gen_bool(self.scenario.disk_stall_probability) {
+            self.stall_a_disk();
+        }
     }
 
     /// Cuts a follower off for a while: it falls behind, and needs a snapshot if the leader
@@ -84,6 +87,22 @@ impl Sim {
         let duration = self.rng.gen_range(50 * MS..=800 * MS);
         self.note(|| format!("follower {follower} cut off for {} ms", duration / MS));
         self.queue.schedule_in(duration, Event::HealLinks(links));
+    }
+
+    /// A disk stops completing writes for a while (a failing drive retrying, a saturated
+    /// volume) while the node's network stays up: it takes messages and ticks, but answers
+    /// nothing that needs its disk, so the others must carry on without it.
+    fn stall_a_disk(&mut self) {
+        let running = self.running_nodes();
+        if running.is_empty() {
+            return;
+        }
+        let id = running[self.rng.gen_range(0..running.len())];
+        let duration = self.rng.gen_range(10 * MS..=self.scenario.disk_stall_max);
+        self.disk_stalled_until
+            .insert(id, self.queue.now() + duration);
+        self.summary.disk_stalls += 1;
+        self.note(|| format!("disk of node {id} stalls for {} ms", duration / MS));
     }
 
     pub(super) fn running_nodes(&self) -> Vec<NodeId> {
