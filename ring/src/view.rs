@@ -84,7 +84,7 @@ impl ZoneClasses {
 impl View {
     pub(crate) fn new(state: &RingState) -> View {
         let mut view = View {
-            index: ActiveIndex::from_sorted(std::iter::empty()),
+            index: ActiveIndex::from_sorted(&[]),
             slots: Slots::default(),
             owning: Vec::new(),
         };
@@ -98,7 +98,7 @@ impl View {
             .iter()
             .filter_map(|t| view.slots.of.get(&t.member).map(|&slot| (t.position, slot)))
             .collect();
-        view.index = ActiveIndex::from_sorted(entries.into_iter());
+        view.index = ActiveIndex::from_sorted(&entries);
         view
     }
 
