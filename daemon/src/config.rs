@@ -44,6 +44,10 @@ pub struct Config {
     pub promote_lag_entries_max: u64,
     /// Take a snapshot and compact the log after this many applied entries.
     pub snapshot_every_entries: u64,
+    /// After a compaction the leader keeps this many entries before the snapshot in memory, so
+    /// that a follower a little behind catches up from the log, not a whole snapshot (etcd's
+    /// SnapshotCatchUpEntries; also bounded to 16 MiB of entries).
+    pub snapshot_catch_up_entries: u64,
     /// Keep at most this many application records readable through ReadLog / WatchLog...
     pub log_retention_records: u64,
     /// ...and at most this many bytes of them (the window travels in every snapshot).
@@ -158,6 +162,7 @@ impl Default for Config {
             down_after_ms: 10_000,
             promote_lag_entries_max: 1000,
             snapshot_every_entries: 10_000,
+            snapshot_catch_up_entries: 5_000,
             log_retention_records: 100_000,
             log_retention_bytes: 64 << 20,
             metrics_listen: None,

@@ -33,6 +33,13 @@ pub struct Config {
     pub snapshot_chunk_bytes_max: usize,
     /// Refuse new proposals when this many bytes of proposals are uncommitted.
     pub uncommitted_bytes_max: usize,
+    /// A compaction keeps up to this many entries before the snapshot's index in memory, so that
+    /// a follower only a little behind catches up from the log instead of a whole snapshot
+    /// (etcd's SnapshotCatchUpEntries). 0 keeps none. The tail is also bounded by
+    /// `snapshot_catch_up_bytes_max`; it is not kept across a restart.
+    pub snapshot_catch_up_entries: u64,
+    /// At most this many entry bytes in the retained tail.
+    pub snapshot_catch_up_bytes_max: usize,
     /// Seed for the RNG that draws election timeouts: same seed and inputs, same outputs.
     pub seed: u64,
     /// Test-only: break one protocol rule on purpose (see [`crate::Mutant`]).
@@ -55,6 +62,8 @@ impl Config {
             append_bytes_max: 1 << 20,
             snapshot_chunk_bytes_max: 256 << 10,
             uncommitted_bytes_max: 64 << 20,
+            snapshot_catch_up_entries: 0,
+            snapshot_catch_up_bytes_max: 16 << 20,
             seed: id,
             #[cfg(feature = "mutants")]
             mutant: None,

@@ -276,6 +276,14 @@ impl RaftLog {
         self.applied = index;
     }
 
+    /// The flow-control size of the entry at `index` (0 if the log no longer holds it).
+    pub fn entry_bytes(&self, index: LogIndex) -> usize {
+        if index <= self.snapshot_index || index > self.last_index() {
+            return 0;
+        }
+        self.entries[(index - self.snapshot_index - 1) as usize].size_bytes()
+    }
+
     /// Drop entries up to `index`, which a snapshot now covers.
     pub fn compact_to(&mut self, index: LogIndex) {
         assert!(index > self.snapshot_index && index <= self.persisted.min(self.applied));

@@ -26,10 +26,11 @@ const SNAPSHOT_CHUNK_RESEND_HEARTBEATS: u32 = 2;
 
 impl RawNode {
     /// The application hands in a snapshot of its state at `index` (<= applied and durable). The
-    /// core keeps it to send to followers, drops log entries <= index from memory, and returns
-    /// the Snapshot for the shell to persist (then the shell compacts its WAL behind it).
+    /// core keeps it to send to followers, drops log entries <= index from memory but for a
+    /// retained tail (`Config::snapshot_catch_up_entries`), and returns the Snapshot for the
+    /// shell to persist (then the shell compacts its WAL behind it).
     ///
-    /// `Ok(None)` means there is nothing to do: the log is already compacted at or past `index`.
+    /// `Ok(None)` means there is nothing to do: a snapshot at or past `index` exists already.
     /// That happens without any fault of the shell: a snapshot from the leader may have replaced
     /// the log while the shell was busy with the previous Ready (it arrives in the next Ready, to
     /// be persisted and installed from there). Persist nothing then.
@@ -41,7 +42,7 @@ impl RawNode {
         data: Vec<u8>,
     ) -> Result<Option<Snapshot>, RaftError> {
         let fail = |reason: String| Err(RaftError::Compaction { index, reason });
-        if index <= self.log.snapshot_index() {
+        if index <= self.log.snapshot_index() || index <= self.snapshot.meta.index {
             return Ok(None);
         }
         if index > self.log.applied {
@@ -54,7 +55,10 @@ impl RawNode {
             return fail("not in the log".into());
         };
         let conf_state = self.log.confs.at(index).clone();
-        self.log.compact_to(index);
+        let log_start = self.retained_tail_start(index);
+        if log_start > self.log.snapshot_index() {
+            self.log.compact_to(log_start);
+        }
         self.snapshot = Arc::new(Snapshot {
             meta: SnapshotMeta {
                 index,
@@ -64,6 +68,22 @@ impl RawNode {
             data,
         });
         Ok(Some(Snapshot::clone(&self.snapshot)))
+    }
+
+    /// Where the in-memory log starts after a compaction at `index`: up to
+    /// `snapshot_catch_up_entries` entries and `snapshot_catch_up_bytes_max` bytes before it stay.
+    fn retained_tail_start(&self, index: LogIndex) -> LogIndex {
+        let entries_max = self.config.snapshot_catch_up_entries;
+        let mut start = index;
+        let mut bytes = 0usize;
+        while start > self.log.snapshot_index() && index - start < entries_max {
+            bytes = bytes.saturating_add(self.log.entry_bytes(start));
+            if bytes > self.config.snapshot_catch_up_bytes_max {
+                break;
+            }
+            start -= 1;
+        }
+        start
     }
 
     /// The shell's transport reports the outcome of a snapshot transfer it handled itself, or a

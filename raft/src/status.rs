@@ -28,7 +28,11 @@ pub struct Status {
     pub applied: LogIndex,
     /// Entries up to here are durable on this node.
     pub persisted_index: LogIndex,
+    /// The index of the latest snapshot this node holds.
     pub snapshot_index: LogIndex,
+    /// The first entry the core still holds in memory: at most `snapshot_index + 1`, lower by
+    /// the tail a compaction retained (`Config::snapshot_catch_up_entries`).
+    pub log_first_index: LogIndex,
     pub last_index: LogIndex,
     /// The latest configuration in the log (the one in effect).
     pub conf_state: ConfState,

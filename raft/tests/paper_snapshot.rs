@@ -185,3 +185,51 @@ fn deliver_acknowledging_chunks_twice(net: &mut Network) -> usize {
     }
     panic!("the transfer never quiesced ({chunks_sent} chunks sent)");
 }
+
+/// A compaction keeps a tail of `snapshot_catch_up_entries` entries before the snapshot (etcd's
+/// SnapshotCatchUpEntries): a follower only that far behind catches up from the log, one further
+/// behind gets the snapshot. Returns whether node 3, `behind` entries behind the compaction
+/// point, got a snapshot, and what it applied.
+fn catch_up_after_compaction(tail: u64, behind: usize) -> (bool, Vec<String>) {
+    let mut net = Network::with_config(&[1, 2, 3], &[], |c| c.snapshot_catch_up_entries = tail);
+    net.elect(1);
+    for i in 0..5 {
+        net.propose(1, &format!("a{i}"));
+    }
+    net.tick_all(1);
+    net.isolate(3);
+    for i in 0..behind {
+        net.propose(1, &format!("b{i}"));
+    }
+    net.tick_all(1);
+    net.compact(1, b"state".to_vec());
+    let status = net.node(1).status();
+    assert_eq!(status.snapshot_index, status.applied);
+    let retained = status.snapshot_index + 1 - status.log_first_index;
+    assert_eq!(retained, tail.min(status.snapshot_index), "the tail the leader kept");
+    net.heal();
+    net.tick_all(20);
+    let snapshot_sent = net.count_delivered(|m| m.to == 3 && snapshot_offset(m).is_some()) > 0;
+    assert_eq!(
+        net.node(3).status().commit,
+        net.node(1).status().last_index,
+        "node 3 caught up"
+    );
+    (snapshot_sent, net.applied_data(3))
+}
+
+#[test]
+fn a_follower_within_the_retained_tail_catches_up_from_the_log() {
+    let (snapshot_sent, applied) = catch_up_after_compaction(4, 3);
+    assert!(!snapshot_sent, "three entries behind, inside a tail of four");
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("a{i}"))
+        .chain((0..3).map(|i| format!("b{i}")))
+        .collect();
+    assert_eq!(applied, expected, "every entry arrived through appends");
+
+    let (snapshot_sent, _) = catch_up_after_compaction(4, 6);
+    assert!(snapshot_sent, "six entries behind a tail of four: a snapshot");
+    let (snapshot_sent, _) = catch_up_after_compaction(0, 1);
+    assert!(snapshot_sent, "without a tail, one entry behind is too far");
+}

@@ -114,9 +114,11 @@ fn print_totals(summaries: &[RunSummary]) {
         max(|s| s.liveness_ms)
     );
     eprintln!(
-        "  {} joint changes, {} snapshots installed, {} reads done, {} unsynced writes lost",
+        "  {} joint changes, {} snapshots installed, {} appends from a retained tail, {} reads \
+         done, {} unsynced writes lost",
         total(|s| s.joint_changes),
         total(|s| s.snapshots_installed),
+        total(|s| s.tail_catch_ups),
         total(|s| s.reads_completed),
         total(|s| s.writes_lost)
     );

@@ -299,6 +299,7 @@ fn raft_config(config: &Config) -> ringraft_raft::Config {
     raft.heartbeat_interval_ticks = config.raft.heartbeat_interval_ticks;
     raft.pre_vote = config.raft.pre_vote;
     raft.check_quorum = config.raft.check_quorum;
+    raft.snapshot_catch_up_entries = config.snapshot_catch_up_entries;
     // Real nodes must not share election timers: the seed only matters for the simulator.
     raft.seed = random_u64();
     raft

@@ -140,6 +140,9 @@ pub struct RunSummary {
     pub hostile_messages: u64,
     /// Disks that stalled while their node's network stayed up.
     pub disk_stalls: u64,
+    /// Appends that reached below their leader's snapshot: a follower caught up from the tail a
+    /// compaction retained instead of a snapshot.
+    pub tail_catch_ups: u64,
     /// Voters left faulty through the liveness phase.
     pub faulty_in_liveness: u64,
     pub final_commit: LogIndex,
@@ -323,6 +326,7 @@ impl Sim {
         config.append_bytes_max = s.append_bytes_max;
         config.snapshot_chunk_bytes_max = s.snapshot_chunk_bytes_max;
         config.uncommitted_bytes_max = 1 << 20;
+        config.snapshot_catch_up_entries = s.snapshot_catch_up_entries;
         config.mutant = s.mutant;
         config.seed = s
             .seed
@@ -341,6 +345,7 @@ impl Sim {
             durable,
             self.scenario.bug,
             self.scenario.compaction_threshold,
+            self.scenario.snapshot_ballast_bytes,
         );
         self.nodes.insert(id, shell);
         let skew = self.scenario.tick_skew;
@@ -543,6 +548,15 @@ impl Sim {
         if self.trace.is_some() {
             let line = format!("{from}->{to} t{} {}", message.term, brief(&message.body));
             self.note(|| line);
+        }
+        if let MessageBody::Append { prev_log_index, .. } = &message.body {
+            let below_compaction = self
+                .nodes
+                .get(&from)
+                .is_some_and(|leader| *prev_log_index < leader.last_compaction);
+            if below_compaction {
+                self.summary.tail_catch_ups += 1;
+            }
         }
         let raw = self
             .nodes

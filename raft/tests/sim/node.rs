@@ -88,7 +88,10 @@ pub struct NodeShell {
     pending_reads: Vec<ReadState>,
     bug: ShellBug,
     compaction_threshold: u64,
-    last_compaction: LogIndex,
+    /// Bytes of ballast in each snapshot this node makes (see `KvStore::encode_with_ballast`).
+    snapshot_ballast_bytes: usize,
+    /// The index of this life's latest compaction.
+    pub last_compaction: LogIndex,
     pub compactions: u64,
     /// The last term of this life in which a leader's message left (see `SentAsLeader`).
     sent_as_leader_term: Option<Term>,
@@ -138,6 +141,7 @@ impl NodeShell {
         durable: DurableState,
         bug: ShellBug,
         compaction_threshold: u64,
+        snapshot_ballast_bytes: usize,
     ) -> Self {
         NodeShell {
             id,
@@ -150,6 +154,7 @@ impl NodeShell {
             pending_reads: Vec::new(),
             bug,
             compaction_threshold,
+            snapshot_ballast_bytes,
             last_compaction: 0,
             compactions: 0,
             sent_as_leader_term: None,
@@ -522,7 +527,8 @@ impl NodeShell {
             return;
         }
         let raw = self.raw.as_mut().expect("compaction runs on a live node");
-        match raw.compact(applied, self.store.encode()) {
+        let data = self.store.encode_with_ballast(self.snapshot_ballast_bytes);
+        match raw.compact(applied, data) {
             Ok(Some(snapshot)) => {
                 self.disk.persist_compaction(snapshot);
                 self.mirror.compact(applied);

@@ -149,6 +149,10 @@ pub struct Scenario {
     /// `disk_stall_max`) while its network stays up.
     pub disk_stall_probability: f64,
     pub disk_stall_max: Micros,
+    /// Entries a compaction keeps before its snapshot (`Config::snapshot_catch_up_entries`).
+    pub snapshot_catch_up_entries: u64,
+    /// Bytes of ballast in every snapshot: megabytes in some Snapshots runs.
+    pub snapshot_ballast_bytes: usize,
     /// Membership changes remove voters more often than they add them.
     pub prefer_removals: bool,
     pub bug: ShellBug,
@@ -337,6 +341,8 @@ impl Scenario {
             hostile_probability: 0.0,
             disk_stall_probability: 0.0,
             disk_stall_max: 0,
+            snapshot_catch_up_entries: 0,
+            snapshot_ballast_bytes: 0,
             prefer_removals: false,
             bug,
             mutant: None,
@@ -356,6 +362,17 @@ impl Scenario {
         scenario.hostile_probability = rate(rng, 0.3);
         scenario.disk_stall_probability = rate(rng, 0.1);
         scenario.disk_stall_max = rng.gen_range(50 * MS..=2_000 * MS);
+        if rng.gen_bool(0.5) {
+            scenario.snapshot_catch_up_entries =
+                rng.gen_range(1..=2 * scenario.compaction_threshold);
+        }
+        if scenario.focus == Focus::Snapshots && rng.gen_bool(0.25) {
+            // Multi-megabyte snapshots in chunks of tens to hundreds of KiB; compactions rarer,
+            // since each copies the state.
+            scenario.snapshot_ballast_bytes = rng.gen_range(1 << 20..=3 << 20);
+            scenario.snapshot_chunk_bytes_max = rng.gen_range(64 << 10..=512 << 10);
+            scenario.compaction_threshold = rng.gen_range(10..=30);
+        }
         if scenario.reactions.lone_leader {
             // One entry per append, so that older entries travel without the leader's own.
             scenario.append_bytes_max = rng.gen_range(1..=40);

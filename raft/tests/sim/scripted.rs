@@ -67,7 +67,13 @@ impl ScriptedCluster {
             config.pre_vote = false;
             config.check_quorum = false;
             tweak(&mut config);
-            let shell = NodeShell::new(id, bootstrap.clone(), ShellBug::None, COMPACTION_THRESHOLD);
+            let shell = NodeShell::new(
+                id,
+                bootstrap.clone(),
+                ShellBug::None,
+                COMPACTION_THRESHOLD,
+                0,
+            );
             cluster.nodes.insert(id, shell);
             cluster.configs.insert(id, config);
             cluster.restart(id);

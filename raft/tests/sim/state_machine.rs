@@ -180,7 +180,15 @@ impl KvStore {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
+        self.encode_with_ballast(0)
+    }
+
+    /// The snapshot data, followed by about `ballast_bytes` of words that depend on the state's
+    /// history: snapshots of megabytes travel in many chunks, and a chunk of another snapshot
+    /// stitched in fails `decode`.
+    pub fn encode_with_ballast(&self, ballast_bytes: usize) -> Vec<u8> {
+        let ballast_words = (ballast_bytes / 8) as u64;
+        let mut bytes = Vec::with_capacity(ballast_bytes + 64);
         for word in [
             self.applied_index,
             self.applied_term,
@@ -199,7 +207,17 @@ impl KvStore {
             bytes.extend_from_slice(&id.seq.to_le_bytes());
             bytes.extend_from_slice(&value.to_le_bytes());
         }
+        bytes.extend_from_slice(&ballast_words.to_le_bytes());
+        for i in 0..ballast_words {
+            bytes.extend_from_slice(&self.ballast_word(i).to_le_bytes());
+        }
         bytes
+    }
+
+    fn ballast_word(&self, i: u64) -> u64 {
+        (self.chain ^ self.applied_index.rotate_left(32))
+            .wrapping_add(i)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     /// Rebuilds the store from snapshot data; empty data is the empty store of a bootstrap
@@ -235,6 +253,14 @@ impl KvStore {
                 seq: next()?,
             };
             store.outcomes.insert(id, next()? as i64);
+        }
+        let ballast_words = next()?;
+        for i in 0..ballast_words {
+            if next()? != store.ballast_word(i) {
+                return Err(format!(
+                    "snapshot ballast word {i} belongs to another state"
+                ));
+            }
         }
         if next().is_ok() {
             return Err("trailing bytes in snapshot".into());
@@ -315,10 +341,22 @@ mod tests {
             ..SnapshotMeta::default()
         };
         assert_eq!(KvStore::decode(&meta, &a.encode()), Ok(a.clone()));
-        let wrong_meta = SnapshotMeta { term: 2, ..meta };
+        let wrong_meta = SnapshotMeta {
+            term: 2,
+            ..meta.clone()
+        };
         assert!(KvStore::decode(&wrong_meta, &a.encode()).is_err());
         let mut truncated = a.encode();
         truncated.truncate(truncated.len() - 8);
         assert!(KvStore::decode(&SnapshotMeta::default(), &truncated).is_err());
+        let heavy = a.encode_with_ballast(1 << 16);
+        assert_eq!(KvStore::decode(&meta, &heavy), Ok(a.clone()));
+        let mut stitched = heavy.clone();
+        let other = b.encode_with_ballast(1 << 16);
+        stitched[1 << 15..].copy_from_slice(&other[1 << 15..]);
+        assert!(
+            KvStore::decode(&meta, &stitched).is_err(),
+            "a chunk of another snapshot is caught"
+        );
     }
 }
