@@ -31,6 +31,9 @@ pub struct Config {
     pub append_bytes_max: usize,
     /// Snapshot data goes to followers in chunks of at most this many bytes.
     pub snapshot_chunk_bytes_max: usize,
+    /// A follower refuses a snapshot announced larger than this: the partial snapshot it
+    /// assembles in memory stays bounded whatever a faulty leader claims.
+    pub snapshot_bytes_max: u64,
     /// Refuse new proposals when this many bytes of proposals are uncommitted.
     pub uncommitted_bytes_max: usize,
     /// A compaction keeps up to this many entries before the snapshot's index in memory, so that
@@ -61,6 +64,7 @@ impl Config {
             inflight_bytes_max: 8 << 20,
             append_bytes_max: 1 << 20,
             snapshot_chunk_bytes_max: 256 << 10,
+            snapshot_bytes_max: 1 << 30,
             uncommitted_bytes_max: 64 << 20,
             snapshot_catch_up_entries: 0,
             snapshot_catch_up_bytes_max: 16 << 20,

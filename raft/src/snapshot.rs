@@ -227,7 +227,9 @@ impl RawNode {
             return;
         }
         let chunk_end = offset.checked_add(chunk.len() as u64);
-        if chunk_end.is_none_or(|end| end > total_bytes || (done && end != total_bytes)) {
+        let malformed =
+            chunk_end.is_none_or(|end| end > total_bytes || (done && end != total_bytes));
+        if malformed || total_bytes > self.config.snapshot_bytes_max {
             self.incoming_snapshot = None;
             self.answer_snapshot(leader, meta.index, 0, true);
             return;

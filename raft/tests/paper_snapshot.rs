@@ -206,7 +206,11 @@ fn catch_up_after_compaction(tail: u64, behind: usize) -> (bool, Vec<String>) {
     let status = net.node(1).status();
     assert_eq!(status.snapshot_index, status.applied);
     let retained = status.snapshot_index + 1 - status.log_first_index;
-    assert_eq!(retained, tail.min(status.snapshot_index), "the tail the leader kept");
+    assert_eq!(
+        retained,
+        tail.min(status.snapshot_index),
+        "the tail the leader kept"
+    );
     net.heal();
     net.tick_all(20);
     let snapshot_sent = net.count_delivered(|m| m.to == 3 && snapshot_offset(m).is_some()) > 0;
@@ -221,7 +225,10 @@ fn catch_up_after_compaction(tail: u64, behind: usize) -> (bool, Vec<String>) {
 #[test]
 fn a_follower_within_the_retained_tail_catches_up_from_the_log() {
     let (snapshot_sent, applied) = catch_up_after_compaction(4, 3);
-    assert!(!snapshot_sent, "three entries behind, inside a tail of four");
+    assert!(
+        !snapshot_sent,
+        "three entries behind, inside a tail of four"
+    );
     let expected: Vec<String> = (0..5)
         .map(|i| format!("a{i}"))
         .chain((0..3).map(|i| format!("b{i}")))
@@ -229,7 +236,62 @@ fn a_follower_within_the_retained_tail_catches_up_from_the_log() {
     assert_eq!(applied, expected, "every entry arrived through appends");
 
     let (snapshot_sent, _) = catch_up_after_compaction(4, 6);
-    assert!(snapshot_sent, "six entries behind a tail of four: a snapshot");
+    assert!(
+        snapshot_sent,
+        "six entries behind a tail of four: a snapshot"
+    );
     let (snapshot_sent, _) = catch_up_after_compaction(0, 1);
     assert!(snapshot_sent, "without a tail, one entry behind is too far");
+}
+
+/// A follower refuses a snapshot announced larger than `snapshot_bytes_max`, so that what it
+/// assembles in memory stays bounded whatever a faulty leader claims; one within the bound is
+/// taken.
+#[test]
+fn a_snapshot_announced_larger_than_the_bound_is_refused() {
+    use paper_net::{config, disk_with_log};
+    use ringraft_raft::{ConfState, SnapshotMeta};
+    for (total_bytes, refused) in [(64u64, false), (65, true), (u64::MAX, true)] {
+        let mut net = Network::empty();
+        let mut c = config(2);
+        c.snapshot_bytes_max = 64;
+        net.add_node(c, disk_with_log(&[1, 2, 3], 2, &[], 0));
+        let first_chunk = Message {
+            from: 1,
+            to: 2,
+            term: 2,
+            body: MessageBody::InstallSnapshot {
+                meta: SnapshotMeta {
+                    index: 7,
+                    term: 2,
+                    conf_state: ConfState {
+                        voters: vec![1, 2, 3],
+                        ..ConfState::default()
+                    },
+                },
+                offset: 0,
+                total_bytes,
+                chunk: vec![0; 16],
+                done: false,
+            },
+        };
+        net.node_mut(2).step(first_chunk).expect("step never fails");
+        let ready = net.node_mut(2).ready();
+        let answers: Vec<(bool, u64)> = ready
+            .messages
+            .iter()
+            .chain(&ready.persisted_messages)
+            .filter_map(|m| match m.body {
+                MessageBody::InstallSnapshotResponse {
+                    reject,
+                    next_offset,
+                    ..
+                } => Some((reject, next_offset)),
+                _ => None,
+            })
+            .collect();
+        let expected = if refused { (true, 0) } else { (false, 16) };
+        assert_eq!(answers, vec![expected], "total_bytes {total_bytes}");
+        net.node_mut(2).advance(ready.number);
+    }
 }
