@@ -362,7 +362,10 @@ impl Scenario {
         scenario.hostile_probability = rate(rng, 0.3);
         scenario.disk_stall_probability = rate(rng, 0.1);
         scenario.disk_stall_max = rng.gen_range(50 * MS..=2_000 * MS);
-        if rng.gen_bool(0.5) {
+        // A retained tail spares lagging followers their snapshot: rarer where snapshots are the
+        // point.
+        let tail_probability = if scenario.focus == Focus::Snapshots { 0.2 } else { 0.5 };
+        if rng.gen_bool(tail_probability) {
             scenario.snapshot_catch_up_entries =
                 rng.gen_range(1..=2 * scenario.compaction_threshold);
         }

@@ -21,12 +21,18 @@ impl Sim {
             return;
         }
         let to = running[self.rng.gen_range(0..running.len())];
-        let Some(raw) = self.nodes.get(&to).and_then(|n| n.raw()) else {
+        let Some(node) = self.nodes.get(&to) else {
+            return;
+        };
+        let Some(raw) = node.raw() else {
             return;
         };
         let (term, role, leader) = (raw.term(), raw.role(), raw.leader());
         let last = raw.status().last_index;
-        let Some(message) = self.malformed_message(to, term, role, leader, last) else {
+        // An entry the receiver holds, so that a malformed append passes the log-matching check
+        // and only its own checks can refuse it.
+        let anchor = (node.mirror.last_index(), node.mirror.last_term());
+        let Some(message) = self.malformed_message(to, term, role, leader, last, anchor) else {
             return;
         };
         self.summary.hostile_messages += 1;
@@ -54,6 +60,7 @@ impl Sim {
         role: Role,
         leader: Option<NodeId>,
         last: LogIndex,
+        (anchor_index, anchor_term): (LogIndex, u64),
     ) -> Option<Message> {
         // A sender that is no member of any configuration the simulator makes.
         let stranger = NODES_MAX + 1 + self.rng.gen_range(0..4);
@@ -70,16 +77,18 @@ impl Sim {
         };
         let leader_of_follower = leader.filter(|&l| l != to);
         match self.rng.gen_range(0..8) {
-            // Entries out of order, after a prefix the follower may well hold.
+            // Entries out of order, after an entry the follower holds.
             0 => leader_of_follower.map(|from| {
-                let prev = self.rng.gen_range(0..=last);
                 message(
                     from,
                     MessageBody::Append {
-                        prev_log_index: prev,
-                        prev_log_term: 0,
-                        entries: vec![garbage(prev + 2, term), garbage(prev + 1, term)],
-                        leader_commit: prev + 2,
+                        prev_log_index: anchor_index,
+                        prev_log_term: anchor_term,
+                        entries: vec![
+                            garbage(anchor_index + 2, term),
+                            garbage(anchor_index + 1, term),
+                        ],
+                        leader_commit: anchor_index + 2,
                     },
                 )
             }),
@@ -88,10 +97,13 @@ impl Sim {
                 message(
                     from,
                     MessageBody::Append {
-                        prev_log_index: last,
-                        prev_log_term: 0,
-                        entries: vec![garbage(last + 1, term + 1 + self.rng.gen_range(0..5))],
-                        leader_commit: last + 1,
+                        prev_log_index: anchor_index,
+                        prev_log_term: anchor_term,
+                        entries: vec![garbage(
+                            anchor_index + 1,
+                            term + 1 + self.rng.gen_range(0..5),
+                        )],
+                        leader_commit: anchor_index + 1,
                     },
                 )
             }),
