@@ -6,7 +6,8 @@
 //! [`TokenTable::check`] recomputes it from scratch for the tests.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::{MemberId, Token};
@@ -34,7 +35,8 @@ pub(crate) struct Holding {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TokenTable {
     owner_at: BTreeMap<u64, MemberId>,
-    holdings: BTreeMap<MemberId, Holding>,
+    /// Hashed: touched two or three times per token placed, the hottest lookup of a change.
+    holdings: HashMap<MemberId, Holding>,
     /// Holders by weight, each group ordered by (load, Reverse(id)): within one weight the
     /// target share is the same, so the last entry is the member furthest above it.
     by_weight: BTreeMap<u32, BTreeSet<(u128, Reverse<MemberId>)>>,
@@ -211,7 +213,7 @@ impl TokenTable {
             }
         };
         self.owner_at.insert(position, member);
-        if let std::collections::btree_map::Entry::Vacant(vacant) = self.holdings.entry(member) {
+        if let Entry::Vacant(vacant) = self.holdings.entry(member) {
             vacant.insert(Holding {
                 weight,
                 load: 0,
@@ -321,12 +323,12 @@ impl TokenTable {
     }
 
     /// Estimated heap bytes: B-tree entries × entry size × 3/2 (nodes run about two thirds
-    /// full), plus one node header per holding's set.
+    /// full), plus one node header per holding's set, plus the hash table's slots.
     pub(crate) fn memory_bytes(&self) -> usize {
         let btree = |entries: usize, entry: usize| entries * entry * 3 / 2;
         let widths: usize = self.holdings.values().map(|h| h.widths.len()).sum();
         btree(self.owner_at.len(), 16)
-            + btree(self.holdings.len(), 8 + std::mem::size_of::<Holding>())
+            + self.holdings.capacity() * (8 + std::mem::size_of::<Holding>() + 1)
             + btree(widths, 16)
             + self.holdings.len() * 64
             + btree(self.holdings.len(), 32)
