@@ -18,6 +18,9 @@ pub(crate) const RING_SPAN: u128 = 1 << 64;
 /// A range width stored as `width − 1`: widths are 1 ..= 2^64, which then fits a u64.
 type WidthLess1 = u64;
 
+/// How a holding orders its tokens: (width − 1, Reverse(position)).
+type WidthKey = (WidthLess1, Reverse<u64>);
+
 /// One member's tokens with their widths, widest first when read from the back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Holding {
@@ -27,7 +30,7 @@ pub(crate) struct Holding {
     load: u128,
     /// (width − 1, Reverse(position)): the last entry is the widest range, ties going to the
     /// smallest position, which is the order docs/ring.md §4 asks for.
-    widths: BTreeSet<(WidthLess1, Reverse<u64>)>,
+    widths: BTreeSet<WidthKey>,
 }
 
 /// All tokens and the derived data. Equal tables hold equal tokens: the derived parts are
@@ -48,10 +51,9 @@ impl TokenTable {
     /// A table over tokens sorted by strictly ascending position; `weight_of` gives each
     /// holder's weight. O(tokens × log).
     pub(crate) fn from_sorted(tokens: &[Token], weight_of: impl Fn(MemberId) -> u32) -> Self {
-        let mut table = TokenTable {
-            owner_at: tokens.iter().map(|t| (t.position, t.member)).collect(),
-            ..TokenTable::default()
-        };
+        // Grouped first, then each member's set built in bulk (sort + bulk load): inserting
+        // token by token into 10,000 sets made decoding a 10,000-member ring take ~0.9 s.
+        let mut grouped: HashMap<MemberId, (u128, Vec<WidthKey>)> = HashMap::new();
         let mut previous = tokens.last().map_or(0, |t| t.position);
         for token in tokens {
             let width = if tokens.len() == 1 {
@@ -60,24 +62,32 @@ impl TokenTable {
                 u128::from(token.position.wrapping_sub(previous))
             };
             previous = token.position;
-            let holding = table
-                .holdings
-                .entry(token.member)
-                .or_insert_with(|| Holding {
-                    weight: weight_of(token.member),
-                    load: 0,
-                    widths: BTreeSet::new(),
-                });
-            holding.load += width;
-            holding.widths.insert(width_key(width, token.position));
+            let (load, keys) = grouped.entry(token.member).or_default();
+            *load += width;
+            keys.push(width_key(width, token.position));
         }
-        for (&id, holding) in &table.holdings {
-            table.holder_weight += u128::from(holding.weight);
+        let mut table = TokenTable {
+            owner_at: tokens.iter().map(|t| (t.position, t.member)).collect(),
+            ..TokenTable::default()
+        };
+        table.holdings.reserve(grouped.len());
+        for (id, (load, keys)) in grouped {
+            let weight = weight_of(id);
+            table.holder_weight += u128::from(weight);
             table
                 .by_weight
-                .entry(holding.weight)
+                .entry(weight)
                 .or_default()
-                .insert((holding.load, Reverse(id)));
+                .insert((load, Reverse(id)));
+            let widths = keys.into_iter().collect();
+            table.holdings.insert(
+                id,
+                Holding {
+                    weight,
+                    load,
+                    widths,
+                },
+            );
         }
         table
     }
@@ -352,7 +362,7 @@ impl TokenTable {
     }
 }
 
-fn width_key(width: u128, position: u64) -> (WidthLess1, Reverse<u64>) {
+fn width_key(width: u128, position: u64) -> WidthKey {
     debug_assert!((1..=RING_SPAN).contains(&width));
     ((width - 1) as u64, Reverse(position))
 }
