@@ -220,6 +220,11 @@ impl ActiveIndex {
             })
     }
 
+    /// (buckets, buckets spilled): how well the blocks fit the positions.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.blocks.len(), self.spill.len())
+    }
+
     /// Heap bytes held (allocated capacity).
     pub(crate) fn memory_bytes(&self) -> usize {
         let spilled: usize = self

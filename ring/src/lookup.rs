@@ -86,6 +86,12 @@ impl Ring {
         self.state.memory_bytes() + self.view.memory_bytes()
     }
 
+    /// (buckets, buckets spilled) of the lookup index; for benchmarks and debugging.
+    #[doc(hidden)]
+    pub fn index_shape(&self) -> (usize, usize) {
+        self.view.index.shape()
+    }
+
     /// [`RingState::join`], keeping the lookup view current.
     pub fn join(&mut self, member: Member, epoch: u64) -> Result<(), RingError> {
         let id = member.id;
