@@ -11,7 +11,7 @@
 //! alike (issue 14): allocation reads widths, loads and weight groups that are kept current
 //! instead of recomputed. A [`RingDelta`] carries the members changed between two epochs, so
 //! a client's cached ring follows with O(change) bytes; a [`RingJournal`] records which
-//! members each change touched, to build one. [`reference`] keeps the original whole-ring
+//! members each change touched, to build one. [`mod@reference`] keeps the original whole-ring
 //! implementation as the oracle the tests compare against.
 
 mod allocate;
