@@ -66,11 +66,6 @@ impl RingState {
         self.tokens.iter()
     }
 
-    /// Number of tokens, whatever their member's state.
-    pub fn token_count_total(&self) -> usize {
-        self.tokens.len()
-    }
-
     /// Positions of one member's tokens, ascending. O(its tokens × log).
     pub fn tokens_of(&self, id: MemberId) -> Vec<u64> {
         self.tokens.positions_of(id)
