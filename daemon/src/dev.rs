@@ -39,6 +39,9 @@ pub struct DevArgs {
     /// Snapshot and compact each node's log after this many applied entries.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every_entries: u64,
+    /// Entries a compaction keeps before its snapshot for followers a little behind.
+    #[arg(long, default_value_t = 5_000)]
+    pub snapshot_catch_up_entries: u64,
     /// The leader marks a silent node down after this long (0 disables).
     #[arg(long, default_value_t = 5_000)]
     pub down_after_ms: u64,
@@ -241,6 +244,7 @@ fn prepare(dir: &Path, ids: &[u64], args: &DevArgs) -> Result<(), String> {
             raft: RaftSettings::default(),
             down_after_ms: args.down_after_ms,
             snapshot_every_entries: args.snapshot_every_entries,
+            snapshot_catch_up_entries: args.snapshot_catch_up_entries,
             ..Config::default()
         };
         let text = toml::to_string_pretty(&config).map_err(|err| err.to_string())?;

@@ -148,7 +148,14 @@ fn leader_killed_with_sigkill_loses_nothing_acknowledged() {
 
 #[test]
 fn lagging_node_catches_up_through_a_snapshot() {
-    let cluster = Cluster::start("snapshot", 3, &["--snapshot-every-entries", "20"]);
+    // No retained tail: 120 entries behind must mean a snapshot.
+    let args = [
+        "--snapshot-every-entries",
+        "20",
+        "--snapshot-catch-up-entries",
+        "0",
+    ];
+    let cluster = Cluster::start("snapshot", 3, &args);
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
     let lagging = (1..=3).find(|id| *id != leader).unwrap();
     let before = cluster.status(lagging).unwrap().applied_index;

@@ -14,18 +14,20 @@
 //! [`RawNode::compact`].
 //!
 //! Output: while [`RawNode::has_ready`], take [`RawNode::ready`] and process it in the order
-//! documented on [`Ready`], then call [`RawNode::advance`] with its number. Only one Ready is in
-//! flight at a time; inputs may keep arriving meanwhile.
+//! documented on [`Ready`]: write it to the shell's [`DurableLog`] ([`Ready::write`]), sync it
+//! ([`Written::sync`]), then call [`RawNode::advance`] with the [`Synced`] token that returns.
+//! Only one Ready is in flight at a time; inputs may keep arriving meanwhile.
 //!
 //! # The durability rule (thesis §3.8, §10.2.1)
 //!
 //! A message that promises durable state leaves only after that state is on disk: votes and
-//! append (or final snapshot) acknowledgements come in [`Ready::persisted_messages`], to be sent
-//! after the Ready's snapshot, entries and hard state are fsynced. Everything else, notably the
-//! leader's own AppendEntries, is in [`Ready::messages`] and may go out before the fsync: the
-//! leader replicates while its own write runs. The leader counts itself toward a commit quorum
-//! only up to what it has made durable (known at `advance`), and a candidate counts its own vote
-//! only once that vote is durable. Committed entries are handed out for applying only once they
+//! append (or final snapshot) acknowledgements come out of [`Synced::take_persisted_messages`],
+//! and only [`Written::sync`] makes a `Synced`, after the Ready's snapshot, entries and hard
+//! state are fsynced: a shell that sends them earlier does not compile. Everything else, notably
+//! the leader's own AppendEntries, is in [`Ready::take_messages`] and may go out before the
+//! fsync: the leader replicates while its own write runs. The leader counts itself toward a
+//! commit quorum only up to what it has made durable (known at `advance`), and a candidate counts
+//! its own vote only once that vote is durable. Committed entries are handed out for applying only once they
 //! are durable on this node too, so the applied state never runs ahead of the local log.
 //!
 //! # Features and where they come from
@@ -50,8 +52,11 @@
 //!   the follower's acknowledged offset.
 //! - Membership (§4): a change of at most one voter applies directly; several voter changes go
 //!   through joint consensus, left by an empty [`ConfChange`] (or automatically with
-//!   `auto_leave`). Learners receive the log but never campaign, and candidates never ask them for
-//!   votes; `AddVoter` on a learner promotes it. The configuration in effect is the latest in the
+//!   `auto_leave`). Learners receive the log and candidates never ask them for votes (a
+//!   candidate whose configuration already promotes one does); a learner campaigns only after it
+//!   refused such a candidate for its older log, until it hears from a leader, counted under its
+//!   own configuration without its own vote, and steps down for a voter once elected (see
+//!   `RawNode::is_promotable`). `AddVoter` on a learner promotes it. The configuration in effect is the latest in the
 //!   log, committed or not; a truncated configuration entry reverts to the previous one. A leader
 //!   appends a change only once an entry of its own term and the previous change have committed
 //!   (thesis errata, raft-dev 2015). A leader that removed itself steps down once that change
@@ -127,6 +132,6 @@ pub use errors::{ProposeError, RaftError};
 pub use mutants::Mutant;
 pub use progress::ProgressState;
 pub use raw_node::{InitialState, RawNode};
-pub use ready::Ready;
+pub use ready::{DurableLog, Ready, Synced, WriteBatch, Written};
 pub use status::{PeerProgress, Status};
 pub use types::*;

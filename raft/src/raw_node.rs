@@ -15,7 +15,7 @@ use crate::mutants::Mutant;
 use crate::progress::Progress;
 use crate::quorum;
 use crate::read_only::ReadOnly;
-use crate::ready::Ready;
+use crate::ready::{Ready, Synced};
 use crate::snapshot::IncomingSnapshot;
 use crate::status::{PeerProgress, Status};
 use crate::types::{
@@ -378,9 +378,11 @@ impl RawNode {
         ready
     }
 
-    /// Acknowledge Ready `ready_number`: its state is durable, its messages sent, its committed
-    /// entries applied. Acknowledging anything but the Ready in flight is a bug in the shell.
-    pub fn advance(&mut self, ready_number: u64) {
+    /// Acknowledge the Ready in flight: `synced` proves its state durable; its messages are
+    /// sent and its committed entries applied. Acknowledging anything but the Ready in flight is
+    /// a bug in the shell.
+    pub fn advance(&mut self, synced: Synced) {
+        let ready_number = synced.number;
         if ready_number == 0 {
             return;
         }

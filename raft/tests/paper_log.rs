@@ -3,7 +3,7 @@
 
 mod paper_net;
 
-use paper_net::{config, disk_with_log, entry, Network};
+use paper_net::{config, disk_with_log, entry, Disk, Network};
 use ringraft_raft::{
     ConfState, HardState, InitialState, Message, MessageBody, RawNode, SnapshotMeta,
 };
@@ -99,22 +99,24 @@ fn votes_and_acks_wait_for_persistence() {
         leader_transfer: false,
     };
     node.step(msg(1, 2, 1, vote)).unwrap();
+    let mut disk = Disk::default();
     let ready = node.ready();
-    assert!(ready.messages.is_empty());
+    assert!(ready.messages().is_empty());
     assert_eq!(
-        ready.persisted_messages[0].body,
-        MessageBody::VoteResponse { reject: false }
-    );
-    assert_eq!(
-        ready.hard_state,
+        ready.hard_state(),
         Some(HardState {
             term: 1,
             vote: Some(1),
             commit: 0
         })
     );
-    assert!(ready.must_sync);
-    node.advance(ready.number);
+    assert!(ready.must_sync());
+    let synced = disk.persist(ready);
+    assert_eq!(
+        synced.persisted_messages()[0].body,
+        MessageBody::VoteResponse { reject: false }
+    );
+    node.advance(synced);
     let append = MessageBody::Append {
         prev_log_index: 0,
         prev_log_term: 0,
@@ -123,10 +125,11 @@ fn votes_and_acks_wait_for_persistence() {
     };
     node.step(msg(1, 2, 1, append)).unwrap();
     let ready = node.ready();
-    assert_eq!(ready.entries.len(), 1);
-    assert!(ready.messages.is_empty());
+    assert_eq!(ready.entries().len(), 1);
+    assert!(ready.messages().is_empty());
+    let synced = disk.persist(ready);
     assert!(matches!(
-        ready.persisted_messages[0].body,
+        synced.persisted_messages()[0].body,
         MessageBody::AppendResponse {
             index: 1,
             reject: false,
@@ -156,10 +159,11 @@ fn no_acknowledgement_for_a_term_left_in_the_same_batch() {
     };
     node.step(msg(3, 2, 2, new_append)).unwrap();
     let ready = node.ready();
-    let written: Vec<(u64, u64)> = ready.entries.iter().map(|e| (e.index, e.term)).collect();
+    let written: Vec<(u64, u64)> = ready.entries().iter().map(|e| (e.index, e.term)).collect();
     assert_eq!(written, vec![(1, 2)]);
-    let acks: Vec<(u64, u64, u64)> = ready
-        .persisted_messages
+    let synced = Disk::default().persist(ready);
+    let acks: Vec<(u64, u64, u64)> = synced
+        .persisted_messages()
         .iter()
         .filter_map(|m| match m.body {
             MessageBody::AppendResponse {
@@ -182,9 +186,9 @@ fn leader_counts_itself_only_once_durable() {
     let commit = net.node(1).status().commit;
     net.node_mut(1).propose(b"x".to_vec()).unwrap();
     let ready = net.node_mut(1).ready();
-    assert_eq!(ready.entries.len(), 1);
+    assert_eq!(ready.entries().len(), 1);
     let appends = ready
-        .messages
+        .messages()
         .iter()
         .filter(|m| matches!(m.body, MessageBody::Append { .. }))
         .count();
@@ -192,7 +196,8 @@ fn leader_counts_itself_only_once_durable() {
         appends, 2,
         "sent to both followers before the leader's own fsync"
     );
-    let x_index = ready.entries[0].index;
+    let x_index = ready.entries()[0].index;
+    let synced = net.disks.get_mut(&1).expect("disk").persist(ready);
     // One follower acknowledges before the leader's own write is durable: no quorum yet.
     let term = net.node(1).term();
     let ack = MessageBody::AppendResponse {
@@ -203,7 +208,7 @@ fn leader_counts_itself_only_once_durable() {
     };
     net.node_mut(1).step(msg(2, 1, term, ack)).unwrap();
     assert_eq!(net.node(1).status().commit, commit);
-    net.node_mut(1).advance(ready.number);
+    net.node_mut(1).advance(synced);
     assert_eq!(net.node(1).status().commit, x_index);
 }
 

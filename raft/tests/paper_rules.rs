@@ -193,11 +193,10 @@ fn a_stale_append_is_answered_with_the_receivers_term_without_pre_vote_or_check_
             body,
         };
         net.node_mut(2).step(stale).expect("step never fails");
-        let ready = net.node_mut(2).ready();
-        let answers: Vec<&Message> = ready.messages.iter().filter(|m| m.to == 1).collect();
+        let (_, messages) = net.take_one_ready(2);
+        let answers: Vec<&Message> = messages.iter().filter(|m| m.to == 1).collect();
         assert_eq!(answers.len(), 1, "the stale leader is answered");
         assert_eq!(answers[0].term, 5, "with the receiver's term");
-        net.node_mut(2).advance(ready.number);
     }
 }
 
@@ -220,13 +219,8 @@ fn a_stale_vote_request_is_refused_with_the_receivers_term() {
         },
     };
     net.node_mut(2).step(stale).expect("step never fails");
-    let ready = net.node_mut(2).ready();
-    let answers: Vec<&Message> = ready
-        .messages
-        .iter()
-        .chain(&ready.persisted_messages)
-        .filter(|m| m.to == 1)
-        .collect();
+    let (_, messages) = net.take_one_ready(2);
+    let answers: Vec<&Message> = messages.iter().filter(|m| m.to == 1).collect();
     assert_eq!(answers.len(), 1, "the stale candidate is answered");
     assert_eq!(answers[0].term, 5, "with the receiver's term");
     assert!(
@@ -235,7 +229,6 @@ fn a_stale_vote_request_is_refused_with_the_receivers_term() {
         answers[0].body
     );
     assert_eq!(net.node(2).term(), 5, "the receiver's term is unchanged");
-    net.node_mut(2).advance(ready.number);
 }
 
 /// Thesis §4.2.3: a server that heard from a leader within the minimum election timeout ignores
@@ -351,13 +344,9 @@ fn chunks_of_two_snapshots_at_the_same_index_are_never_stitched_together() {
     net.node_mut(2)
         .step(chunk(3, 3, 4, b"BBBB", true))
         .expect("step");
-    let ready = net.node_mut(2).ready();
-    assert!(
-        ready.snapshot.is_none(),
-        "no snapshot was stitched together"
-    );
-    let resume: Vec<u64> = ready
-        .messages
+    let (had_snapshot, messages) = net.take_one_ready(2);
+    assert!(!had_snapshot, "no snapshot was stitched together");
+    let resume: Vec<u64> = messages
         .iter()
         .filter_map(|m| match m.body {
             MessageBody::InstallSnapshotResponse { next_offset, .. } if m.to == 3 => {
@@ -367,7 +356,6 @@ fn chunks_of_two_snapshots_at_the_same_index_are_never_stitched_together() {
         })
         .collect();
     assert_eq!(resume, vec![0], "leader 3 is asked to start from byte 0");
-    net.node_mut(2).advance(ready.number);
 }
 
 /// Thesis §4.2.2: a server that is not part of its own latest configuration should still start

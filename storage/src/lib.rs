@@ -4,10 +4,12 @@
 //! snapshot (`snap-<index>.snap`). The on-disk format and the recovery rules are specified in
 //! `docs/storage.md`.
 //!
-//! The shell processes a Raft `Ready` as: `save_snapshot` (if any), `append(entries)`,
-//! `save_hard_state` (if any), then `sync` once; only then may it send `persisted_messages`.
+//! `Storage` is the core's `DurableLog`: `Ready::write` calls `save_snapshot` (if any, then
+//! `compact` behind it), `append(entries)` and `save_hard_state` (if any); `Written::sync` calls
+//! `sync` once, and only the `Synced` it returns releases the acknowledgements.
 
 pub mod codec;
+mod durable_log;
 mod error;
 mod fs;
 #[doc(hidden)]

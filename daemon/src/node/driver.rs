@@ -342,21 +342,21 @@ impl Driver {
 
     fn process_ready(&mut self) -> Result<(), FatalError> {
         let mut ready = self.raw.ready();
-        if let Some(soft) = ready.soft_state {
+        if let Some(soft) = ready.soft_state() {
             info!(role = ?soft.role, leader = ?soft.leader, "role changed");
             if soft.role == Role::Leader {
                 self.failure.became_leader(Instant::now(), &self.state);
             }
         }
-        for message in ready.messages.drain(..) {
+        for message in ready.take_messages() {
             self.transport.send(message);
         }
         // The epoch of an applied change that removed this node, acted on once the Ready is done.
         let mut removed_at = None;
-        if let Some(snapshot) = ready.snapshot.take() {
+        // The snapshot is stored with the rest of the batch (`ready.write` below); if the node
+        // stops before that, it restarts from its older state and the leader sends it again.
+        if let Some(snapshot) = ready.snapshot() {
             let restored = ReplicatedState::decode_image(&snapshot.data, self.config.retention())?;
-            self.storage.save_snapshot(&snapshot)?;
-            self.storage.compact(snapshot.meta.index)?;
             info!(
                 index = snapshot.meta.index,
                 "installed a snapshot from the leader"
@@ -374,7 +374,7 @@ impl Driver {
         // waiting one more fsync period for it.
         let mut membership_moved = false;
         let now = Instant::now();
-        for entry in &ready.committed_entries {
+        for entry in &ready.take_committed_entries() {
             let was_member = self.state.member(self.id).is_some();
             let applied = self.state.apply(entry);
             if !self.pending.admin.is_empty() {
@@ -399,7 +399,7 @@ impl Driver {
                 }
             }
         }
-        for read in ready.read_states.drain(..) {
+        for read in ready.take_read_states() {
             if let Ok(bytes) = <[u8; 8]>::try_from(read.context.as_slice()) {
                 self.pending
                     .read_confirmed(u64::from_le_bytes(bytes), read.index);
@@ -411,19 +411,12 @@ impl Driver {
         // Readers see what was just answered before the loop blocks in fsync.
         self.publish();
         self.pending.on_applied(&self.state, self.raw.leader());
-        if !ready.entries.is_empty() {
-            self.storage.append(&ready.entries)?;
-        }
-        if let Some(hard_state) = ready.hard_state {
-            self.storage.save_hard_state(&hard_state)?;
-        }
-        if ready.must_sync {
-            self.storage.sync()?;
-        }
-        for message in ready.persisted_messages.drain(..) {
+        let written = ready.write(&mut self.storage)?;
+        let mut synced = written.sync(&mut self.storage)?;
+        for message in synced.take_persisted_messages() {
             self.transport.send(message);
         }
-        self.raw.advance(ready.number);
+        self.raw.advance(synced);
         if let Some(epoch) = removed_at {
             self.enter_removed(epoch, "it applied the entry that removes it");
         }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ringraft_raft::{
-    ConfState, Config, Entry, EntryPayload, HardState, InitialState, LogIndex, Message, NodeId,
-    RawNode, ReadState, Role, Snapshot, SnapshotMeta,
+    ConfState, Config, DurableLog, Entry, EntryPayload, HardState, InitialState, LogIndex, Message,
+    NodeId, RawNode, ReadState, Ready, Role, Snapshot, SnapshotMeta, Synced, WriteBatch,
 };
 
 /// What a node made durable.
@@ -29,12 +29,40 @@ impl Disk {
         self.entries.extend_from_slice(entries);
     }
 
+    /// Writes `ready` here and syncs it (a write is durable at once on this disk).
+    pub fn persist(&mut self, ready: Ready) -> Synced {
+        let Ok(written) = ready.write(self);
+        let Ok(synced) = written.sync(self);
+        synced
+    }
+
     pub fn last_index(&self) -> LogIndex {
         self.entries
             .last()
             .map(|e| e.index)
             .or(self.snapshot.as_ref().map(|s| s.meta.index))
             .unwrap_or(0)
+    }
+}
+
+impl DurableLog for Disk {
+    type Error = std::convert::Infallible;
+
+    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), Self::Error> {
+        if let Some(snapshot) = batch.snapshot {
+            self.entries.clear();
+            self.snapshot = Some(snapshot.clone());
+            self.applied = snapshot.meta.index;
+        }
+        self.persist_entries(batch.entries);
+        if let Some(hard_state) = batch.hard_state {
+            self.hard_state = hard_state;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
     }
 }
 
@@ -171,35 +199,40 @@ impl Network {
             if !node.has_ready() {
                 return;
             }
-            let ready = node.ready();
-            self.queue.extend(ready.messages);
-            let disk = self.disks.get_mut(&id).expect("disk exists");
-            if let Some(snapshot) = &ready.snapshot {
-                disk.entries.clear();
-                disk.snapshot = Some(snapshot.clone());
-                disk.applied = snapshot.meta.index;
-                let applied = self.applied.get_mut(&id).expect("applied exists");
+            let mut ready = node.ready();
+            self.queue.extend(ready.take_messages());
+            let applied = self.applied.get_mut(&id).expect("applied exists");
+            if let Some(snapshot) = ready.snapshot() {
                 applied.retain(|e| e.index <= snapshot.meta.index);
             }
-            disk.persist_entries(&ready.entries);
-            if let Some(hard_state) = ready.hard_state {
-                disk.hard_state = hard_state;
-            }
-            self.queue.extend(ready.persisted_messages);
-            for entry in &ready.committed_entries {
+            let committed = ready.take_committed_entries();
+            let read_states = ready.take_read_states();
+            let disk = self.disks.get_mut(&id).expect("disk exists");
+            let mut synced = disk.persist(ready);
+            self.queue.extend(synced.take_persisted_messages());
+            for entry in &committed {
                 disk.applied = entry.index;
             }
-            self.applied
-                .get_mut(&id)
-                .expect("applied exists")
-                .extend(ready.committed_entries);
-            self.read_states
-                .entry(id)
-                .or_default()
-                .extend(ready.read_states);
-            node.advance(ready.number);
+            applied.extend(committed);
+            self.read_states.entry(id).or_default().extend(read_states);
+            node.advance(synced);
         }
         panic!("node {id} never stops producing Readies");
+    }
+
+    /// Takes one Ready of `id`, persists and acknowledges it without delivering anything;
+    /// returns whether it carried a snapshot, and its messages (those sent at once, then those
+    /// after the sync).
+    pub fn take_one_ready(&mut self, id: NodeId) -> (bool, Vec<Message>) {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let mut ready = node.ready();
+        let had_snapshot = ready.snapshot().is_some();
+        let mut messages = ready.take_messages();
+        let disk = self.disks.get_mut(&id).expect("disk exists");
+        let mut synced = disk.persist(ready);
+        messages.extend(synced.take_persisted_messages());
+        node.advance(synced);
+        (had_snapshot, messages)
     }
 
     pub fn process_all(&mut self) {

@@ -161,6 +161,28 @@ impl SimDisk {
     }
 }
 
+/// The shell hands each Ready's writes over through the core's own types: the acknowledgements
+/// come out only after `sync`, so the shell cannot break the durability rule by mistake.
+impl ringraft_raft::DurableLog for SimDisk {
+    type Error = std::convert::Infallible;
+
+    fn write(&mut self, batch: ringraft_raft::WriteBatch<'_>) -> Result<(), Self::Error> {
+        if let Some(snapshot) = batch.snapshot {
+            self.write_snapshot(snapshot.clone());
+        }
+        self.write_entries(batch.entries);
+        if let Some(hard_state) = batch.hard_state {
+            self.write_hard_state(hard_state);
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        self.fsync();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

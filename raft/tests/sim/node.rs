@@ -12,7 +12,7 @@
 
 use ringraft_raft::{
     Config, Entry, EntryPayload, InitialState, LogIndex, Message, MessageBody, NodeId, RawNode,
-    ReadState, Ready, Role, Snapshot, Term,
+    ReadState, Ready, Role, Snapshot, Term, Written,
 };
 
 use super::disk::{DurableState, SimDisk};
@@ -66,11 +66,8 @@ pub struct Effects {
     pub conf_appended: Vec<(NodeId, LogIndex)>,
 }
 
-struct InFlightReady {
-    number: u64,
-    must_sync: bool,
-    persisted_messages: Vec<Message>,
-}
+/// A Ready whose writes are on the disk's queue, waiting for the fsync.
+type InFlightReady = Written;
 
 /// Bound on Ready batches processed back to back in one call (each needs new input to exist, so
 /// hitting it means the core keeps producing work from nothing).
@@ -242,7 +239,7 @@ impl NodeShell {
             let ready = raw.ready();
             self.begin_ready(ready, effects);
             match &self.in_flight {
-                Some(in_flight) if in_flight.must_sync => {
+                Some(in_flight) if in_flight.must_sync() => {
                     effects.fsync_started = Some(self.id);
                     return;
                 }
@@ -259,7 +256,7 @@ impl NodeShell {
 
     /// The fsync started by the in-flight Ready completed.
     pub fn fsync_done(&mut self, effects: &mut Effects) {
-        if self.in_flight.as_ref().is_some_and(|r| r.must_sync) {
+        if self.in_flight.as_ref().is_some_and(|r| r.must_sync()) {
             self.finish_ready(effects);
             self.drive(effects);
         }
@@ -274,12 +271,8 @@ impl NodeShell {
     /// The first half, up to the fsync: send `messages`, install a snapshot, apply
     /// `committed_entries` and answer reads, queue the writes (durable at the fsync).
     fn begin_ready(&mut self, mut ready: Ready, effects: &mut Effects) {
-        self.send(&mut ready.messages, "before the fsync", effects);
-        if self.bug == ShellBug::AckBeforeFsync {
-            self.send(&mut ready.persisted_messages, "before the fsync", effects);
-        }
-        if let Some(snapshot) = &ready.snapshot {
-            self.disk.write_snapshot(snapshot.clone());
+        self.send(&mut ready.take_messages(), "before the fsync", effects);
+        if let Some(snapshot) = ready.snapshot() {
             match KvStore::decode(&snapshot.meta, &snapshot.data) {
                 Ok(store) => self.mirror.install_snapshot(
                     snapshot.meta.index,
@@ -290,38 +283,35 @@ impl NodeShell {
             }
             self.restore_snapshot(snapshot, effects);
         }
-        self.apply_committed(&ready.committed_entries, effects);
-        self.pending_reads.append(&mut ready.read_states);
+        self.apply_committed(&ready.take_committed_entries(), effects);
+        self.pending_reads.append(&mut ready.take_read_states());
         self.answer_reads(effects);
-        if !ready.entries.is_empty() {
+        if !ready.entries().is_empty() {
             let leading = self.raw.as_ref().is_some_and(|r| r.role() == Role::Leader);
             let conf = |e: &&Entry| matches!(e.payload, EntryPayload::ConfChange(_));
-            if let Some(entry) = ready.entries.iter().find(conf).filter(|_| leading) {
+            if let Some(entry) = ready.entries().iter().find(conf).filter(|_| leading) {
                 effects.conf_appended.push((self.id, entry.index));
             }
-            self.disk.write_entries(&ready.entries);
-            match self.mirror.append(&ready.entries) {
+            match self.mirror.append(ready.entries()) {
                 Ok(appended) => effects
                     .observations
                     .push((self.id, Observation::Appended(appended))),
                 Err(e) => self.violation(effects, e),
             }
             if self.bug == ShellBug::ApplyUncommitted {
-                for entry in &ready.entries {
+                for entry in ready.entries() {
                     if entry.index == self.store.applied_index + 1 {
                         self.apply(entry, effects);
                     }
                 }
             }
         }
-        if let Some(hard_state) = ready.hard_state {
-            self.disk.write_hard_state(hard_state);
+        let Ok(mut written) = ready.write(&mut self.disk);
+        if self.bug == ShellBug::AckBeforeFsync {
+            let mut early = written.take_persisted_messages_unsynced();
+            self.send(&mut early, "before the fsync", effects);
         }
-        self.in_flight = Some(InFlightReady {
-            number: ready.number,
-            must_sync: ready.must_sync,
-            persisted_messages: ready.persisted_messages,
-        });
+        self.in_flight = Some(written);
     }
 
     /// Applies what the core handed out as committed (and durable here), in order.
@@ -346,19 +336,24 @@ impl NodeShell {
 
     /// The second half: durable now; send `persisted_messages`, advance; then maybe compact.
     fn finish_ready(&mut self, effects: &mut Effects) {
-        let Some(mut ready) = self.in_flight.take() else {
+        let Some(written) = self.in_flight.take() else {
             return;
         };
-        if ready.must_sync {
-            self.disk.fsync();
+        let synced_now = written.must_sync();
+        let Ok(mut synced) = written.sync(&mut self.disk);
+        if synced_now {
             self.check_ack_promise(effects);
         }
-        self.send(&mut ready.persisted_messages, "after the fsync", effects);
+        self.send(
+            &mut synced.take_persisted_messages(),
+            "after the fsync",
+            effects,
+        );
         let raw = self
             .raw
             .as_mut()
             .expect("a Ready in flight means the node is up");
-        raw.advance(ready.number);
+        raw.advance(synced);
         self.maybe_compact(effects);
     }
 

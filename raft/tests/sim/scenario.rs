@@ -364,7 +364,11 @@ impl Scenario {
         scenario.disk_stall_max = rng.gen_range(50 * MS..=2_000 * MS);
         // A retained tail spares lagging followers their snapshot: rarer where snapshots are the
         // point.
-        let tail_probability = if scenario.focus == Focus::Snapshots { 0.2 } else { 0.5 };
+        let tail_probability = if scenario.focus == Focus::Snapshots {
+            0.2
+        } else {
+            0.5
+        };
         if rng.gen_bool(tail_probability) {
             scenario.snapshot_catch_up_entries =
                 rng.gen_range(1..=2 * scenario.compaction_threshold);
