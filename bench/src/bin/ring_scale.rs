@@ -82,6 +82,8 @@ struct Scale {
     live_bytes: usize,
     estimated_bytes: usize,
     encoded_bytes: usize,
+    /// (buckets, buckets spilled) of the lookup index.
+    index_shape: (usize, usize),
     same_bytes: bool,
 }
 
@@ -107,6 +109,7 @@ fn measure(n: u64, reps: usize, keys: u64) -> Scale {
     let live_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
     let estimated_bytes = ring.memory_bytes();
     let encoded_bytes = ring.encode().len();
+    let index_shape = ring.index_shape();
 
     let owner_ns = time_per_call(keys, |i| {
         ring.owner(&i.to_le_bytes()).map_or(0, |o| o.member)
@@ -195,6 +198,7 @@ fn measure(n: u64, reps: usize, keys: u64) -> Scale {
         live_bytes,
         estimated_bytes,
         encoded_bytes,
+        index_shape,
         same_bytes,
     }
 }
@@ -324,8 +328,9 @@ fn print_tables(scales: &[Scale]) {
     println!("### Lookups, memory and encoding");
     println!(
         "owner / replicas(3): ns per call, 8-byte keys, hashing included, best of 3; flat owner = \
-         the original flat view on the same ring; memory = live heap bytes of the Ring (state \
-         and view), counted by the allocator; estimate = Ring::memory_bytes.\n"
+         the original flat view on the same ring; spilled = lookup buckets too full for their \
+         64-byte block (slower path); memory = live heap bytes of the Ring (state and view), \
+         counted by the allocator; estimate = Ring::memory_bytes.\n"
     );
     let mut table = Table::new(&[
         ">members",
@@ -333,6 +338,7 @@ fn print_tables(scales: &[Scale]) {
         ">owner ns",
         ">flat owner ns",
         ">replicas(3) ns",
+        ">spilled buckets",
         ">memory B/member",
         ">estimate B/member",
         ">encoded B/member",
@@ -347,6 +353,11 @@ fn print_tables(scales: &[Scale]) {
             format!("{:.1}", scale.owner_ns),
             format!("{:.1}", scale.flat_owner_ns),
             format!("{:.1}", scale.replicas_ns),
+            format!(
+                "{:.2}% of {}",
+                100.0 * scale.index_shape.1 as f64 / scale.index_shape.0 as f64,
+                scale.index_shape.0
+            ),
             (scale.live_bytes / n).to_string(),
             (scale.estimated_bytes / n).to_string(),
             (scale.encoded_bytes / n).to_string(),
