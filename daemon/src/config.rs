@@ -44,9 +44,13 @@ pub struct Config {
     pub promote_lag_entries_max: u64,
     /// Take a snapshot and compact the log after this many applied entries.
     pub snapshot_every_entries: u64,
+    /// ...or once the log entries held in memory reach this many bytes, whichever comes first
+    /// (10,000 entries of 64 KiB would otherwise hold 655 MB).
+    pub snapshot_every_bytes: u64,
     /// After a compaction the leader keeps this many entries before the snapshot in memory, so
     /// that a follower a little behind catches up from the log, not a whole snapshot (etcd's
-    /// SnapshotCatchUpEntries; also bounded to 16 MiB of entries).
+    /// SnapshotCatchUpEntries; also bounded to 16 MiB of entries and half of
+    /// `snapshot_every_bytes`).
     pub snapshot_catch_up_entries: u64,
     /// Keep at most this many application records readable through ReadLog / WatchLog...
     pub log_retention_records: u64,
@@ -162,6 +166,7 @@ impl Default for Config {
             down_after_ms: 10_000,
             promote_lag_entries_max: 1000,
             snapshot_every_entries: 10_000,
+            snapshot_every_bytes: 64 << 20,
             snapshot_catch_up_entries: 5_000,
             log_retention_records: 100_000,
             log_retention_bytes: 64 << 20,
@@ -239,6 +244,13 @@ impl Config {
         if self.ring.replication_factor == 0 {
             return invalid("ring.replication_factor must be at least 1".into());
         }
+        if self.snapshot_every_entries == 0 || self.snapshot_every_bytes < 1 << 20 {
+            return invalid(
+                "snapshot_every_entries must be at least 1 and snapshot_every_bytes at least \
+                 1048576 (1 MiB)"
+                    .into(),
+            );
+        }
         if !self.initial_members.is_empty()
             && !self.initial_members.iter().any(|m| m.id == self.node_id)
         {
@@ -307,6 +319,19 @@ mod tests {
             .contains("does not include"));
         c.node_id = 0;
         assert!(c.validate().unwrap_err().to_string().contains("non-zero"));
+    }
+
+    #[test]
+    fn validation_refuses_a_compaction_trigger_that_would_snapshot_every_entry() {
+        let mut c = single_node();
+        c.snapshot_every_bytes = 1 << 20;
+        assert!(c.validate().is_ok());
+        c.snapshot_every_bytes = 4096;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("snapshot_every_bytes"), "{err}");
+        let mut c = single_node();
+        c.snapshot_every_entries = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

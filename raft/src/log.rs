@@ -22,6 +22,8 @@ pub(crate) struct RaftLog {
     snapshot_term: Term,
     /// `entries[i].index == snapshot_index + 1 + i`.
     entries: Vec<Entry>,
+    /// The flow-control size of `entries`, summed (what bounds the log's memory).
+    bytes: usize,
     pub committed: LogIndex,
     /// The shell has applied everything up to here (acknowledged through `advance`).
     pub applied: LogIndex,
@@ -68,6 +70,7 @@ impl RaftLog {
         Ok(RaftLog {
             snapshot_index: snapshot.index,
             snapshot_term: snapshot.term,
+            bytes: bytes_of(&entries),
             entries,
             committed: committed.max(snapshot.index),
             applied,
@@ -75,6 +78,38 @@ impl RaftLog {
             persisted: last,
             confs,
         })
+    }
+
+    /// Bytes of entries held in memory (what a shell compacts by, besides their number).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// What every change to the log keeps true. The O(1) checks always run (a broken log must
+    /// stop the node, not spread); the byte count is recounted in debug builds only.
+    fn assert_invariants(&self) {
+        let last = self.last_index();
+        assert!(
+            self.committed <= last,
+            "commit {} past the last index {last}",
+            self.committed
+        );
+        assert!(
+            self.applied <= self.committed.max(self.snapshot_index),
+            "applied {} past commit {}",
+            self.applied,
+            self.committed
+        );
+        assert!(
+            self.persisted <= last,
+            "persisted {} past {last}",
+            self.persisted
+        );
+        assert!(
+            self.unstable_from <= last + 1,
+            "unstable entries past the log"
+        );
+        debug_assert_eq!(self.bytes, bytes_of(&self.entries), "log byte count");
     }
 
     pub fn conf_state(&self) -> &ConfState {
@@ -140,7 +175,9 @@ impl RaftLog {
             );
         }
         self.confs.on_append(&entries);
+        self.bytes += bytes_of(&entries);
         self.entries.extend(entries);
+        self.assert_invariants();
     }
 
     /// A follower appends the leader's entries after (`prev_index`, `prev_term`), truncating a
@@ -180,10 +217,13 @@ impl RaftLog {
     fn truncate_from(&mut self, from: LogIndex) {
         assert!(from > self.committed, "never truncate committed entries");
         assert!(from > self.snapshot_index);
-        self.entries.truncate((from - self.first_index()) as usize);
+        let keep = (from - self.first_index()) as usize;
+        self.bytes -= bytes_of(&self.entries[keep..]);
+        self.entries.truncate(keep);
         self.unstable_from = self.unstable_from.min(from);
         self.persisted = self.persisted.min(from - 1);
         self.confs.truncate_from(from);
+        self.assert_invariants();
     }
 
     /// The largest index at or below `index` whose term is at most `term`, with its term: where a
@@ -288,10 +328,13 @@ impl RaftLog {
     pub fn compact_to(&mut self, index: LogIndex) {
         assert!(index > self.snapshot_index && index <= self.persisted.min(self.applied));
         let term = self.term(index).expect("compaction index is in the log");
-        self.entries.drain(..(index - self.snapshot_index) as usize);
+        let dropped = (index - self.snapshot_index) as usize;
+        self.bytes -= bytes_of(&self.entries[..dropped]);
+        self.entries.drain(..dropped);
         self.confs.compact_to(index);
         self.snapshot_index = index;
         self.snapshot_term = term;
+        self.assert_invariants();
     }
 
     /// Replace the whole log with a snapshot received from the leader.
@@ -303,6 +346,7 @@ impl RaftLog {
             "never restore behind the commit index"
         );
         self.entries.clear();
+        self.bytes = 0;
         self.snapshot_index = meta.index;
         self.snapshot_term = meta.term;
         self.committed = meta.index;
@@ -318,6 +362,10 @@ impl RaftLog {
             self.applied = self.applied.max(index);
         }
     }
+}
+
+fn bytes_of(entries: &[Entry]) -> usize {
+    entries.iter().map(Entry::size_bytes).sum()
 }
 
 fn take_bytes(entries: &[Entry], bytes_max: usize) -> Vec<Entry> {

@@ -119,6 +119,31 @@ impl Progress {
         }
     }
 
+    /// What every change keeps true: the leader never sends below what the follower matched,
+    /// only a snapshot transfer holds a snapshot, and only replication has appends in flight.
+    fn assert_invariants(&self) {
+        assert!(
+            self.match_index < self.next_index,
+            "match {} not below next {}",
+            self.match_index,
+            self.next_index
+        );
+        assert_eq!(
+            self.snapshot.is_some(),
+            self.state == ProgressState::Snapshot,
+            "a snapshot is held exactly in the Snapshot state ({:?})",
+            self.state
+        );
+        if self.state != ProgressState::Replicate {
+            assert_eq!(
+                self.inflights.count(),
+                0,
+                "appends in flight in {:?}",
+                self.state
+            );
+        }
+    }
+
     fn reset_state(&mut self, state: ProgressState) {
         self.state = state;
         self.probe_sent = false;
@@ -142,17 +167,20 @@ impl Progress {
         } else {
             self.match_index + 1
         };
+        self.assert_invariants();
     }
 
     pub fn become_replicate(&mut self) {
         self.reset_state(ProgressState::Replicate);
         self.next_index = self.match_index + 1;
+        self.assert_invariants();
     }
 
     pub fn become_snapshot(&mut self, snapshot: Arc<Snapshot>) {
         self.reset_state(ProgressState::Snapshot);
         self.snapshot_index = snapshot.meta.index;
         self.snapshot = Some(snapshot);
+        self.assert_invariants();
     }
 
     /// The follower acknowledged everything up to `index`. Returns true if `match_index` grew.
@@ -163,6 +191,7 @@ impl Progress {
             self.probe_sent = false;
         }
         self.next_index = self.next_index.max(index + 1);
+        self.assert_invariants();
         grew
     }
 
@@ -174,6 +203,7 @@ impl Progress {
                 return false;
             }
             self.next_index = self.match_index + 1;
+            self.assert_invariants();
             return true;
         }
         if self.next_index == 0 || self.next_index - 1 != rejected {
@@ -181,6 +211,7 @@ impl Progress {
         }
         self.next_index = rejected.min(probe_hint + 1).max(self.match_index + 1);
         self.probe_sent = false;
+        self.assert_invariants();
         true
     }
 
@@ -218,6 +249,7 @@ impl Progress {
             ProgressState::Probe => self.probe_sent = true,
             ProgressState::Snapshot => {}
         }
+        self.assert_invariants();
     }
 }
 

@@ -196,6 +196,11 @@ impl RawNode {
         self.log.conf_state()
     }
 
+    /// Bytes of log entries held in memory: a shell compacts by these as well as by count.
+    pub fn log_bytes(&self) -> usize {
+        self.log.bytes()
+    }
+
     pub fn status(&self) -> Status {
         let progress = self
             .progress
@@ -222,6 +227,7 @@ impl RawNode {
             persisted_index: self.log.persisted,
             snapshot_index: self.log.snapshot_index().max(self.snapshot.meta.index),
             log_first_index: self.log.first_index(),
+            log_bytes: self.log.bytes(),
             last_index: self.log.last_index(),
             conf_state: self.log.conf_state().clone(),
             progress,
@@ -368,6 +374,12 @@ impl RawNode {
             .log
             .next_committed_entries(COMMITTED_BYTES_PER_READY_MAX);
         ready.read_states = std::mem::take(&mut self.read_states);
+        // The contract shells rely on (see `Ready::snapshot`): a snapshot replaces the state
+        // machine, so nothing may be applied on top of it in the same batch.
+        assert!(
+            ready.snapshot.is_none() || ready.committed_entries.is_empty(),
+            "a Ready with a snapshot carries no committed entries"
+        );
         self.in_flight = Some(ReadyInFlight {
             number,
             hard_state: ready.hard_state,

@@ -33,6 +33,8 @@ pub struct Status {
     /// The first entry the core still holds in memory: at most `snapshot_index + 1`, lower by
     /// the tail a compaction retained (`Config::snapshot_catch_up_entries`).
     pub log_first_index: LogIndex,
+    /// Bytes of entries the core holds in memory (see `RawNode::log_bytes`).
+    pub log_bytes: usize,
     pub last_index: LogIndex,
     /// The latest configuration in the log (the one in effect).
     pub conf_state: ConfState,

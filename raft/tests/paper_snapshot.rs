@@ -292,3 +292,27 @@ fn a_snapshot_announced_larger_than_the_bound_is_refused() {
         assert_eq!(answers, vec![expected], "total_bytes {total_bytes}");
     }
 }
+
+/// The core reports the bytes of log it holds, so that a shell can compact by size as well as by
+/// count: they grow with each entry and fall back with a compaction.
+#[test]
+fn the_log_in_memory_is_measured_in_bytes() {
+    let mut net = Network::new(&[1, 2, 3], &[]);
+    net.elect(1);
+    let empty = net.node(1).log_bytes();
+    net.propose(1, &"x".repeat(1000));
+    net.propose(1, &"y".repeat(1000));
+    net.tick_all(1);
+    let full = net.node(1).log_bytes();
+    assert!(
+        full >= empty + 2000,
+        "{full} bytes after two 1000-byte entries"
+    );
+    assert_eq!(net.node(1).status().log_bytes, full);
+    net.compact(1, b"state".to_vec());
+    assert_eq!(
+        net.node(1).log_bytes(),
+        0,
+        "nothing retained without a tail"
+    );
+}

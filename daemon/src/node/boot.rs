@@ -300,6 +300,10 @@ fn raft_config(config: &Config) -> ringraft_raft::Config {
     raft.pre_vote = config.raft.pre_vote;
     raft.check_quorum = config.raft.check_quorum;
     raft.snapshot_catch_up_entries = config.snapshot_catch_up_entries;
+    // The retained tail stays below half the byte trigger of compaction, or every applied entry
+    // would set off another snapshot.
+    let half_trigger = usize::try_from(config.snapshot_every_bytes / 2).unwrap_or(usize::MAX);
+    raft.snapshot_catch_up_bytes_max = raft.snapshot_catch_up_bytes_max.min(half_trigger);
     // Real nodes must not share election timers: the seed only matters for the simulator.
     raft.seed = random_u64();
     raft

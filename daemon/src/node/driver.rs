@@ -451,7 +451,10 @@ impl Driver {
 
     fn maybe_snapshot(&mut self) -> Result<(), FatalError> {
         let applied = self.state.applied_index();
-        if applied >= self.snapshot_index + self.config.snapshot_every_entries {
+        let log_bytes = self.raw.log_bytes() as u64;
+        if applied >= self.snapshot_index + self.config.snapshot_every_entries
+            || (log_bytes >= self.config.snapshot_every_bytes && applied > self.snapshot_index)
+        {
             self.take_snapshot()?;
         }
         Ok(())

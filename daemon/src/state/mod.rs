@@ -149,6 +149,15 @@ impl ReplicatedState {
         if entry.index <= self.applied_index {
             return Applied::Nothing;
         }
+        // The core hands out committed entries in order from what this state applied: a gap
+        // means a bug on one side, and applying past it would make this member's state diverge.
+        assert_eq!(
+            entry.index,
+            self.applied_index + 1,
+            "committed entry {} handed out after applied index {}",
+            entry.index,
+            self.applied_index
+        );
         self.applied_index = entry.index;
         let applied = match &entry.payload {
             EntryPayload::Empty => Applied::Nothing,
