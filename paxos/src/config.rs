@@ -1,0 +1,46 @@
+//! Settings of one proposer or acceptor.
+
+use crate::limits::VALUE_BYTES_MAX_DEFAULT;
+use crate::types::NodeId;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: NodeId,
+    /// Values longer than this are refused (`kv_value_bytes_max`).
+    pub value_bytes_max: usize,
+    /// An operation not answered within this many of the proposer's ticks is given up: a
+    /// [`crate::Outcome::Retry`] if no accept was sent for it yet, else
+    /// [`crate::Outcome::Unknown`] (it may have taken effect).
+    pub op_timeout_ticks: u64,
+    /// Messages of a round are sent again to acceptors that have not answered after this many
+    /// ticks (the network may lose them; acceptors answer duplicates the same way).
+    pub resend_interval_ticks: u64,
+    /// A refused operation is answered with a backoff drawn uniformly from
+    /// `[backoff_ticks_min, backoff_ticks_max]`, so contending proposers spread apart.
+    pub backoff_ticks_min: u64,
+    pub backoff_ticks_max: u64,
+    /// At most this many operations wait or run in one proposer (all keys together).
+    pub ops_queued_max: usize,
+    /// Seed of the RNG that draws backoffs: same seed and inputs, same outputs.
+    pub seed: u64,
+    /// Test-only: break one protocol rule on purpose (see [`crate::Mutant`]).
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<crate::Mutant>,
+}
+
+impl Config {
+    pub fn new(id: NodeId) -> Config {
+        Config {
+            id,
+            value_bytes_max: VALUE_BYTES_MAX_DEFAULT,
+            op_timeout_ticks: 50,
+            resend_interval_ticks: 5,
+            backoff_ticks_min: 1,
+            backoff_ticks_max: 8,
+            ops_queued_max: 4096,
+            seed: id,
+            #[cfg(feature = "mutants")]
+            mutant: None,
+        }
+    }
+}

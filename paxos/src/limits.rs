@@ -1,0 +1,25 @@
+//! Every bound and special number of the registers, defined once. The daemon, the local protocol
+//! and the C and Python bindings take them from here.
+
+/// Default bound on a register's value (`kv_value_bytes_max`); larger values are refused with
+/// [`crate::ProposeError::TooLarge`] at the proposer and [`crate::Refusal::TooLarge`] at an
+/// acceptor.
+pub const VALUE_BYTES_MAX_DEFAULT: usize = 64 << 10;
+
+/// Keys longer than this are refused everywhere (the ring hashes any bytes; this bounds memory).
+pub const KEY_BYTES_MAX: usize = 4096;
+
+/// `expected_version` meaning "whatever the version is": a cas with it is a put
+/// (`RINGRAFT_KV_ANY_VERSION` in C).
+pub const ANY_VERSION: u64 = u64::MAX;
+
+/// A register's version never goes past this, so it can never equal [`ANY_VERSION`]; a write
+/// that would is answered [`crate::Outcome::VersionExhausted`].
+pub const VERSION_MAX: u64 = u64::MAX - 1;
+
+/// At most this many acceptors per key (per set of a transition): a bound on every vote set.
+pub const ACCEPTORS_MAX: usize = 16;
+
+/// A proposer reserves ballot counters in blocks of this many with one durable record, so a
+/// restarted proposer never reuses a ballot (two values under one ballot would break Paxos).
+pub const BALLOT_RESERVE_BLOCK: u64 = 1 << 16;

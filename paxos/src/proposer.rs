@@ -1,0 +1,332 @@
+//! The proposer: runs one CASPaxos round at a time per key, queues the rest, and answers each
+//! operation once a quorum accepted its change (or tells why not). Its only durable state is the
+//! ballot reservation (see `limits::BALLOT_RESERVE_BLOCK`).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::limits::{BALLOT_RESERVE_BLOCK, KEY_BYTES_MAX};
+use crate::message::Message;
+use crate::outcome::{Answer, Outcome, PaxosError, ProposeError, RetryReason};
+use crate::ready::{Ready, Record};
+use crate::round::{Cache, Round, Task};
+use crate::types::{KeyConfig, Op, OpId};
+
+/// An operation waiting for its key's current round to end.
+struct Pending {
+    op: OpId,
+    task: Task,
+    deadline_tick: u64,
+}
+
+#[derive(Default)]
+struct KeyWork {
+    queue: VecDeque<Pending>,
+    round: Option<Round>,
+    /// What this proposer's last round left accepted, with the next ballot promised to it.
+    cache: Option<Cache>,
+}
+
+pub struct Proposer {
+    pub(crate) config: Config,
+    rng: ChaCha8Rng,
+    views: BTreeMap<Vec<u8>, KeyConfig>,
+    keys: BTreeMap<Vec<u8>, KeyWork>,
+    /// The highest ballot counter seen anywhere: the next fresh ballot goes above it.
+    pub(crate) counter_seen: u64,
+    /// Counters below this are covered by a durable reservation.
+    counter_durable: u64,
+    /// Counters below this are covered by a reservation handed out, maybe not durable yet.
+    counter_reserved: u64,
+    /// (Ready number, counter_below) of reservations not yet acknowledged by `advance`.
+    reservations: Vec<(u64, u64)>,
+    pub(crate) ticks: u64,
+    queued: usize,
+    pub(crate) ready: Ready,
+    next_number: u64,
+}
+
+impl Proposer {
+    pub fn new(config: Config) -> Proposer {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        Proposer {
+            config,
+            rng,
+            views: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            counter_seen: 0,
+            counter_durable: 0,
+            counter_reserved: 0,
+            reservations: Vec::new(),
+            ticks: 0,
+            queued: 0,
+            ready: Ready::default(),
+            next_number: 1,
+        }
+    }
+
+    /// A restarted proposer: its new ballots start above every counter it may have used.
+    pub fn restore<'a>(
+        config: Config,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<Proposer, PaxosError> {
+        let mut proposer = Proposer::new(config);
+        for record in records {
+            if let Record::BallotsReserved { counter_below } = record {
+                proposer.counter_durable = proposer.counter_durable.max(*counter_below);
+            }
+        }
+        proposer.counter_reserved = proposer.counter_durable;
+        proposer.counter_seen = proposer.counter_durable;
+        Ok(proposer)
+    }
+
+    /// The ring changed for `key`. Rounds already running keep the sets they started with (the
+    /// acceptors' epoch fence stops them if that is stale); the one-round-trip cache is dropped
+    /// on any change, so the first round under new sets runs phase 1 on them.
+    pub fn set_key_config(&mut self, key: &[u8], view: KeyConfig) -> Result<(), PaxosError> {
+        if !view.is_well_formed() {
+            return Err(PaxosError::InvalidKeyConfig(format!("{view:?}")));
+        }
+        if self.views.get(key).is_some_and(|v| v.epoch > view.epoch) {
+            return Ok(());
+        }
+        if self.views.get(key) != Some(&view) {
+            if let Some(work) = self.keys.get_mut(key) {
+                work.cache = None;
+            }
+            self.views.insert(key.to_vec(), view);
+        }
+        Ok(())
+    }
+
+    pub fn key_config(&self, key: &[u8]) -> Option<&KeyConfig> {
+        self.views.get(key)
+    }
+
+    /// Starts a client operation; its answer comes in a later [`Ready`]. Nothing is sent when
+    /// this returns an error.
+    pub fn propose(&mut self, op_id: OpId, key: &[u8], op: Op) -> Result<(), ProposeError> {
+        let bytes = op.value_len();
+        if bytes > self.config.value_bytes_max {
+            let max = self.config.value_bytes_max;
+            return Err(ProposeError::TooLarge { bytes, max });
+        }
+        self.submit(op_id, key, Task::Client(op.normalized()))
+    }
+
+    /// Starts a handoff round for `key`: an identity change under the joint quorum of its
+    /// pending transition. [`Outcome::HandedOff`] means the caller may commit the completion.
+    pub fn handoff(&mut self, op_id: OpId, key: &[u8]) -> Result<(), ProposeError> {
+        self.submit(op_id, key, Task::Handoff)
+    }
+
+    /// Starts garbage collection of `key`: if it holds a tombstone, have every acceptor accept
+    /// it, then have every acceptor drop the key. [`Outcome::Collected`] once all did.
+    pub fn collect(&mut self, op_id: OpId, key: &[u8]) -> Result<(), ProposeError> {
+        self.submit(op_id, key, Task::Collect)
+    }
+
+    fn submit(&mut self, op: OpId, key: &[u8], task: Task) -> Result<(), ProposeError> {
+        if key.len() > KEY_BYTES_MAX {
+            let bytes = key.len();
+            return Err(ProposeError::KeyTooLong {
+                bytes,
+                max: KEY_BYTES_MAX,
+            });
+        }
+        if !self.views.contains_key(key) {
+            return Err(ProposeError::NoAcceptors);
+        }
+        if self.queued >= self.config.ops_queued_max {
+            return Err(ProposeError::Busy);
+        }
+        self.queued += 1;
+        let deadline_tick = self.ticks.saturating_add(self.config.op_timeout_ticks);
+        let work = self.keys.entry(key.to_vec()).or_default();
+        work.queue.push_back(Pending {
+            op,
+            task,
+            deadline_tick,
+        });
+        self.start_next(key);
+        Ok(())
+    }
+
+    /// One tick of the proposer's clock: resend to silent acceptors, give up on late rounds.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        let keys: Vec<Vec<u8>> = self.keys.keys().cloned().collect();
+        for key in keys {
+            self.expire_queued(&key);
+            let Some(mut round) = self.keys.get_mut(&key).and_then(|w| w.round.take()) else {
+                continue;
+            };
+            if self.ticks >= round.deadline_tick {
+                self.finish_aborted(&key, round, RetryReason::TimedOut);
+                continue;
+            }
+            if self.ticks >= round.resend_tick {
+                round.resend_tick = self.ticks + self.config.resend_interval_ticks;
+                let messages = round.messages_to_silent(self.config.id, &key);
+                self.send_all(messages);
+            }
+            if let Some(work) = self.keys.get_mut(&key) {
+                work.round = Some(round);
+            }
+        }
+    }
+
+    fn expire_queued(&mut self, key: &[u8]) {
+        let Some(work) = self.keys.get_mut(key) else {
+            return;
+        };
+        let ticks = self.ticks;
+        let (late, waiting): (Vec<Pending>, Vec<Pending>) =
+            work.queue.drain(..).partition(|p| ticks >= p.deadline_tick);
+        work.queue = waiting.into();
+        let epoch = self.views.get(key).map_or(0, |v| v.epoch);
+        for pending in late {
+            let outcome = self.retry(RetryReason::TimedOut);
+            self.answer(pending.op, key, epoch, outcome);
+        }
+    }
+
+    /// Handles one reply from an acceptor. Replies that are malformed or match no running round
+    /// (late, duplicated, of an aborted round) are dropped.
+    pub fn step(&mut self, message: Message) {
+        if message.to != self.config.id
+            || !crate::validate::is_well_formed_reply(&message, self.config.value_bytes_max)
+        {
+            return;
+        }
+        let key = message.key.clone();
+        let Some(round) = self.keys.get_mut(&key).and_then(|w| w.round.take()) else {
+            return;
+        };
+        self.on_reply(&key, round, message);
+    }
+
+    pub fn ready(&mut self) -> Ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.number = self.next_number;
+        self.next_number += 1;
+        ready
+    }
+
+    /// The Ready numbered `number` (and every earlier one) is durable: ballots it reserved may
+    /// now be sent without waiting.
+    pub fn advance(&mut self, number: u64) {
+        for (n, below) in &self.reservations {
+            if *n <= number {
+                self.counter_durable = self.counter_durable.max(*below);
+            }
+        }
+        self.reservations.retain(|(n, _)| *n > number);
+    }
+
+    pub fn has_work(&self) -> bool {
+        self.queued > 0
+    }
+
+    /// Starts the next queued operation of `key` if no round runs.
+    pub(crate) fn start_next(&mut self, key: &[u8]) {
+        loop {
+            let Some(work) = self.keys.get_mut(key) else {
+                return;
+            };
+            if work.round.is_some() {
+                return;
+            }
+            let Some(pending) = work.queue.pop_front() else {
+                return;
+            };
+            let cache = work.cache.take();
+            let Some(view) = self.views.get(key).cloned() else {
+                return;
+            };
+            match self.begin(
+                key,
+                pending.op,
+                pending.task,
+                pending.deadline_tick,
+                view,
+                cache,
+            ) {
+                Some(round) => {
+                    if let Some(work) = self.keys.get_mut(key) {
+                        work.round = Some(round);
+                    }
+                    return;
+                }
+                None => continue, // answered without a round: try the next one
+            }
+        }
+    }
+
+    pub(crate) fn set_cache(&mut self, key: &[u8], cache: Option<Cache>) {
+        if let Some(work) = self.keys.get_mut(key) {
+            work.cache = cache;
+        }
+    }
+
+    pub(crate) fn keys_round_slot(&mut self, key: &[u8]) -> Option<&mut Option<Round>> {
+        self.keys.get_mut(key).map(|w| &mut w.round)
+    }
+
+    pub(crate) fn view_of(&self, key: &[u8]) -> Option<&KeyConfig> {
+        self.views.get(key)
+    }
+
+    /// Queues `message` under the ballot gate: it leaves at once only if its counter is covered
+    /// by a durable reservation, else after this batch's records.
+    pub(crate) fn send(&mut self, message: Message) {
+        let counter = message.body.ballot().counter;
+        if counter >= self.counter_reserved {
+            self.counter_reserved = counter.saturating_add(BALLOT_RESERVE_BLOCK);
+            let counter_below = self.counter_reserved;
+            self.ready
+                .records
+                .push(Record::BallotsReserved { counter_below });
+            self.reservations.push((self.next_number, counter_below));
+        }
+        if counter < self.counter_durable {
+            self.ready.messages.push(message);
+        } else {
+            self.ready.persisted_messages.push(message);
+        }
+    }
+
+    pub(crate) fn send_all(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            self.send(message);
+        }
+    }
+
+    pub(crate) fn answer(&mut self, op: OpId, key: &[u8], epoch: u64, outcome: Outcome) {
+        self.queued = self.queued.saturating_sub(1);
+        self.ready.answers.push(Answer {
+            op,
+            key: key.to_vec(),
+            epoch,
+            outcome,
+        });
+    }
+
+    pub(crate) fn backoff_ticks(&mut self) -> u64 {
+        let min = self.config.backoff_ticks_min;
+        let max = self.config.backoff_ticks_max.max(min);
+        self.rng.gen_range(min..=max)
+    }
+
+    pub(crate) fn retry(&mut self, reason: RetryReason) -> Outcome {
+        let backoff_ticks = self.backoff_ticks();
+        Outcome::Retry {
+            reason,
+            backoff_ticks,
+        }
+    }
+}
