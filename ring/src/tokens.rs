@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
 
 use crate::{MemberId, Token};
 
@@ -39,7 +40,10 @@ pub(crate) struct Holding {
 pub(crate) struct TokenTable {
     owner_at: BTreeMap<u64, MemberId>,
     /// Hashed: touched two or three times per token placed, the hottest lookup of a change.
-    holdings: HashMap<MemberId, Holding>,
+    /// Each holding is shared between clones until one of them changes it (`Arc::make_mut`),
+    /// so cloning a state (the daemon publishes one per epoch) copies pointers, not 10,000
+    /// B-trees, and a change copies only the holdings it touches.
+    holdings: HashMap<MemberId, Arc<Holding>>,
     /// Holders by weight, each group ordered by (load, Reverse(id)): within one weight the
     /// target share is the same, so the last entry is the member furthest above it.
     by_weight: BTreeMap<u32, BTreeSet<(u128, Reverse<MemberId>)>>,
@@ -82,11 +86,11 @@ impl TokenTable {
             let widths = keys.into_iter().collect();
             table.holdings.insert(
                 id,
-                Holding {
+                Arc::new(Holding {
                     weight,
                     load,
                     widths,
-                },
+                }),
             );
         }
         table
@@ -191,7 +195,7 @@ impl TokenTable {
 
     /// Sets a holder's weight (the member's weight changed). No-op for a non-holder.
     pub(crate) fn set_weight(&mut self, member: MemberId, weight: u32) {
-        let Some(holding) = self.holdings.get_mut(&member) else {
+        let Some(holding) = self.holdings.get_mut(&member).map(Arc::make_mut) else {
             return;
         };
         let old = holding.weight;
@@ -224,11 +228,11 @@ impl TokenTable {
         };
         self.owner_at.insert(position, member);
         if let Entry::Vacant(vacant) = self.holdings.entry(member) {
-            vacant.insert(Holding {
+            vacant.insert(Arc::new(Holding {
                 weight,
                 load: 0,
                 widths: BTreeSet::new(),
-            });
+            }));
             self.holder_weight += u128::from(weight);
             self.by_weight
                 .entry(weight)
@@ -327,9 +331,11 @@ impl TokenTable {
 
     fn holding_mut(&mut self, member: MemberId) -> &mut Holding {
         // Every token's member has a holding: `insert` creates it before the first width.
-        self.holdings
+        let holding = self
+            .holdings
             .get_mut(&member)
-            .expect("a token's member has a holding")
+            .expect("a token's member has a holding");
+        Arc::make_mut(holding)
     }
 
     /// Estimated heap bytes: B-tree entries × entry size × 3/2 (nodes run about two thirds
@@ -338,7 +344,8 @@ impl TokenTable {
         let btree = |entries: usize, entry: usize| entries * entry * 3 / 2;
         let widths: usize = self.holdings.values().map(|h| h.widths.len()).sum();
         btree(self.owner_at.len(), 16)
-            + self.holdings.capacity() * (8 + std::mem::size_of::<Holding>() + 1)
+            + self.holdings.capacity() * (8 + 8 + 1)
+            + self.holdings.len() * (16 + std::mem::size_of::<Holding>())
             + btree(widths, 16)
             + self.holdings.len() * 64
             + btree(self.holdings.len(), 32)
