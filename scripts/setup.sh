@@ -7,7 +7,8 @@ build="$(pwd)/build"
 mkdir -p "$build"
 
 need_pkgs=()
-for tool in cc:gcc pkg-config:pkg-config ip:iproute2 nft:nftables python3:python3 systemd-analyze:systemd; do
+for tool in cc:gcc pkg-config:pkg-config ip:iproute2 nft:nftables python3:python3 systemd-analyze:systemd \
+  dpkg-shlibdeps:dpkg-dev readelf:binutils strip:binutils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)

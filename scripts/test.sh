@@ -26,6 +26,9 @@ cargo test --workspace --locked
 section "systemd units"
 scripts/check-units.sh
 
+section "Debian package (build, install, check, purge)"
+scripts/test-deb.sh
+
 if [ -x bindings/c/run-tests.sh ]; then
   section "C tests (AddressSanitizer, live 3-node dev cluster)"
   bindings/c/run-tests.sh
