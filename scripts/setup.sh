@@ -27,3 +27,8 @@ fi
 if ! "$build/venv/bin/python" -c 'import pytest' >/dev/null 2>&1; then
   "$build/venv/bin/pip" install -q --disable-pip-version-check -r bindings/python/requirements-test.txt
 fi
+# bindings/python/build-wheel.sh builds without build isolation (offline): setuptools' own
+# bdist_wheel (>= 70.1) in the venv.
+if ! "$build/venv/bin/python" -c 'import setuptools.command.bdist_wheel' >/dev/null 2>&1; then
+  "$build/venv/bin/pip" install -q --disable-pip-version-check -r bindings/python/requirements-build.txt
+fi

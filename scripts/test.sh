@@ -29,6 +29,9 @@ scripts/check-units.sh
 section "Debian package (build, install, check, purge)"
 scripts/test-deb.sh
 
+section "Python wheel (build, install into a fresh venv, README examples on a dev cluster)"
+scripts/test-wheel.sh
+
 if [ -x bindings/c/run-tests.sh ]; then
   section "C tests (AddressSanitizer, live 3-node dev cluster)"
   bindings/c/run-tests.sh
