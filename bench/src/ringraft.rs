@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ringraft_daemon::ctl::client::Client;
+use ringraft_client::Client;
 use ringraft_proto::{Request, Response};
 
 use crate::load::Operation;
@@ -78,7 +78,7 @@ impl DevCluster {
         let mut leaders = Vec::new();
         for socket in &self.sockets {
             let status = Client::connect(socket, Some(REQUEST_TIMEOUT))
-                .and_then(|mut client| client.status())
+                .and_then(|client| client.status())
                 .map_err(|err| format!("{}: {err}", socket.display()))?;
             node_ids.push(status.node_id);
             leaders.push(status.leader_id);

@@ -161,7 +161,7 @@ static void test_null_arguments_without_client(void) {
 struct silent_server {
     char path[96];
     int listen_fd;
-    unsigned char hello[14];
+    unsigned char hello[22];
     size_t hello_len;
     pthread_t thread;
 };
@@ -202,12 +202,20 @@ static int silent_server_start(struct silent_server *server, uint32_t hello_stat
         return -1;
     }
     memcpy(server->hello, garbage ? "HTTP/1.1 200 O" : "RINGRAFT", garbage ? 14 : 8);
+    server->hello_len = 14;
     if (!garbage) {
-        server->hello[8] = 1; /* protocol version 1, little-endian */
+        server->hello[8] = 2; /* protocol version 2, little-endian */
         server->hello[9] = 0;
         for (int i = 0; i < 4; i++) server->hello[10 + i] = (unsigned char)(hello_status >> (8 * i));
+        if (hello_status == RINGRAFT_OK) {
+            /* Version 2: the limits follow an ok, frame_bytes_max and proposal_bytes_max. */
+            const uint32_t limits[2] = {1u << 20, 1u << 16};
+            for (int l = 0; l < 2; l++)
+                for (int i = 0; i < 4; i++)
+                    server->hello[14 + 4 * l + i] = (unsigned char)(limits[l] >> (8 * i));
+            server->hello_len = 22;
+        }
     }
-    server->hello_len = 14;
     return pthread_create(&server->thread, NULL, silent_server_main, server);
 }
 

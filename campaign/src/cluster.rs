@@ -21,9 +21,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ringraft_client::{Client, Error as ClientError};
 use ringraft_daemon::certs::{self, CertificateAuthority, Overwrite, TlsFiles};
 use ringraft_daemon::config::{Config, InitialMember, TlsConfig};
-use ringraft_daemon::ctl::client::{Client, ClientError};
 use ringraft_daemon::dev;
 use ringraft_faultfs::FaultFs;
 use ringraft_proto::{Member, MemberRole, NodeRole, Request, Response, StatusInfo};
@@ -720,7 +720,7 @@ impl Cluster {
     /// The members as some live node sees them.
     pub fn members(&self) -> Option<(u64, Vec<Member>)> {
         for id in self.live() {
-            let answer = connect(&self.socket(id), Duration::from_secs(2)).and_then(|mut c| {
+            let answer = connect(&self.socket(id), Duration::from_secs(2)).and_then(|c| {
                 c.call(Request::Members {
                     linearizable: false,
                 })
@@ -763,7 +763,7 @@ impl Cluster {
             ..FinalLog::default()
         };
         let result = (|| -> Result<(), ClientError> {
-            let mut client = connect(&self.socket(id), Duration::from_secs(10))?;
+            let client = connect(&self.socket(id), Duration::from_secs(10))?;
             let mut from = 1;
             loop {
                 match client.call(Request::ReadLog { from, max: 4096 })? {

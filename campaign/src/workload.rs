@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ringraft_daemon::ctl::client::{Client, ClientError};
+use ringraft_client::{Client, Error as ClientError};
 use ringraft_proto::{Request, Response, Status};
 
 use crate::cluster::{connect, Cluster};
@@ -38,17 +38,10 @@ pub fn call(client: &mut Client, request: Request) -> Reply {
         Ok(id) => id,
         Err(err) => return Reply::NotSent(err),
     };
-    loop {
-        match client.recv() {
-            Ok(frame) if frame.id == id || frame.id == 0 => {
-                return match frame.response {
-                    Response::Error { status, message } => Reply::Refused(status, message),
-                    other => Reply::Answered(other),
-                }
-            }
-            Ok(_) => continue,
-            Err(err) => return Reply::Lost(err),
-        }
+    match client.wait(id) {
+        Ok(Response::Error { status, message }) => Reply::Refused(status, message),
+        Ok(other) => Reply::Answered(other),
+        Err(err) => Reply::Lost(err),
     }
 }
 
@@ -472,7 +465,7 @@ fn watch_loop(shared: Arc<Shared>, watcher: u32, mut rng: ChaCha8Rng) {
         }
         let node = targets[attempts % targets.len()];
         attempts += 1;
-        let Ok(mut client) = connect(&shared.cluster.socket(node), Duration::from_secs(3)) else {
+        let Ok(client) = connect(&shared.cluster.socket(node), Duration::from_secs(3)) else {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
@@ -483,18 +476,13 @@ fn watch_loop(shared: Arc<Shared>, watcher: u32, mut rng: ChaCha8Rng) {
         let mut records = Vec::new();
         let mut failure = None;
         let note;
-        if client
-            .set_timeout(Some(Duration::from_millis(500)))
-            .is_err()
-        {
-            continue;
-        }
-        match client.send(Request::WatchLog { from }) {
+        client.set_timeout(Some(Duration::from_millis(500)));
+        match client.watch_log(from) {
             Err(err) => {
                 note = format!("not sent: {err}");
                 failure = Some(err.status);
             }
-            Ok(id) => loop {
+            Ok(watch) => loop {
                 if shared.stop.load(Ordering::Relaxed) {
                     note = "stopped".to_string();
                     break;
@@ -503,9 +491,8 @@ fn watch_loop(shared: Arc<Shared>, watcher: u32, mut rng: ChaCha8Rng) {
                     note = "session ended by the watcher".to_string();
                     break;
                 }
-                match client.recv() {
-                    Ok(frame) if frame.id != id && frame.id != 0 => {}
-                    Ok(frame) => match frame.response {
+                match watch.next_response() {
+                    Ok(response) => match response {
                         Response::LogRecords { records: batch, .. } => {
                             records.extend(
                                 batch.iter().map(|r| Record(r.index, data_string(&r.data))),

@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::certs;
 use crate::config::{Config, InitialMember, RaftSettings};
-use crate::ctl::client::Client;
+use ringraft_client::Client;
 
 /// How long the cluster may take to elect its first leader before `dev` gives up.
 const FORMATION_DEADLINE: Duration = Duration::from_secs(60);
@@ -329,7 +329,7 @@ fn wait_for_leader(dir: &Path, ids: &[u64], children: &mut [Child]) -> Result<u6
             .iter()
             .map(|id| {
                 Client::connect(&socket_path(dir, *id), Some(Duration::from_secs(1)))
-                    .and_then(|mut client| client.status())
+                    .and_then(|client| client.status())
                     .ok()
             })
             .collect();

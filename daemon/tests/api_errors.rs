@@ -85,6 +85,15 @@ async fn malformed_frame_gets_malformed_then_close() {
     let answer = client.recv().await;
     assert_eq!(answer.id, 0);
     assert_eq!(error_status(&answer.response), Status::Malformed);
+    // Said in our words: which type, how many bytes; never rkyv's "enable debug assertions".
+    let Response::Error { message, .. } = &answer.response else {
+        unreachable!()
+    };
+    assert!(
+        message.starts_with("malformed RequestFrame (64 bytes): "),
+        "{message}"
+    );
+    assert!(!message.contains("debug assertions"), "{message}");
     client.expect_closed().await;
     assert_still_serving(&server).await;
 }

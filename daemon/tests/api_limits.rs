@@ -80,3 +80,32 @@ async fn admin_requests_depend_on_the_peer_uid() {
     client.send(1, Request::Snapshot).await;
     assert_eq!(client.recv().await.response, Response::Done { index: 42 });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_tells_the_client_the_configured_limits() {
+    let config = ApiConfig {
+        frame_bytes_max: 4096,
+        proposal_bytes_max: 1000,
+        ..ApiConfig::default()
+    };
+    let server = start(config).await;
+    let client = Client::connect(&server).await;
+    assert_eq!(
+        client.limits,
+        Some(ServerLimits {
+            frame_bytes_max: 4096,
+            proposal_bytes_max: 1000,
+        })
+    );
+    // A limit above what the protocol allows is told as the protocol's cap.
+    let config = ApiConfig {
+        frame_bytes_max: usize::MAX,
+        ..ApiConfig::default()
+    };
+    let server = start(config).await;
+    let client = Client::connect(&server).await;
+    assert_eq!(
+        client.limits.map(|l| l.frame_bytes_max as usize),
+        Some(FRAME_BYTES_MAX)
+    );
+}

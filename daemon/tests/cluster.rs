@@ -10,7 +10,7 @@ use ringraft_proto::{Request, Response, Status};
 const KEYS: usize = 10_000;
 
 fn owners(cluster: &Cluster, id: u64) -> (u64, Vec<u64>) {
-    let mut client = cluster.client(id).expect("connect");
+    let client = cluster.client(id).expect("connect");
     let mut epoch = None;
     let mut owners = Vec::with_capacity(KEYS);
     for key in 0..KEYS {
@@ -193,7 +193,7 @@ fn garbage_on_the_socket_gets_an_error_and_others_are_served() {
     raw.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let mut answer = Vec::new();
     let _ = raw.read_to_end(&mut answer);
-    let mut client = cluster
+    let client = cluster
         .client(1)
         .expect("a well-behaved client still connects");
     assert!(client.status().is_ok());
@@ -379,8 +379,8 @@ fn watch_and_snapshot_through_a_real_node() {
     let cluster = Cluster::start("watch", 3, &[]);
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
     let follower = (1..=3).find(|id| *id != leader).unwrap();
-    let mut watcher = cluster.client(follower).unwrap();
-    watcher.send(Request::WatchLog { from: 1 }).unwrap();
+    let watcher = cluster.client(follower).unwrap();
+    let watch = watcher.watch_log(1).unwrap();
     let mut sent = Vec::new();
     for i in 0..10 {
         let data = format!("watched-{i}").into_bytes();
@@ -389,12 +389,8 @@ fn watch_and_snapshot_through_a_real_node() {
     }
     let mut seen = Vec::new();
     while seen.len() < sent.len() {
-        match watcher.recv().expect("watch record").response {
-            Response::LogRecords { records, .. } => {
-                seen.extend(records.into_iter().map(|r| r.data))
-            }
-            other => panic!("unexpected watch answer: {other:?}"),
-        }
+        let batch = watch.next().expect("watch record");
+        seen.extend(batch.records.into_iter().map(|r| r.data));
     }
     assert_eq!(seen, sent);
 

@@ -113,7 +113,7 @@ fn full_disk_stops_the_node_and_loses_nothing_acknowledged() {
             "index {index} was acknowledged, then lost"
         );
     }
-    let mut client = cluster.client(1).unwrap();
+    let client = cluster.client(1).unwrap();
     let after = client.call(Request::Propose {
         data: b"space is back".to_vec(),
         timeout_ms: 10_000,

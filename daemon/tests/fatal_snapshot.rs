@@ -85,7 +85,7 @@ fn snapshot_on_a_full_disk_stops_the_node_with_the_error() {
     let pid = cluster.pid(1).expect("pid");
 
     disk.fill();
-    let mut client = cluster.client(1).expect("connect");
+    let client = cluster.client(1).expect("connect");
     let err = client
         .call(Request::Snapshot)
         .expect_err("a snapshot cannot be written to a full disk");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{wait_until, Cluster, WAIT};
-use ringraft_daemon::ctl::client::{Client, ClientError};
+use ringraft_client::{Client, Error as ClientError};
 use ringraft_daemon::dev;
 use ringraft_proto::{MemberRole, Request, Response, Status};
 use ringraft_raft::{ConfChangeStep, Entry, EntryPayload};
@@ -82,7 +82,7 @@ fn assert_epoch_on(cluster: &Cluster, id: u64, index: u64, what: &str) {
     wait_until(&format!("n{id} to apply {what} at {index}"), || {
         cluster.status(id).is_ok_and(|s| s.applied_index >= index)
     });
-    let mut client = connect(&cluster.socket(id)).expect("connect");
+    let client = connect(&cluster.socket(id)).expect("connect");
     match client.call(Request::Ring {
         linearizable: false,
     }) {

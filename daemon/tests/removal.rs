@@ -6,7 +6,7 @@
 mod common;
 
 use common::{wait_until, Cluster};
-use ringraft_daemon::ctl::client::Client;
+use ringraft_client::Client;
 use ringraft_daemon::dev;
 use ringraft_daemon::run::EXIT_REMOVED;
 use ringraft_proto::{Request, Response, Status};
@@ -96,10 +96,8 @@ fn removed_live_follower_says_so_answers_removed_and_exits_with_its_code() {
     let log_start = cluster.log(removed).len();
 
     // A watch open across the removal is ended with Removed.
-    let mut watcher = cluster.client(removed).expect("connect");
-    let watch_id = watcher
-        .send(Request::WatchLog { from: 1 })
-        .expect("start a watch");
+    let watcher = cluster.client(removed).expect("connect");
+    let watch = watcher.watch_log(1).expect("start a watch");
 
     let epoch = remove(&cluster, leader, &survivors, removed);
     wait_until("the removed node logs that it was removed", || {
@@ -141,11 +139,10 @@ fn removed_live_follower_says_so_answers_removed_and_exits_with_its_code() {
     let status = client.status().expect("Status still answers");
     assert_eq!(status.node_id, removed);
     loop {
-        let frame = watcher.recv().expect("the watch ends with an answer");
-        if frame.id != watch_id {
-            continue;
-        }
-        match frame.response {
+        let response = watch
+            .next_response()
+            .expect("the watch ends with an answer");
+        match response {
             Response::LogRecords { .. } => continue,
             Response::Error { status, .. } => {
                 assert_eq!(status, Status::Removed, "the watch ends with Removed");

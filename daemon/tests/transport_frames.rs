@@ -6,7 +6,8 @@ mod transport_support;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use ringraft_daemon::transport::close_code;
-use ringraft_daemon::transport::wire::{self, FrameError, LinkFrame};
+use ringraft_daemon::transport::wire::{self, LinkFrame};
+use ringraft_proto::{codec, CodecError};
 use ringraft_raft::{ConfState, Entry, EntryPayload, Message, MessageBody, SnapshotMeta};
 use tokio::time::Instant;
 use transport_support::*;
@@ -244,28 +245,31 @@ fn decoder_survives_random_and_mutated_frames() {
 #[test]
 fn frame_header_limits() {
     assert_eq!(
-        wire::parse_frame_header(0u32.to_le_bytes(), 10),
-        Err(FrameError::Empty)
+        ringraft_proto::parse_frame_header(0u32.to_le_bytes(), 10),
+        Err(CodecError::Empty)
     );
     assert_eq!(
-        wire::parse_frame_header(11u32.to_le_bytes(), 10),
-        Err(FrameError::TooLarge { len: 11, max: 10 })
+        ringraft_proto::parse_frame_header(11u32.to_le_bytes(), 10),
+        Err(CodecError::TooLarge { len: 11, max: 10 })
     );
-    assert_eq!(wire::parse_frame_header(10u32.to_le_bytes(), 10), Ok(10));
+    assert_eq!(
+        ringraft_proto::parse_frame_header(10u32.to_le_bytes(), 10),
+        Ok(10)
+    );
     let frame = raft_frame(heartbeat(1, 2, 3));
     let body_len = frame.len() - 4;
     let too_small_limit = body_len - 1;
     assert!(matches!(
-        wire::encode_frame(&LinkFrame::Raft(heartbeat(1, 2, 3)), too_small_limit),
-        Err(FrameError::TooLarge { .. })
+        ringraft_proto::encode_frame(&LinkFrame::Raft(heartbeat(1, 2, 3)), too_small_limit),
+        Err(CodecError::TooLarge { .. })
     ));
     assert_eq!(
         wire::decode_link_stream(&frame[..frame.len() - 1], FRAME_BYTES_MAX),
-        (0, Some(FrameError::Truncated))
+        (0, Some(CodecError::Truncated))
     );
     // An unaligned body decodes the same (it is copied into an aligned buffer first).
     let mut shifted = vec![0u8];
     shifted.extend_from_slice(&frame[4..]);
-    let decoded: LinkFrame = wire::decode_body(&shifted[1..]).expect("unaligned body");
+    let decoded: LinkFrame = codec::decode(&shifted[1..]).expect("unaligned body");
     assert_eq!(decoded, LinkFrame::Raft(heartbeat(1, 2, 3)));
 }

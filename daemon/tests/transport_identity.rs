@@ -184,7 +184,7 @@ async fn a_new_incarnation_of_a_peer_replaces_its_old_connection() {
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).await.expect("body");
     let frame: ringraft_daemon::transport::wire::LinkFrame =
-        ringraft_daemon::transport::wire::decode_body(&body).expect("frame");
+        ringraft_proto::codec::decode(&body).expect("frame");
     assert_eq!(
         frame,
         ringraft_daemon::transport::wire::LinkFrame::Raft(heartbeat(1, 2, 2))

@@ -34,6 +34,20 @@ impl Error {
     }
 }
 
+/// The shared client's errors carry the same two fields; only their text differs (this one reads
+/// `<description>: <message>`, as `ringraft_last_error` always has).
+impl From<ringraft_client::Error> for Error {
+    fn from(error: ringraft_client::Error) -> Error {
+        Error::new(error.status, error.message)
+    }
+}
+
+impl From<Error> for ringraft_client::Error {
+    fn from(error: Error) -> ringraft_client::Error {
+        ringraft_client::Error::new(error.status, error.message)
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.status.description(), self.message)

@@ -1,119 +1,94 @@
-//! Framing: every message after the handshake travels as one frame, a little-endian `u32` payload
-//! length followed by that many bytes of rkyv-encoded `RequestFrame` / `ResponseFrame`.
+//! Length-prefix framing, the one used on the local socket and between daemons: a little-endian
+//! `u32` payload length followed by that many bytes of a [`crate::codec`] encoding.
 //!
-//! Sans-IO: the encoders return bytes, the `FrameDecoder` is fed whatever the socket delivered and
-//! hands back complete payloads, so the tokio daemon and a blocking C-library client share it.
-//! Payloads are decoded with rkyv's checked API only (bytecheck validates every byte before use).
+//! - [`encode_frame`] / [`encode_frame_into`] build a frame, refusing one over the limit given;
+//! - [`parse_frame_header`] checks a length prefix against a limit before anyone allocates;
+//! - [`FrameDecoder`] is sans-IO: fed whatever a socket delivered, it hands back whole payloads
+//!   (the tokio daemon and the blocking client library share it);
+//! - with the `tokio` feature, [`read_frame`] / [`write_frame`] do the same over any tokio
+//!   stream (the peer transport's QUIC streams).
+//!
+//! The local API adds its own cap ([`FRAME_BYTES_MAX`]) and the typed helpers for its two message
+//! types ([`encode_request_frame`], [`decode_request`] and the response pair).
 
-use rkyv::rancor;
-use rkyv::util::AlignedVec;
-
+use crate::codec::{self, CodecError, Encode};
 use crate::messages::{RequestFrame, ResponseFrame};
-use crate::status::Status;
 
 /// Bytes of the length prefix in front of every payload.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
-/// The largest payload either side ever accepts. A side may configure a smaller limit; nothing
-/// configures a larger one.
+/// The largest local-socket payload either side ever accepts. A side may configure a smaller
+/// limit; nothing configures a larger one. (Peer frames have their own, configured, limit.)
 pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-/// rkyv's archives need their root aligned; 16 covers every type in `messages`.
-const PAYLOAD_ALIGNMENT: usize = 16;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// A length prefix (or a message to encode) is larger than the limit in force.
-    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
-    TooLarge { len: usize, max: usize },
-    /// The payload is not a valid archive of the expected message type.
-    #[error("malformed frame: {0}")]
-    Malformed(String),
-    /// Serializing a message failed (rkyv reported an error; not expected for these types).
-    #[error("cannot encode frame: {0}")]
-    Encode(String),
-}
-
-impl FrameError {
-    /// The status code a peer should be told for this error.
-    pub fn status(&self) -> Status {
-        match self {
-            FrameError::TooLarge { .. } => Status::TooLarge,
-            FrameError::Malformed(_) => Status::Malformed,
-            FrameError::Encode(_) => Status::Internal,
-        }
-    }
-}
-
-/// Encode one request as a complete frame (length prefix included), refusing payloads larger
-/// than `FRAME_BYTES_MAX`.
-pub fn encode_request_frame(frame: &RequestFrame) -> Result<Vec<u8>, FrameError> {
-    let payload =
-        rkyv::to_bytes::<rancor::Error>(frame).map_err(|e| FrameError::Encode(e.to_string()))?;
-    prefix_with_length(&payload)
-}
-
-/// Encode one response as a complete frame (length prefix included), refusing payloads larger
-/// than `FRAME_BYTES_MAX`.
-pub fn encode_response_frame(frame: &ResponseFrame) -> Result<Vec<u8>, FrameError> {
-    let payload =
-        rkyv::to_bytes::<rancor::Error>(frame).map_err(|e| FrameError::Encode(e.to_string()))?;
-    prefix_with_length(&payload)
-}
-
-fn prefix_with_length(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
-    if payload.len() > FRAME_BYTES_MAX {
-        return Err(FrameError::TooLarge {
+/// Appends one frame (length prefix + encoding of `value`) to `out`, refusing a payload larger
+/// than `frame_bytes_max` (or than a `u32` can count). `out` is untouched on error.
+pub fn encode_frame_into<T: Encode>(
+    value: &T,
+    frame_bytes_max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let payload = codec::encode(value)?;
+    let max = frame_bytes_max.min(u32::MAX as usize);
+    if payload.len() > max {
+        return Err(CodecError::TooLarge {
             len: payload.len(),
-            max: FRAME_BYTES_MAX,
+            max,
         });
     }
-    let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
-    // Fits: checked against FRAME_BYTES_MAX, which is far below u32::MAX.
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(payload);
-    Ok(bytes)
+    out.reserve(FRAME_HEADER_BYTES + payload.len());
+    // Fits: checked against u32::MAX just above.
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
 }
 
-/// Read a length prefix and check it against `frame_bytes_max` (for clients that read the header
-/// and then exactly the payload with blocking reads).
-pub fn payload_len(
+/// One frame for `value`, as a fresh buffer.
+pub fn encode_frame<T: Encode>(value: &T, frame_bytes_max: usize) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    encode_frame_into(value, frame_bytes_max, &mut out)?;
+    Ok(out)
+}
+
+/// Reads a length prefix and checks it against `frame_bytes_max` before anyone allocates for the
+/// payload. A length of 0 is refused: no value encodes to nothing.
+pub fn parse_frame_header(
     header: [u8; FRAME_HEADER_BYTES],
     frame_bytes_max: usize,
-) -> Result<usize, FrameError> {
+) -> Result<usize, CodecError> {
     let len = u32::from_le_bytes(header) as usize;
-    let max = frame_bytes_max.min(FRAME_BYTES_MAX);
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
+    if len == 0 {
+        return Err(CodecError::Empty);
+    }
+    if len > frame_bytes_max {
+        return Err(CodecError::TooLarge {
+            len,
+            max: frame_bytes_max,
+        });
     }
     Ok(len)
 }
 
-/// Decode a request payload (without its length prefix), validating every byte first.
-pub fn decode_request(payload: &[u8]) -> Result<RequestFrame, FrameError> {
-    let aligned = aligned_copy(payload)?;
-    rkyv::from_bytes::<RequestFrame, rancor::Error>(&aligned)
-        .map_err(|e| FrameError::Malformed(e.to_string()))
+/// Encodes one local-socket request as a complete frame, refusing payloads over
+/// `FRAME_BYTES_MAX`.
+pub fn encode_request_frame(frame: &RequestFrame) -> Result<Vec<u8>, CodecError> {
+    encode_frame(frame, FRAME_BYTES_MAX)
 }
 
-/// Decode a response payload (without its length prefix), validating every byte first.
-pub fn decode_response(payload: &[u8]) -> Result<ResponseFrame, FrameError> {
-    let aligned = aligned_copy(payload)?;
-    rkyv::from_bytes::<ResponseFrame, rancor::Error>(&aligned)
-        .map_err(|e| FrameError::Malformed(e.to_string()))
+/// Encodes one local-socket response as a complete frame, refusing payloads over
+/// `FRAME_BYTES_MAX`.
+pub fn encode_response_frame(frame: &ResponseFrame) -> Result<Vec<u8>, CodecError> {
+    encode_frame(frame, FRAME_BYTES_MAX)
 }
 
-/// Socket buffers carry no alignment promise; rkyv's root must be aligned, so copy first.
-fn aligned_copy(payload: &[u8]) -> Result<AlignedVec<PAYLOAD_ALIGNMENT>, FrameError> {
-    if payload.len() > FRAME_BYTES_MAX {
-        return Err(FrameError::TooLarge {
-            len: payload.len(),
-            max: FRAME_BYTES_MAX,
-        });
-    }
-    let mut aligned = AlignedVec::<PAYLOAD_ALIGNMENT>::with_capacity(payload.len());
-    aligned.extend_from_slice(payload);
-    Ok(aligned)
+/// Decodes a request payload (without its length prefix), validating every byte first.
+pub fn decode_request(payload: &[u8]) -> Result<RequestFrame, CodecError> {
+    codec::decode(payload)
+}
+
+/// Decodes a response payload (without its length prefix), validating every byte first.
+pub fn decode_response(payload: &[u8]) -> Result<ResponseFrame, CodecError> {
+    codec::decode(payload)
 }
 
 /// Push-based frame splitter: `feed` it bytes as they arrive, then call `next_frame` until it
@@ -126,16 +101,16 @@ pub struct FrameDecoder {
     /// Bytes at the front of `buffer` already handed out; dropped lazily to keep `feed` cheap.
     consumed: usize,
     frame_bytes_max: usize,
-    failed: Option<FrameError>,
+    failed: Option<CodecError>,
 }
 
 impl FrameDecoder {
-    /// A decoder accepting payloads up to `frame_bytes_max` bytes (capped at `FRAME_BYTES_MAX`).
+    /// A decoder accepting payloads up to `frame_bytes_max` bytes.
     pub fn new(frame_bytes_max: usize) -> FrameDecoder {
         FrameDecoder {
             buffer: Vec::new(),
             consumed: 0,
-            frame_bytes_max: frame_bytes_max.min(FRAME_BYTES_MAX),
+            frame_bytes_max,
             failed: None,
         }
     }
@@ -165,7 +140,7 @@ impl FrameDecoder {
 
     /// The next complete payload, `Ok(None)` if more bytes are needed, or the error that ended
     /// this stream.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, CodecError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
@@ -173,7 +148,7 @@ impl FrameDecoder {
         let Some(header) = pending.first_chunk::<FRAME_HEADER_BYTES>() else {
             return Ok(None);
         };
-        let len = match payload_len(*header, self.frame_bytes_max) {
+        let len = match parse_frame_header(*header, self.frame_bytes_max) {
             Ok(len) => len,
             Err(error) => {
                 self.failed = Some(error.clone());
@@ -194,12 +169,85 @@ impl FrameDecoder {
         }
         Ok(Some(payload))
     }
+
+    /// The stream has ended: an error if it ended inside a frame (or had failed before).
+    pub fn finish(&self) -> Result<(), CodecError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        if self.buffered_bytes() > 0 {
+            return Err(CodecError::Truncated);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub use self::tokio_io::{read_frame, write_frame, ReadFrameError};
+
+#[cfg(feature = "tokio")]
+mod tokio_io {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    use super::{encode_frame, parse_frame_header, FRAME_HEADER_BYTES};
+    use crate::codec::{CodecError, Encode, Encoded};
+
+    /// Why [`read_frame`] returned no frame.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ReadFrameError {
+        /// The bytes are not a valid frame: the stream cannot be trusted any more.
+        #[error(transparent)]
+        Frame(#[from] CodecError),
+        /// The stream itself failed.
+        #[error("stream: {0}")]
+        Io(#[from] std::io::Error),
+    }
+
+    /// Reads one frame's payload into an aligned buffer (so that [`crate::codec::decode`] needs
+    /// no copy). `Ok(None)` when the stream ends cleanly between frames; an end inside a frame is
+    /// `CodecError::Truncated`. The length is checked before the payload buffer is allocated.
+    pub async fn read_frame<R: AsyncRead + Unpin>(
+        reader: &mut R,
+        frame_bytes_max: usize,
+    ) -> Result<Option<Encoded>, ReadFrameError> {
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        let mut filled = 0;
+        while filled < FRAME_HEADER_BYTES {
+            match reader.read(&mut header[filled..]).await? {
+                0 if filled == 0 => return Ok(None),
+                0 => return Err(CodecError::Truncated.into()),
+                read => filled += read,
+            }
+        }
+        let len = parse_frame_header(header, frame_bytes_max)?;
+        let mut payload = Encoded::with_capacity(len);
+        payload.resize(len, 0);
+        match reader.read_exact(&mut payload).await {
+            Ok(_) => Ok(Some(payload)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(CodecError::Truncated.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `value` as one frame, refusing a payload over `frame_bytes_max`.
+    pub async fn write_frame<W: AsyncWrite + Unpin, T: Encode>(
+        writer: &mut W,
+        value: &T,
+        frame_bytes_max: usize,
+    ) -> Result<(), ReadFrameError> {
+        let frame = encode_frame(value, frame_bytes_max)?;
+        writer.write_all(&frame).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::messages::{Request, Response};
+    use crate::status::Status;
 
     fn owner_request(id: u64) -> RequestFrame {
         RequestFrame {
@@ -220,6 +268,7 @@ mod tests {
         assert_eq!(decode_request(&payload).unwrap(), owner_request(7));
         assert_eq!(decoder.next_frame().unwrap(), None);
         assert_eq!(decoder.buffered_bytes(), 0);
+        assert_eq!(decoder.finish(), Ok(()));
     }
 
     #[test]
@@ -243,27 +292,57 @@ mod tests {
     fn oversized_length_is_refused_from_the_header_alone() {
         let mut decoder = FrameDecoder::new(1024);
         decoder.feed(&1025u32.to_le_bytes());
+        let error = decoder.next_frame().unwrap_err();
         assert_eq!(
-            decoder.next_frame(),
-            Err(FrameError::TooLarge {
+            error,
+            CodecError::TooLarge {
                 len: 1025,
                 max: 1024
-            })
+            }
+        );
+        assert_eq!(error.status(), Status::TooLarge);
+        assert_eq!(
+            error.to_string(),
+            "frame of 1025 bytes exceeds the limit of 1024 bytes"
         );
         // The stream cannot be resynchronised: the decoder stays failed.
         decoder.feed(&encode_request_frame(&owner_request(1)).unwrap());
         assert!(matches!(
             decoder.next_frame(),
-            Err(FrameError::TooLarge { .. })
+            Err(CodecError::TooLarge { .. })
         ));
+        assert!(decoder.finish().is_err());
     }
 
     #[test]
-    fn configured_limit_is_capped_at_frame_bytes_max() {
-        let mut decoder = FrameDecoder::new(usize::MAX);
-        assert_eq!(decoder.frame_bytes_max(), FRAME_BYTES_MAX);
-        decoder.feed(&u32::MAX.to_le_bytes());
-        assert_eq!(decoder.next_frame().unwrap_err().status(), Status::TooLarge);
+    fn zero_length_prefix_is_refused() {
+        assert_eq!(parse_frame_header([0; 4], 10), Err(CodecError::Empty));
+        assert_eq!(
+            parse_frame_header(11u32.to_le_bytes(), 10),
+            Err(CodecError::TooLarge { len: 11, max: 10 })
+        );
+        assert_eq!(parse_frame_header(10u32.to_le_bytes(), 10), Ok(10));
+        let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+        decoder.feed(&[0, 0, 0, 0]);
+        assert_eq!(
+            decoder.next_frame().unwrap_err().status(),
+            Status::Malformed
+        );
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_frame_is_truncated() {
+        let bytes = encode_request_frame(&owner_request(3)).unwrap();
+        for cut in 1..bytes.len() {
+            let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+            decoder.feed(&bytes[..cut]);
+            assert_eq!(decoder.next_frame(), Ok(None), "cut at {cut}");
+            assert_eq!(decoder.finish(), Err(CodecError::Truncated), "cut at {cut}");
+        }
+        assert_eq!(
+            CodecError::Truncated.to_string(),
+            "the stream ended inside a frame"
+        );
     }
 
     #[test]
@@ -279,19 +358,21 @@ mod tests {
         assert_eq!(decode_response(&bytes[4..]).unwrap(), response);
         // 0xFF is no variant tag of either enum.
         let garbage = vec![0xFF; 64];
-        assert_eq!(
-            decode_request(&garbage).unwrap_err().status(),
-            Status::Malformed
-        );
-        assert_eq!(
-            decode_response(&garbage).unwrap_err().status(),
-            Status::Malformed
-        );
+        for error in [
+            decode_request(&garbage).unwrap_err(),
+            decode_response(&garbage).unwrap_err(),
+        ] {
+            assert_eq!(error.status(), Status::Malformed);
+            assert!(!error.to_string().contains("debug assertions"), "{error}");
+        }
     }
 
     #[test]
     fn empty_and_truncated_payloads_are_malformed() {
-        assert!(matches!(decode_request(&[]), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_request(&[]),
+            Err(CodecError::Malformed { .. })
+        ));
         let bytes = encode_request_frame(&owner_request(9)).unwrap();
         let payload = &bytes[4..];
         // rkyv's root sits at the end of the archive, so a cut payload can happen to validate as
@@ -320,10 +401,46 @@ mod tests {
         };
         assert!(matches!(
             encode_request_frame(&frame),
-            Err(FrameError::TooLarge {
+            Err(CodecError::TooLarge {
                 max: FRAME_BYTES_MAX,
                 ..
             })
+        ));
+        let mut out = vec![1, 2, 3];
+        assert!(encode_frame_into(&owner_request(1), 8, &mut out).is_err());
+        assert_eq!(out, vec![1, 2, 3], "untouched on error");
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn async_read_and_write_share_the_checks() {
+        let mut stream = Vec::new();
+        write_frame(&mut stream, &owner_request(4), FRAME_BYTES_MAX)
+            .await
+            .unwrap();
+        let mut reader = &stream[..];
+        let payload = read_frame(&mut reader, FRAME_BYTES_MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(decode_request(&payload).unwrap(), owner_request(4));
+        assert!(read_frame(&mut reader, FRAME_BYTES_MAX)
+            .await
+            .unwrap()
+            .is_none());
+        // Cut inside the header and inside the payload: truncated.
+        for cut in [2, stream.len() - 1] {
+            let mut reader = &stream[..cut];
+            let error = read_frame(&mut reader, FRAME_BYTES_MAX).await.unwrap_err();
+            assert!(
+                matches!(error, ReadFrameError::Frame(CodecError::Truncated)),
+                "cut at {cut}: {error}"
+            );
+        }
+        let mut reader = &stream[..];
+        assert!(matches!(
+            read_frame(&mut reader, 4).await,
+            Err(ReadFrameError::Frame(CodecError::TooLarge { max: 4, .. }))
         ));
     }
 }

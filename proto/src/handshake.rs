@@ -4,16 +4,22 @@
 //! Client → server, 12 bytes: magic `b"RINGRAFT"`, `u16` protocol version, `u16` reserved (0).
 //! Server → client, 14 bytes: magic, `u16` the server's protocol version, `u32` status code
 //! (`Status::Ok`, or `Status::UnsupportedVersion` after which the server closes the connection).
+//! After `Ok` only, and since version 2, 8 more bytes: the server's limits ([`ServerLimits`]).
+//! The first 14 bytes never change shape, so a client of any version reads a refusal whole and
+//! can say which versions differ.
 
 use crate::status::Status;
 
 pub const MAGIC: [u8; 8] = *b"RINGRAFT";
 
 /// The protocol version this crate speaks. Bumped whenever a message layout changes.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 1: the first. 2: the server's `Ok` hello is followed by its [`ServerLimits`].
+pub const PROTOCOL_VERSION: u16 = 2;
 
 pub const CLIENT_HELLO_BYTES: usize = 12;
 pub const SERVER_HELLO_BYTES: usize = 14;
+/// Bytes of the limits that follow a server's `Ok` hello.
+pub const SERVER_LIMITS_BYTES: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
@@ -93,6 +99,33 @@ impl ServerHello {
     }
 }
 
+/// What the server accepts, sent right after its `Ok` hello so that a client can refuse a request
+/// the server would refuse, instead of sending it (a frame over the limit would cost the
+/// connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// The largest request payload (frame without its length prefix) the server reads.
+    pub frame_bytes_max: u32,
+    /// The largest proposal (`Request::Propose` data) the cluster commits.
+    pub proposal_bytes_max: u32,
+}
+
+impl ServerLimits {
+    pub fn encode(&self) -> [u8; SERVER_LIMITS_BYTES] {
+        let mut bytes = [0u8; SERVER_LIMITS_BYTES];
+        bytes[..4].copy_from_slice(&self.frame_bytes_max.to_le_bytes());
+        bytes[4..].copy_from_slice(&self.proposal_bytes_max.to_le_bytes());
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8; SERVER_LIMITS_BYTES]) -> ServerLimits {
+        ServerLimits {
+            frame_bytes_max: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            proposal_bytes_max: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        }
+    }
+}
+
 fn check_magic(bytes: &[u8]) -> Result<(), HandshakeError> {
     let mut magic = [0u8; 8];
     magic.copy_from_slice(&bytes[..8]);
@@ -149,6 +182,17 @@ mod tests {
         ));
         // e.g. an HTTP client talking to the socket by mistake.
         assert!(ServerHello::decode(b"HTTP/1.1 200 O").is_err());
+    }
+
+    #[test]
+    fn server_limits_wire_bytes_are_fixed() {
+        let limits = ServerLimits {
+            frame_bytes_max: 0x0010_0000,
+            proposal_bytes_max: 0x0001_0000,
+        };
+        let bytes = limits.encode();
+        assert_eq!(&bytes, b"\x00\x00\x10\x00\x00\x00\x01\x00");
+        assert_eq!(ServerLimits::decode(&bytes), limits);
     }
 
     #[test]

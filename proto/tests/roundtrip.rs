@@ -134,7 +134,7 @@ proptest! {
     fn responses_roundtrip(id in any::<u64>(), response in response()) {
         let frame = ResponseFrame { id, response };
         let bytes = encode_response_frame(&frame).unwrap();
-        let len = payload_len(bytes[..4].try_into().unwrap(), FRAME_BYTES_MAX).unwrap();
+        let len = parse_frame_header(bytes[..4].try_into().unwrap(), FRAME_BYTES_MAX).unwrap();
         prop_assert_eq!(len, bytes.len() - 4);
         prop_assert_eq!(decode_response(&bytes[4..]).unwrap(), frame);
     }

@@ -3,6 +3,8 @@
 #![no_main]
 
 use ringraft_daemon::transport::wire::{self, LinkFrame, PeerRequest, PeerResponse};
+use ringraft_proto::codec::decode;
+use ringraft_proto::{encode_frame, FrameDecoder};
 
 const FRAME_BYTES_MAX: usize = 1 << 20;
 
@@ -11,24 +13,26 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = wire::decode_link_stream(data, FRAME_BYTES_MAX);
 
     // Each frame body as every message type that travels between peers.
-    for body in wire::FrameSplitter::new(data, FRAME_BYTES_MAX) {
-        let Ok(body) = body else { break };
-        if let Ok(frame) = wire::decode_body::<LinkFrame>(body) {
-            let again = wire::encode_frame(&frame, usize::MAX >> 1).expect("re-encode");
-            let decoded = wire::decode_body::<LinkFrame>(&again[4..]).expect("decode re-encoded");
+    let mut frames = FrameDecoder::new(FRAME_BYTES_MAX);
+    frames.feed(data);
+    while let Ok(Some(body)) = frames.next_frame() {
+        let body = &body[..];
+        if let Ok(frame) = decode::<LinkFrame>(body) {
+            let again = encode_frame(&frame, usize::MAX >> 1).expect("re-encode");
+            let decoded = decode::<LinkFrame>(&again[4..]).expect("decode re-encoded");
             assert_eq!(decoded, frame);
         }
-        if let Ok(request) = wire::decode_body::<PeerRequest>(body) {
-            let again = wire::encode_frame(&request, usize::MAX >> 1).expect("re-encode");
+        if let Ok(request) = decode::<PeerRequest>(body) {
+            let again = encode_frame(&request, usize::MAX >> 1).expect("re-encode");
             assert_eq!(
-                wire::decode_body::<PeerRequest>(&again[4..]).expect("decode"),
+                decode::<PeerRequest>(&again[4..]).expect("decode"),
                 request
             );
         }
-        if let Ok(response) = wire::decode_body::<PeerResponse>(body) {
-            let again = wire::encode_frame(&response, usize::MAX >> 1).expect("re-encode");
+        if let Ok(response) = decode::<PeerResponse>(body) {
+            let again = encode_frame(&response, usize::MAX >> 1).expect("re-encode");
             assert_eq!(
-                wire::decode_body::<PeerResponse>(&again[4..]).expect("decode"),
+                decode::<PeerResponse>(&again[4..]).expect("decode"),
                 response
             );
         }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use ringraft_proto::FRAME_BYTES_MAX;
+use ringraft_proto::{ServerLimits, FRAME_BYTES_MAX};
 
 /// Limits and permissions of the local socket server.
 #[derive(Debug, Clone)]
@@ -11,6 +11,8 @@ pub struct ApiConfig {
     pub connections_max: usize,
     /// Largest request payload accepted (capped at `FRAME_BYTES_MAX`).
     pub frame_bytes_max: usize,
+    /// Largest proposal the node commits (told to clients in the handshake; the node checks it).
+    pub proposal_bytes_max: usize,
     /// Requests answered concurrently per connection; past it the server stops reading from that
     /// connection until answers drain (backpressure, not an error).
     pub in_flight_per_connection_max: usize,
@@ -38,11 +40,23 @@ impl Default for ApiConfig {
             admin_uids,
             connections_max: 1024,
             frame_bytes_max: FRAME_BYTES_MAX,
+            proposal_bytes_max: FRAME_BYTES_MAX,
             in_flight_per_connection_max: 256,
             watches_per_connection_max: 16,
             outbound_frames_max: 1024,
             handshake_timeout: Duration::from_secs(5),
             frame_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The limits a client learns in the handshake.
+    pub fn limits(&self) -> ServerLimits {
+        let to_u32 = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
+        ServerLimits {
+            frame_bytes_max: to_u32(self.frame_bytes_max.min(FRAME_BYTES_MAX)),
+            proposal_bytes_max: to_u32(self.proposal_bytes_max),
         }
     }
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ringraft_proto::{
-    decode_request, encode_response_frame, ClientHello, FrameDecoder, FrameError, Request,
+    decode_request, encode_response_frame, ClientHello, CodecError, FrameDecoder, Request,
     RequestFrame, Response, ResponseFrame, ServerHello, Status, CLIENT_HELLO_BYTES,
+    FRAME_BYTES_MAX,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::OwnedWriteHalf;
@@ -35,7 +36,7 @@ enum End {
     /// The client closed its side: finish the requests already running, then close.
     Eof,
     /// The stream can no longer be trusted (malformed or oversized frame): say why and close.
-    Protocol(FrameError),
+    Protocol(CodecError),
     Io(std::io::Error),
     /// The client began a frame and did not finish it within `frame_read_timeout`: it would hold
     /// a connection slot forever.
@@ -110,7 +111,12 @@ async fn handshake(stream: &mut UnixStream, config: &ApiConfig) -> bool {
         }
     };
     let answer = ServerHello::answer(&hello);
-    if let Err(error) = stream.write_all(&answer.encode()).await {
+    let mut bytes = answer.encode().to_vec();
+    if answer.status() == Some(Status::Ok) {
+        // Only after an Ok: a client of another version reads the refusal alone.
+        bytes.extend_from_slice(&config.limits().encode());
+    }
+    if let Err(error) = stream.write_all(&bytes).await {
         tracing::debug!(%error, "connection lost during the handshake");
         return false;
     }
@@ -145,7 +151,7 @@ struct Connection {
 
 impl Connection {
     async fn read_requests(&mut self, mut reader: tokio::net::unix::OwnedReadHalf) -> End {
-        let mut decoder = FrameDecoder::new(self.config.frame_bytes_max);
+        let mut decoder = FrameDecoder::new(self.config.frame_bytes_max.min(FRAME_BYTES_MAX));
         let mut chunk = vec![0u8; READ_CHUNK_BYTES];
         loop {
             loop {

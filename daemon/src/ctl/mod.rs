@@ -2,7 +2,6 @@
 //! binary only calls it.
 
 pub mod cli;
-pub mod client;
 pub mod output;
 
 use std::io::Write;
@@ -10,10 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use ringraft_client::{Client, Error as ClientError};
 use ringraft_proto::{Request, Response, Status};
 
 use cli::{Cli, Command};
-use client::{into_result, Client, ClientError};
 
 /// Extra time given to a propose beyond its own timeout, so the daemon's answer (even a
 /// `timeout`) arrives before ours gives up.
@@ -93,7 +92,7 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
     if let Request::Propose { timeout_ms, .. } = request {
         wait = wait.max(Duration::from_millis(timeout_ms.into()) + PROPOSE_WAIT_MARGIN);
     }
-    let mut client = Client::connect(&cli.socket, Some(wait))?;
+    let client = Client::connect(&cli.socket, Some(wait))?;
     let response = client.call(request)?;
     show(&response, cli.json);
     Ok(())
@@ -120,37 +119,30 @@ fn emit(text: &str) {
 }
 
 fn watch(cli: &Cli, from: u64, records_max: Option<u64>) -> Result<(), ClientError> {
-    let mut client = Client::connect(&cli.socket, Some(Duration::from_millis(cli.wait_ms)))?;
-    client.set_timeout(None)?;
-    let watch_id = client.send(Request::WatchLog { from })?;
+    let client = Client::connect(&cli.socket, Some(Duration::from_millis(cli.wait_ms)))?;
+    client.set_timeout(None);
+    let watch = client.watch_log(from)?;
     let mut shown = 0u64;
     loop {
-        let frame = client.recv()?;
-        if frame.id != watch_id {
-            into_result(frame.response)?;
-            continue;
+        let mut batch = watch.next()?;
+        if let Some(max) = records_max {
+            batch
+                .records
+                .truncate(usize::try_from(max - shown).unwrap_or(usize::MAX));
+            shown += batch.records.len() as u64;
         }
-        let mut response = into_result(frame.response)?;
-        if let (Some(max), Response::LogRecords { records, .. }) = (records_max, &mut response) {
-            records.truncate(usize::try_from(max - shown).unwrap_or(usize::MAX));
-            shown += records.len() as u64;
-        }
-        show(&response, cli.json);
+        show(
+            &Response::LogRecords {
+                records: batch.records,
+                first_index: batch.first_index,
+                last_index: batch.last_index,
+            },
+            cli.json,
+        );
         if records_max.is_some_and(|max| shown >= max) {
-            return cancel(&mut client, watch_id);
-        }
-    }
-}
-
-/// Stop the watch and wait for the daemon to confirm, so it never writes to a closed socket.
-fn cancel(client: &mut Client, watch_id: u64) -> Result<(), ClientError> {
-    let cancel_id = client.send(Request::Cancel {
-        request_id: watch_id,
-    })?;
-    loop {
-        let frame = client.recv()?;
-        if frame.id == cancel_id {
-            return into_result(frame.response).map(|_| ());
+            // Wait for the daemon to confirm, so it never writes to a closed socket.
+            client.set_timeout(Some(Duration::from_millis(cli.wait_ms)));
+            return watch.cancel();
         }
     }
 }

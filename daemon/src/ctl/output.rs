@@ -3,7 +3,7 @@
 use ringraft_proto::{LogRecord, Member, MemberRole, MemberState, NodeRole, Response, StatusInfo};
 use serde_json::{json, Value};
 
-use super::client::ClientError;
+use ringraft_client::Error as ClientError;
 
 pub fn role_name(role: NodeRole) -> &'static str {
     match role {

@@ -444,13 +444,6 @@ impl Driver {
             });
             return;
         };
-        let encoded = match rkyv::to_bytes::<rkyv::rancor::Error>(&request) {
-            Ok(bytes) => bytes.into_vec(),
-            Err(err) => {
-                let _ = reply.send(error(Status::Internal, err.to_string()));
-                return;
-            }
-        };
         let transport = self.transport.clone();
         let events = self.events_tx.clone();
         // Before asking again: the node answered it is not the leader (this node will hear of the
@@ -459,7 +452,10 @@ impl Driver {
             .min(ADMIN_RETRY_BACKOFF_MAX);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let task = async move {
-            let call = transport.call(leader, PeerRequest::Admin { request: encoded });
+            let forwarded = PeerRequest::Admin {
+                request: request.clone(),
+            };
+            let call = transport.call(leader, forwarded);
             let outcome = match tokio::time::timeout(remaining, call).await {
                 Err(_) => Forwarded::Answer(error(
                     Status::Timeout,
@@ -581,18 +577,16 @@ impl Driver {
                         format!("node {from} is not a member"),
                     ));
                 } else {
-                    match decode_request(&request) {
-                        Ok(request) if request.is_admin() => {
-                            self.handle_admin(request, deadline, admin_reply, false)
-                        }
-                        Ok(other) => {
-                            warn!(from, ?other, "a peer forwarded a request that is not admin");
-                            let _ = admin_reply
-                                .send(error(Status::InvalidArgument, "not an admin request"));
-                        }
-                        Err(response) => {
-                            let _ = admin_reply.send(response);
-                        }
+                    if request.is_admin() {
+                        self.handle_admin(request, deadline, admin_reply, false)
+                    } else {
+                        warn!(
+                            from,
+                            ?request,
+                            "a peer forwarded a request that is not admin"
+                        );
+                        let _ = admin_reply
+                            .send(error(Status::InvalidArgument, "not an admin request"));
                     }
                 }
                 self.runtime.spawn(
@@ -600,10 +594,7 @@ impl Driver {
                         let response = answer.await.unwrap_or_else(|_| {
                             error(Status::ShuttingDown, "the node stopped before answering")
                         });
-                        let encoded = rkyv::to_bytes::<rkyv::rancor::Error>(&response)
-                            .map(|bytes| bytes.into_vec())
-                            .unwrap_or_default();
-                        let _ = reply.send(PeerResponse::Admin { response: encoded });
+                        let _ = reply.send(PeerResponse::Admin { response });
                     }
                     .in_current_span(),
                 );
@@ -628,7 +619,7 @@ fn judge_forwarded(
     result: Result<PeerResponse, TransportError>,
 ) -> Forwarded {
     match result {
-        Ok(PeerResponse::Admin { response }) => match decode_response(&response) {
+        Ok(PeerResponse::Admin { response }) => match response {
             Response::Done { index } if index > 0 => Forwarded::AwaitApplied(index),
             Response::Error {
                 status: status @ (Status::NotLeader | Status::NoLeader),
@@ -714,14 +705,4 @@ fn validate_join(
         role: MemberRole::Learner,
         state: MemberState::Active,
     })
-}
-
-fn decode_request(bytes: &[u8]) -> Result<Request, Response> {
-    crate::state::command::decode_checked::<Request>(bytes)
-        .map_err(|err| error(Status::Malformed, format!("forwarded request: {err}")))
-}
-
-fn decode_response(bytes: &[u8]) -> Response {
-    crate::state::command::decode_checked::<Response>(bytes)
-        .unwrap_or_else(|err| error(Status::Malformed, format!("the leader's answer: {err}")))
 }

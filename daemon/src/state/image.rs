@@ -107,7 +107,7 @@ impl ReplicatedState {
                 })
                 .collect(),
         };
-        let body = rkyv::to_bytes::<rkyv::rancor::Error>(&image)
+        let body = ringraft_proto::codec::encode(&image)
             .unwrap_or_else(|err| panic!("encoding the state image cannot fail: {err}"));
         let mut bytes = Vec::with_capacity(IMAGE_V2_MAGIC.len() + body.len());
         bytes.extend_from_slice(IMAGE_V2_MAGIC);

@@ -10,7 +10,9 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::stream::{read_frame, write_frame};
-use super::wire::{self, PeerRequest, PeerResponse};
+use ringraft_proto::codec;
+
+use super::wire::{PeerRequest, PeerResponse};
 use super::{close_code, Inbound, Shared, TransportError};
 
 /// Any syntactically valid name: the call verifier checks the certificate's own node name.
@@ -51,7 +53,7 @@ async fn exchange(
         .ok_or_else(|| {
             TransportError::Call("the member closed the call without answering".into())
         })?;
-    Ok(wire::decode_aligned::<PeerResponse>(&body)?)
+    Ok(codec::decode::<PeerResponse>(&body)?)
 }
 
 /// Serves the calls on one accepted call connection until the caller closes it.
@@ -90,7 +92,7 @@ async fn serve_one(
                 return Err(TransportError::Call(e.to_string()));
             }
         };
-        let request = match wire::decode_aligned::<PeerRequest>(&body) {
+        let request = match codec::decode::<PeerRequest>(&body) {
             Ok(request) => request,
             Err(e) => {
                 let _ = recv.stop(close_code::BAD_FRAME.into());

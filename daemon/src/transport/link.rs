@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::stream::{hello_as_dialer, spawn_readers, within};
-use super::wire::{self, LinkFrame};
+use super::wire::LinkFrame;
 use super::{close_code, tls, Inbound, PeerEntry, Shared, TransportError};
 use crate::certs::node_dns_name;
 
@@ -244,7 +244,7 @@ impl Link {
         let mut count = 0;
         while let Some(msg) = next.take() {
             if let Err(e) =
-                wire::encode_frame_into(&LinkFrame::Raft(msg), frame_bytes_max, &mut buf)
+                ringraft_proto::encode_frame_into(&LinkFrame::Raft(msg), frame_bytes_max, &mut buf)
             {
                 tracing::error!("cannot send a message to node {}: {e}", self.peer);
             }
@@ -389,7 +389,7 @@ async fn send_snapshots(
 }
 
 async fn send_chunk(shared: &Shared, conn: &Connection, msg: Message) -> Result<(), String> {
-    let frame = wire::encode_frame(&LinkFrame::Raft(msg), shared.config.frame_bytes_max)
+    let frame = ringraft_proto::encode_frame(&LinkFrame::Raft(msg), shared.config.frame_bytes_max)
         .map_err(|e| e.to_string())?;
     let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
     let _ = stream.set_priority(SNAPSHOT_STREAM_PRIORITY);

@@ -43,8 +43,9 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::certs::TlsMaterial;
+pub use ringraft_proto::CodecError;
 pub use tls::QuicLimits;
-pub use wire::{FrameError, PeerRequest, PeerResponse};
+pub use wire::{PeerRequest, PeerResponse};
 
 /// QUIC application close codes, so a peer's logs say why a connection ended.
 pub mod close_code {
@@ -86,7 +87,7 @@ pub enum TransportError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
-    Frame(#[from] FrameError),
+    Frame(#[from] CodecError),
     #[error("the transport is shut down")]
     Shutdown,
 }

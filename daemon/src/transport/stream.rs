@@ -5,63 +5,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::{Connection, RecvStream, SendStream};
+use ringraft_proto::codec::{self, Encode, Encoded};
+use ringraft_proto::frame::{self, ReadFrameError};
 use ringraft_raft::NodeId;
-use rkyv::util::AlignedVec;
 use tracing::Instrument;
 
 use super::close_code;
-use super::wire::{self, FrameError, Hello, LinkFrame, FRAME_HEADER_BYTES, PEER_PROTOCOL_VERSION};
+use super::wire::{Hello, LinkFrame, PEER_PROTOCOL_VERSION};
 use super::{Inbound, Shared, TransportError};
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReadError {
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    #[error("stream: {0}")]
-    Stream(String),
-}
 
 /// Reads one frame body. `Ok(None)` when the stream ends cleanly between frames. The length is
 /// checked before the body buffer is allocated.
 pub(crate) async fn read_frame(
     recv: &mut RecvStream,
     frame_bytes_max: usize,
-) -> Result<Option<AlignedVec<16>>, ReadError> {
-    let mut header = [0u8; FRAME_HEADER_BYTES];
-    match recv.read_exact(&mut header).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(FrameError::Truncated.into()),
-        Err(quinn::ReadExactError::ReadError(e)) => return Err(ReadError::Stream(e.to_string())),
-    }
-    let len = wire::parse_frame_header(header, frame_bytes_max)?;
-    let mut body = AlignedVec::<16>::with_capacity(len);
-    body.resize(len, 0);
-    match recv.read_exact(&mut body).await {
-        Ok(()) => Ok(Some(body)),
-        Err(quinn::ReadExactError::FinishedEarly(_)) => Err(FrameError::Truncated.into()),
-        Err(quinn::ReadExactError::ReadError(e)) => Err(ReadError::Stream(e.to_string())),
-    }
+) -> Result<Option<Encoded>, ReadFrameError> {
+    frame::read_frame(recv, frame_bytes_max).await
 }
 
-pub(crate) async fn write_frame<T>(
+pub(crate) async fn write_frame<T: Encode>(
     send: &mut SendStream,
     value: &T,
     frame_bytes_max: usize,
-) -> Result<(), TransportError>
-where
-    T: for<'a> rkyv::Serialize<
-        rkyv::api::high::HighSerializer<
-            AlignedVec,
-            rkyv::ser::allocator::ArenaHandle<'a>,
-            rkyv::rancor::Error,
-        >,
-    >,
-{
-    let frame = wire::encode_frame(value, frame_bytes_max)?;
-    send.write_all(&frame)
+) -> Result<(), TransportError> {
+    frame::write_frame(send, value, frame_bytes_max)
         .await
-        .map_err(|e| TransportError::Call(format!("write: {e}")))
+        .map_err(|e| match e {
+            ReadFrameError::Frame(e) => TransportError::Frame(e),
+            ReadFrameError::Io(e) => TransportError::Call(format!("write: {e}")),
+        })
 }
 
 /// The dialer's side of the handshake: send our Hello, read theirs. Returns the peer's
@@ -129,7 +101,7 @@ async fn read_hello(
         .await
         .map_err(|e| protocol(e.to_string()))?
         .ok_or_else(|| protocol("stream ended before Hello".into()))?;
-    match wire::decode_aligned::<LinkFrame>(&body)? {
+    match codec::decode::<LinkFrame>(&body)? {
         LinkFrame::Hello(hello) => Ok(hello),
         LinkFrame::Raft(_) => Err(protocol("expected Hello, got a Raft message".into())),
     }
@@ -186,17 +158,17 @@ async fn read_raft_stream(shared: Arc<Shared>, mut recv: RecvStream, peer: NodeI
         let body = match read_frame(&mut recv, frame_bytes_max).await {
             Ok(Some(body)) => body,
             Ok(None) => return,
-            Err(ReadError::Stream(e)) => {
+            Err(ReadFrameError::Io(e)) => {
                 tracing::debug!("raft stream ended: {e}");
                 return;
             }
-            Err(ReadError::Frame(e)) => {
+            Err(ReadFrameError::Frame(e)) => {
                 tracing::warn!("bad frame from node {peer}, closing the stream: {e}");
                 let _ = recv.stop(close_code::BAD_FRAME.into());
                 return;
             }
         };
-        let msg = match wire::decode_aligned::<LinkFrame>(&body) {
+        let msg = match codec::decode::<LinkFrame>(&body) {
             Ok(LinkFrame::Raft(msg)) => msg,
             Ok(LinkFrame::Hello(_)) => {
                 tracing::warn!("Hello outside the handshake from node {peer}, closing the stream");

@@ -215,6 +215,8 @@ pub async fn start_with(config: ApiConfig, backend: Arc<FakeBackend>) -> Server 
 pub struct Client {
     pub stream: UnixStream,
     decoder: FrameDecoder,
+    /// What the server said it accepts, once a handshake succeeded.
+    pub limits: Option<ServerLimits>,
 }
 
 impl Client {
@@ -224,6 +226,7 @@ impl Client {
         Client {
             stream,
             decoder: FrameDecoder::new(FRAME_BYTES_MAX),
+            limits: None,
         }
     }
 
@@ -244,7 +247,15 @@ impl Client {
         within("the server's hello", self.stream.read_exact(&mut bytes))
             .await
             .unwrap();
-        ServerHello::decode(&bytes).unwrap()
+        let hello = ServerHello::decode(&bytes).unwrap();
+        if hello.status() == Some(Status::Ok) {
+            let mut limits = [0u8; SERVER_LIMITS_BYTES];
+            within("the server's limits", self.stream.read_exact(&mut limits))
+                .await
+                .unwrap();
+            self.limits = Some(ServerLimits::decode(&limits));
+        }
+        hello
     }
 
     pub async fn send(&mut self, id: u64, request: Request) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringraft_daemon::ctl::client::{Client, ClientError};
+use ringraft_client::{Client, Error as ClientError};
 use ringraft_daemon::dev;
 use ringraft_proto::{LogRecord, Member, Request, Response, Status, StatusInfo};
 
@@ -154,7 +154,7 @@ impl Cluster {
             .expect("restart node");
         self.restarted.lock().unwrap().push(child);
         wait_until(&format!("node {id} to serve again"), || {
-            self.client(id).and_then(|mut c| c.status()).is_ok()
+            self.client(id).and_then(|c| c.status()).is_ok()
         });
     }
 
@@ -252,7 +252,7 @@ impl Cluster {
 
     /// Every record of node `id`'s application log, from index 1.
     pub fn read_all(&self, id: u64) -> Vec<LogRecord> {
-        let mut client = self.client(id).expect("connect");
+        let client = self.client(id).expect("connect");
         let mut records = Vec::new();
         let mut from = 1;
         loop {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringraft_daemon::certs::{CertificateAuthority, TlsMaterial};
-use ringraft_daemon::transport::wire::{self, Hello, LinkFrame, PEER_PROTOCOL_VERSION};
+use ringraft_daemon::transport::wire::{Hello, LinkFrame, PEER_PROTOCOL_VERSION};
 use ringraft_daemon::transport::{
     tls, Inbound, QuicLimits, Transport, TransportConfig, TransportHandle,
 };
@@ -150,19 +150,20 @@ pub async fn raw_link(
         node_id: claimed_id,
         incarnation,
     });
-    let frame = wire::encode_frame(&hello, FRAME_BYTES_MAX).map_err(|e| e.to_string())?;
+    let frame = ringraft_proto::encode_frame(&hello, FRAME_BYTES_MAX).map_err(|e| e.to_string())?;
     send.write_all(&frame).await.map_err(|e| e.to_string())?;
     let _ = send.finish();
     let answer = recv
         .read_to_end(FRAME_BYTES_MAX + 4)
         .await
         .map_err(|e| e.to_string())?;
-    let mut frames = wire::FrameSplitter::new(&answer, FRAME_BYTES_MAX);
+    let mut frames = ringraft_proto::FrameDecoder::new(FRAME_BYTES_MAX);
+    frames.feed(&answer);
     let body = frames
-        .next()
-        .ok_or("no Hello in answer")?
-        .map_err(|e| e.to_string())?;
-    match wire::decode_body::<LinkFrame>(body).map_err(|e| e.to_string())? {
+        .next_frame()
+        .map_err(|e| e.to_string())?
+        .ok_or("no Hello in answer")?;
+    match ringraft_proto::codec::decode::<LinkFrame>(&body).map_err(|e| e.to_string())? {
         LinkFrame::Hello(_) => Ok((endpoint, conn)),
         LinkFrame::Raft(_) => Err("expected Hello".into()),
     }
@@ -206,5 +207,5 @@ async fn write_stream(
 }
 
 pub fn raft_frame(msg: Message) -> Vec<u8> {
-    wire::encode_frame(&LinkFrame::Raft(msg), FRAME_BYTES_MAX).expect("encode")
+    ringraft_proto::encode_frame(&LinkFrame::Raft(msg), FRAME_BYTES_MAX).expect("encode")
 }

@@ -2,7 +2,6 @@
 //! (replaced after the daemon restarts), and the optional ring cache.
 
 mod cache;
-mod conn;
 mod watch;
 
 use std::path::PathBuf;
@@ -14,7 +13,7 @@ use ringraft_proto::{Request, Response, Status};
 
 use crate::error::{Error, Result};
 pub use cache::{RingCache, RingView};
-pub use conn::Connection;
+pub use ringraft_client::Connection;
 pub use watch::Watch;
 
 /// The timeout of calls on a client that never called ringraft_set_timeout(), and of the
@@ -84,7 +83,7 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(connection) = connection {
-            connection.kill(Error::new(Status::Closed, "the client was closed"));
+            connection.kill(Error::new(Status::Closed, "the client was closed").into());
         }
         self.cache.disable();
     }
@@ -157,16 +156,17 @@ impl Shared {
     }
 
     /// Sends one request and waits for its answer until `deadline`; an `Error` answer becomes
-    /// `Err`. A request that never fully reached a live daemon is sent on a new connection; a
-    /// read whose connection died while it waited for the answer is sent once more; anything
-    /// else that was lost in flight is reported, never resent.
+    /// `Err`. A read that never fully reached a live daemon is sent on a new connection; a read
+    /// whose connection died while it waited for the answer is sent once more; a proposal or an
+    /// admin change is never sent twice (one found stale before sending goes to a new
+    /// connection), and whatever was lost in flight is reported.
     pub fn call(&self, request: Request, retry: Retry, deadline: Instant) -> Result<Response> {
         let mut connection = self.connection(deadline)?;
         if retry == Retry::Never && connection.probe_closed() {
             connection = self.connection(deadline)?;
         }
         let (connection, id) =
-            self.send_once_more_if_undelivered(connection, &request, deadline)?;
+            self.send_once_more_if_undelivered(connection, &request, retry, deadline)?;
         match self.wait_on(&connection, id, deadline) {
             Err(error)
                 if retry == Retry::Idempotent
@@ -182,7 +182,8 @@ impl Shared {
                         ),
                     )
                 })?;
-                let (fresh, id) = self.send_once_more_if_undelivered(fresh, &request, deadline)?;
+                let (fresh, id) =
+                    self.send_once_more_if_undelivered(fresh, &request, retry, deadline)?;
                 self.wait_on(&fresh, id, deadline)
             }
             Err(error) if connection.is_dead() && error.status == Status::Unavailable => {
@@ -195,30 +196,41 @@ impl Shared {
         }
     }
 
-    /// Sends `request`; if the write failed because the connection was gone (so no live daemon
-    /// received a whole frame), sends it once more on a new connection.
+    /// Sends `request`; if it is a read and the write failed because the connection was gone
+    /// (so no live daemon received a whole frame), sends it once more on a new connection.
     fn send_once_more_if_undelivered(
         &self,
         connection: Arc<Connection>,
         request: &Request,
+        retry: Retry,
         deadline: Instant,
     ) -> Result<(Arc<Connection>, u64)> {
         self.check_open()?;
         let id = self.next_request_id();
         match connection.send(id, request.clone(), false, deadline) {
             Ok(()) => Ok((connection, id)),
-            Err(error) if connection.is_dead() && error.status == Status::Unavailable => {
+            Err(error)
+                if retry == Retry::Idempotent
+                    && connection.is_dead()
+                    && error.status == Status::Unavailable =>
+            {
                 let fresh = self.connection(deadline)?;
                 let id = self.next_request_id();
                 fresh.send(id, request.clone(), false, deadline)?;
                 Ok((fresh, id))
             }
-            Err(error) => Err(error),
+            Err(error) if connection.is_dead() && error.status == Status::Unavailable => {
+                Err(Error::unavailable(format!(
+                    "{}; the request did not reach the daemon whole and was not sent again",
+                    error.message
+                )))
+            }
+            Err(error) => Err(error.into()),
         }
     }
 
     fn wait_on(&self, connection: &Connection, id: u64, deadline: Instant) -> Result<Response> {
-        match connection.wait_answer(id, deadline)? {
+        match connection.wait_answer(id, deadline).map_err(Error::from)? {
             Response::Error { status, message } => Err(Error::new(status, message)),
             response => Ok(response),
         }

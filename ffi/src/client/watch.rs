@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ringraft_proto::{LogRecord, Request, Response, Status};
 
-use super::conn::{Connection, StreamItem};
 use super::{unexpected, Shared};
 use crate::error::{Error, Result};
+use ringraft_client::{Connection, StreamItem};
 
 /// How long closing a watch waits to hand its Cancel to the socket.
 const CANCEL_SEND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -69,7 +69,7 @@ impl Watch {
                     continue;
                 }
             };
-            let item = connection.next_answer(id, deadline);
+            let item = connection.next_answer(id, deadline).map_err(Error::from);
             let resubscribe = match item {
                 Ok(StreamItem::Answer(Response::LogRecords {
                     records,

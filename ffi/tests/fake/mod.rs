@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use ringraft_proto::{
     decode_request, encode_response_frame, ClientHello, FrameDecoder, LogRecord, Member,
-    MemberRole, MemberState, NodeRole, Request, Response, ResponseFrame, ServerHello, StatusInfo,
-    CLIENT_HELLO_BYTES, FRAME_BYTES_MAX,
+    MemberRole, MemberState, NodeRole, Request, Response, ResponseFrame, ServerHello, ServerLimits,
+    Status, StatusInfo, CLIENT_HELLO_BYTES, FRAME_BYTES_MAX,
 };
 use ringraft_ring::{Ring, RingState};
 
@@ -29,6 +29,8 @@ pub struct Cluster {
     pub ring: Ring,
     pub members: Vec<Member>,
     pub log: Vec<LogRecord>,
+    /// What the handshake tells clients the daemon accepts.
+    pub limits: ServerLimits,
     watchers: Vec<(Arc<Mutex<UnixStream>>, u64)>,
 }
 
@@ -83,6 +85,10 @@ impl FakeDaemon {
             ring: ring_of(&members),
             members,
             log: Vec::new(),
+            limits: ServerLimits {
+                frame_bytes_max: FRAME_BYTES_MAX as u32,
+                proposal_bytes_max: FRAME_BYTES_MAX as u32,
+            },
             watchers: Vec::new(),
         };
         let mut daemon = FakeDaemon {
@@ -183,10 +189,13 @@ fn serve(mut stream: UnixStream, cluster: Arc<Mutex<Cluster>>, received: Arc<Mut
     let Ok(hello) = ClientHello::decode(&hello) else {
         return;
     };
-    if stream
-        .write_all(&ServerHello::answer(&hello).encode())
-        .is_err()
-    {
+    let hello_answer = ServerHello::answer(&hello);
+    let mut bytes = hello_answer.encode().to_vec();
+    if hello_answer.status() == Some(Status::Ok) {
+        let limits = cluster.lock().unwrap().limits;
+        bytes.extend_from_slice(&limits.encode());
+    }
+    if stream.write_all(&bytes).is_err() {
         return;
     }
     let writer = Arc::new(Mutex::new(stream.try_clone().unwrap()));

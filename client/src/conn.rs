@@ -1,4 +1,6 @@
-//! One connection to the daemon, shared by every thread of a client.
+//! One connection to the daemon, shared by every thread of a client: the handshake, request
+//! frames checked against the daemon's limits before they are sent, and answers filed by request
+//! id, so many requests are in flight at once and answered out of order.
 //!
 //! Requests are pipelined: each caller writes its frame under a short write lock, then waits for
 //! the answer with its id. There is no reader thread: whichever waiting caller finds nobody
@@ -18,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use ringraft_proto::{
     decode_response, encode_request_frame, ClientHello, FrameDecoder, Request, RequestFrame,
-    Response, ServerHello, Status, FRAME_BYTES_MAX, PROTOCOL_VERSION, SERVER_HELLO_BYTES,
+    Response, ServerHello, ServerLimits, Status, FRAME_BYTES_MAX, FRAME_HEADER_BYTES,
+    PROTOCOL_VERSION, SERVER_HELLO_BYTES, SERVER_LIMITS_BYTES,
 };
 
 use crate::error::{Error, Result};
@@ -62,6 +65,8 @@ struct Demux {
 
 pub struct Connection {
     stream: UnixStream,
+    /// What the daemon said in the handshake it accepts.
+    limits: ServerLimits,
     /// The socket's SO_SNDTIMEO / SO_RCVTIMEO in milliseconds, as last set (see `bound_wait`).
     write_timeout_ms: AtomicU64,
     read_timeout_ms: AtomicU64,
@@ -123,30 +128,10 @@ impl Connection {
         (&stream).read_exact(&mut answer).map_err(io)?;
         let hello = ServerHello::decode(&answer)
             .map_err(|e| Error::new(Status::Malformed, format!("{}: {e}", path.display())))?;
-        match hello.status() {
-            Some(Status::Ok) => {}
-            Some(Status::UnsupportedVersion) => {
-                return Err(Error::new(
-                    Status::UnsupportedVersion,
-                    format!(
-                        "the daemon speaks protocol version {}, libringraft speaks {}",
-                        hello.version, PROTOCOL_VERSION
-                    ),
-                ))
-            }
-            Some(status) => {
-                return Err(Error::new(status, "the daemon refused the connection"));
-            }
-            None => {
-                return Err(Error::new(
-                    Status::Malformed,
-                    format!(
-                        "the daemon answered the handshake with unknown status {}",
-                        hello.status_code
-                    ),
-                ))
-            }
-        }
+        check_hello(&hello)?;
+        let mut limits = [0u8; SERVER_LIMITS_BYTES];
+        (&stream).read_exact(&mut limits).map_err(io)?;
+        let limits = ServerLimits::decode(&limits);
         let timeout_ms = bucket_ms(timeout);
         stream
             .set_write_timeout(Some(Duration::from_millis(timeout_ms)))
@@ -156,6 +141,7 @@ impl Connection {
             .map_err(io)?;
         Ok(Connection {
             stream,
+            limits,
             write_timeout_ms: AtomicU64::new(timeout_ms),
             read_timeout_ms: AtomicU64::new(timeout_ms),
             write_lock: Mutex::new(()),
@@ -169,6 +155,11 @@ impl Connection {
             }),
             answered: Condvar::new(),
         })
+    }
+
+    /// What the daemon accepts, as it said in the handshake.
+    pub fn limits(&self) -> ServerLimits {
+        self.limits
     }
 
     pub fn is_dead(&self) -> bool {
@@ -221,9 +212,14 @@ impl Connection {
 
     /// Sends `request` under `id` and registers where its answer goes. `stream` registers a
     /// watch, whose answers queue up until `next_answer` takes them.
+    /// A request the daemon would refuse for its size (a frame over its limit would even cost the
+    /// connection) is refused here with `TooLarge`, and nothing is sent.
     pub fn send(&self, id: u64, request: Request, stream: bool, deadline: Instant) -> Result<()> {
+        let proposal = check_proposal_size(&request, self.limits);
         let frame = encode_request_frame(&RequestFrame { id, request })
-            .map_err(|e| Error::new(e.status(), e.to_string()))?;
+            .map_err(|e| Error::new(e.status(), format!("cannot send the request: {e}")))?;
+        check_frame_size(frame.len() - FRAME_HEADER_BYTES, self.limits)?;
+        proposal?;
         {
             let mut demux = lock(&self.demux);
             if let Some(error) = &demux.dead {
@@ -461,6 +457,66 @@ fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> std::io::Result<()> {
             return Err(ErrorKind::WriteZero.into());
         }
         bytes = &bytes[sent as usize..];
+    }
+    Ok(())
+}
+
+/// Ok when the server accepted our version (its limits follow); else the error to report:
+/// another version (said with both numbers), a refusal (busy), or a status we do not know.
+fn check_hello(hello: &ServerHello) -> Result<()> {
+    match hello.status() {
+        Some(Status::Ok) if hello.version == PROTOCOL_VERSION => Ok(()),
+        Some(Status::Ok) | Some(Status::UnsupportedVersion) => Err(Error::new(
+            Status::UnsupportedVersion,
+            format!(
+                "the daemon speaks protocol version {}, this client speaks {}",
+                hello.version, PROTOCOL_VERSION
+            ),
+        )),
+        Some(status) => Err(Error::new(
+            status,
+            format!("the daemon refused the connection: {status}"),
+        )),
+        None => Err(Error::new(
+            Status::Malformed,
+            format!(
+                "the daemon answered the handshake with unknown status {}",
+                hello.status_code
+            ),
+        )),
+    }
+}
+
+/// A proposal larger than the cluster commits is refused before it is sent.
+fn check_proposal_size(request: &Request, limits: ServerLimits) -> Result<()> {
+    if let Request::Propose { data, .. } = request {
+        let max = limits.proposal_bytes_max as usize;
+        if data.len() > max {
+            return Err(Error::new(
+                Status::TooLarge,
+                format!(
+                    "the proposal is {} bytes; the daemon commits proposals of at most {max} \
+                     bytes; it was not sent",
+                    data.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A request frame larger than the daemon reads is refused before it is sent: the daemon would
+/// close the connection on it.
+fn check_frame_size(payload_bytes: usize, limits: ServerLimits) -> Result<()> {
+    let max = (limits.frame_bytes_max as usize).min(FRAME_BYTES_MAX);
+    if payload_bytes > max {
+        return Err(Error::new(
+            Status::TooLarge,
+            format!(
+                "the request's frame is {payload_bytes} bytes; the daemon reads frames of at most \
+                 {max} bytes; it was not sent"
+            ),
+        ));
     }
     Ok(())
 }
