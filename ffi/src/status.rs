@@ -116,34 +116,7 @@ impl From<ringraft_status> for Status {
 /// The description `ringraft_strerror` returns for a raw code, NUL-terminated and static.
 pub(crate) fn describe_code(code: u32) -> &'static std::ffi::CStr {
     match Status::from_code(code) {
-        Some(status) => static_description(status),
+        Some(status) => status.description_c(),
         None => c"unknown status",
-    }
-}
-
-fn static_description(status: Status) -> &'static std::ffi::CStr {
-    // The proto's descriptions are the source of truth; this table only adds the NUL, and the
-    // status test checks the two agree.
-    match status {
-        Status::Ok => c"success",
-        Status::InvalidArgument => c"invalid argument",
-        Status::Timeout => c"timed out",
-        Status::NoLeader => c"no leader is known",
-        Status::NotLeader => c"this node is not the leader",
-        Status::PermissionDenied => c"permission denied",
-        Status::TooLarge => c"too large",
-        Status::UnsupportedVersion => c"unsupported protocol version",
-        Status::Malformed => c"malformed message",
-        Status::Unavailable => c"daemon unavailable",
-        Status::Compacted => c"log range compacted",
-        Status::NotFound => c"not found",
-        Status::Conflict => c"conflict",
-        Status::Busy => c"busy",
-        Status::TransferInProgress => c"leadership transfer in progress",
-        Status::ShuttingDown => c"daemon shutting down",
-        Status::BufferTooSmall => c"buffer too small",
-        Status::Closed => c"closed",
-        Status::Internal => c"internal error",
-        Status::Removed => c"this node was removed from the cluster",
     }
 }

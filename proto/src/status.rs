@@ -81,29 +81,36 @@ impl Status {
         Status::ALL.iter().copied().find(|s| s.code() == code)
     }
 
-    /// A short, stable, human-readable description (what `ringraft_strerror` returns).
+    /// A short, stable, human-readable description: `Display`, ringraftctl, and (through
+    /// `description_c`) `ringraft_strerror` and Python's `strerror`.
     pub fn description(self) -> &'static str {
+        // ASCII literals below: never fails.
+        self.description_c().to_str().unwrap_or("unknown status")
+    }
+
+    /// The one description table, NUL-terminated for the C library's `ringraft_strerror`.
+    pub fn description_c(self) -> &'static std::ffi::CStr {
         match self {
-            Status::Ok => "success",
-            Status::InvalidArgument => "invalid argument",
-            Status::Timeout => "timed out",
-            Status::NoLeader => "no leader is known",
-            Status::NotLeader => "this node is not the leader",
-            Status::PermissionDenied => "permission denied",
-            Status::TooLarge => "too large",
-            Status::UnsupportedVersion => "unsupported protocol version",
-            Status::Malformed => "malformed message",
-            Status::Unavailable => "daemon unavailable",
-            Status::Compacted => "log range compacted",
-            Status::NotFound => "not found",
-            Status::Conflict => "conflict",
-            Status::Busy => "busy",
-            Status::TransferInProgress => "leadership transfer in progress",
-            Status::ShuttingDown => "daemon shutting down",
-            Status::BufferTooSmall => "buffer too small",
-            Status::Closed => "closed",
-            Status::Internal => "internal error",
-            Status::Removed => "this node was removed from the cluster",
+            Status::Ok => c"success",
+            Status::InvalidArgument => c"invalid argument",
+            Status::Timeout => c"timed out",
+            Status::NoLeader => c"no leader is known",
+            Status::NotLeader => c"this node is not the leader",
+            Status::PermissionDenied => c"permission denied",
+            Status::TooLarge => c"too large",
+            Status::UnsupportedVersion => c"unsupported protocol version",
+            Status::Malformed => c"malformed message",
+            Status::Unavailable => c"daemon unavailable",
+            Status::Compacted => c"log range compacted",
+            Status::NotFound => c"not found",
+            Status::Conflict => c"conflict",
+            Status::Busy => c"busy",
+            Status::TransferInProgress => c"leadership transfer in progress",
+            Status::ShuttingDown => c"daemon shutting down",
+            Status::BufferTooSmall => c"buffer too small",
+            Status::Closed => c"closed",
+            Status::Internal => c"internal error",
+            Status::Removed => c"this node was removed from the cluster",
         }
     }
 

@@ -52,10 +52,7 @@ impl MembershipView {
                 },
                 Err(response) => response,
             },
-            None => error(
-                Status::Unavailable,
-                "no active member owns keys (all are down or draining)",
-            ),
+            None => no_owner(),
         }
     }
 
@@ -69,6 +66,9 @@ impl MembershipView {
                 Ok(member) => members.push(member),
                 Err(response) => return response,
             }
+        }
+        if members.is_empty() {
+            return no_owner();
         }
         Response::Replicas {
             epoch: self.epoch,
@@ -126,4 +126,48 @@ fn not_joined() -> Response {
         Status::Unavailable,
         "this node has not received the cluster state yet (joining or recovering)",
     )
+}
+
+/// No active member owns keys: `NotFound`, as the header and the Python docs promise and as the
+/// library's ring cache answers the same question.
+fn no_owner() -> Response {
+    error(
+        Status::NotFound,
+        "no active member owns keys (all are down or draining)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringraft_proto::{MemberRole, MemberState};
+    use ringraft_ring::RingState;
+
+    #[test]
+    fn no_active_member_is_not_found_for_owner_and_replicas() {
+        let down = Member {
+            id: 1,
+            name: "n1".into(),
+            address: "127.0.0.1:7001".into(),
+            zone: String::new(),
+            weight: 1,
+            role: MemberRole::Voter,
+            state: MemberState::Down,
+        };
+        // A ring without tokens: its one member is down.
+        let ring = RingState::new(ringraft_ring::DEFAULT_VNODES).unwrap();
+        let view = MembershipView {
+            epoch: 3,
+            members: BTreeMap::from([(1, down)]),
+            ring_bytes: ring.encode(),
+            ring: Ring::new(ring),
+            replication_factor: 3,
+        };
+        for response in [view.owner(b"k"), view.replicas(b"k", 2)] {
+            match response {
+                Response::Error { status, .. } => assert_eq!(status, Status::NotFound),
+                other => panic!("expected not_found, got {other:?}"),
+            }
+        }
+    }
 }
