@@ -60,18 +60,20 @@
 #define RINGRAFT_DEFAULT_TIMEOUT_MS 5000
 
 /**
- * Size of ringraft_node.name, including the terminating NUL (so at most 63 bytes of name).
+ * Size of ringraft_node.name, including the terminating NUL (so at most 63 bytes of name, the
+ * daemon's limit).
  */
 #define RINGRAFT_NAME_MAX 64
 
 /**
  * Size of ringraft_node.address, including the terminating NUL (at most 255 bytes of
- * `host:port`, enough for any DNS name and port).
+ * `ip:port`: the daemon takes IP literals only, no host names).
  */
 #define RINGRAFT_ADDRESS_MAX 256
 
 /**
- * Size of ringraft_node.zone, including the terminating NUL (the ring allows 255 bytes).
+ * Size of ringraft_node.zone, including the terminating NUL (at most 255 bytes, the daemon's and
+ * the ring's limit).
  */
 #define RINGRAFT_ZONE_MAX 256
 

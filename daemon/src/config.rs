@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ringraft_proto::limits::{MEMBER_NAME_BYTES_MAX, MEMBER_ZONE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_SOCKET_PATH: &str = "/run/ringraft/ringraftd.sock";
@@ -231,6 +232,19 @@ impl Config {
         if self.weight == 0 || self.weight > 1000 {
             return invalid(format!("weight {} is outside 1..=1000", self.weight));
         }
+        let members = self.initial_members.iter().map(|m| (&m.name, &m.zone));
+        for (name, zone) in std::iter::once((&self.name, &self.zone)).chain(members) {
+            if name.len() > MEMBER_NAME_BYTES_MAX {
+                return invalid(format!(
+                    "name {name:?} is longer than {MEMBER_NAME_BYTES_MAX} bytes"
+                ));
+            }
+            if zone.len() > MEMBER_ZONE_BYTES_MAX {
+                return invalid(format!(
+                    "zone {zone:?} is longer than {MEMBER_ZONE_BYTES_MAX} bytes"
+                ));
+            }
+        }
         if self.raft.tick_ms == 0 || self.raft.election_timeout_ticks < 2 {
             return invalid("raft.tick_ms must be > 0 and election_timeout_ticks >= 2".into());
         }
@@ -332,6 +346,25 @@ mod tests {
         let mut c = single_node();
         c.snapshot_every_entries = 0;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn validation_applies_the_member_limits() {
+        let mut c = single_node();
+        c.name = "n".repeat(MEMBER_NAME_BYTES_MAX);
+        c.initial_members[0].zone = "z".repeat(MEMBER_ZONE_BYTES_MAX);
+        assert!(c.validate().is_ok());
+        c.name.push('n');
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("longer than"));
+        let mut c = single_node();
+        c.initial_members[0]
+            .zone
+            .push_str(&"z".repeat(MEMBER_ZONE_BYTES_MAX + 1));
+        assert!(c.validate().unwrap_err().to_string().contains("zone"));
     }
 
     #[test]

@@ -4,15 +4,24 @@
 
 use std::ffi::{c_char, c_void};
 
-use ringraft_proto::{Member, MemberRole, MemberState, NodeRole, StatusInfo};
+use ringraft_proto::{limits, Member, MemberRole, MemberState, NodeRole, StatusInfo};
 
-/// Size of ringraft_node.name, including the terminating NUL (so at most 63 bytes of name).
+/// Size of ringraft_node.name, including the terminating NUL (so at most 63 bytes of name, the
+/// daemon's limit).
 pub const RINGRAFT_NAME_MAX: usize = 64;
 /// Size of ringraft_node.address, including the terminating NUL (at most 255 bytes of
-/// `host:port`, enough for any DNS name and port).
+/// `ip:port`: the daemon takes IP literals only, no host names).
 pub const RINGRAFT_ADDRESS_MAX: usize = 256;
-/// Size of ringraft_node.zone, including the terminating NUL (the ring allows 255 bytes).
+/// Size of ringraft_node.zone, including the terminating NUL (at most 255 bytes, the daemon's and
+/// the ring's limit).
 pub const RINGRAFT_ZONE_MAX: usize = 256;
+
+// The header's sizes are literals (cbindgen writes them as they are); they are the one set of
+// limits in `ringraft_proto::limits`, plus the NUL.
+const _: () = assert!(RINGRAFT_NAME_MAX == limits::MEMBER_NAME_BYTES_MAX + 1);
+const _: () = assert!(RINGRAFT_ADDRESS_MAX == limits::MEMBER_ADDRESS_BYTES_MAX + 1);
+const _: () = assert!(RINGRAFT_ZONE_MAX == limits::MEMBER_ZONE_BYTES_MAX + 1);
+const _: () = assert!(ringraft_ring::ZONE_BYTES_MAX == limits::MEMBER_ZONE_BYTES_MAX);
 /// Size of ringraft_cluster_info.daemon_version, including the terminating NUL.
 pub const RINGRAFT_VERSION_STRING_MAX: usize = 32;
 

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod frame;
 pub mod handshake;
+pub mod limits;
 pub mod messages;
 pub mod status;
 

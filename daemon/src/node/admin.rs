@@ -15,6 +15,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ringraft_proto::limits::{
+    MEMBER_ADDRESS_BYTES_MAX, MEMBER_NAME_BYTES_MAX, MEMBER_ZONE_BYTES_MAX,
+};
 use ringraft_proto::{Member, MemberRole, MemberState, NodeId, Request, Response, Status};
 use ringraft_raft::{ConfChange, ConfChangeStep, ProposeError, Role};
 use tokio::sync::oneshot;
@@ -28,10 +31,9 @@ use super::view::error;
 use crate::state::encode_member;
 use crate::transport::{PeerRequest, PeerResponse, TransportError};
 
-/// Limits that keep member records representable in the C library's fixed-size `ringraft_node`.
-pub const MEMBER_NAME_BYTES_MAX: usize = 63;
-pub const MEMBER_ADDRESS_BYTES_MAX: usize = 63;
-pub const MEMBER_ZONE_BYTES_MAX: usize = 63;
+/// Every member record fits the C library's fixed-size `ringraft_node` (proto's limits size it),
+/// and the ring takes every zone a member may have.
+const _: () = assert!(ringraft_ring::ZONE_BYTES_MAX == MEMBER_ZONE_BYTES_MAX);
 
 /// How long the leader works on a request a peer forwarded: shorter than the forwarder's call
 /// timeout (`DEFAULT_WAIT`, counted from before the connection), so the answer, even a timeout,
@@ -681,12 +683,20 @@ fn validate_join(
     }
     if address.parse::<SocketAddr>().is_err() || address.len() > MEMBER_ADDRESS_BYTES_MAX {
         return invalid(format!(
-            "address {address:?} is not an ip:port of at most {MEMBER_ADDRESS_BYTES_MAX} bytes"
+            "address {address:?} is not an ip:port of at most {MEMBER_ADDRESS_BYTES_MAX} bytes \
+             (host names are not accepted)"
         ));
     }
-    if name.len() > MEMBER_NAME_BYTES_MAX || zone.len() > MEMBER_ZONE_BYTES_MAX {
+    if name.len() > MEMBER_NAME_BYTES_MAX {
         return invalid(format!(
-            "name and zone are limited to {MEMBER_NAME_BYTES_MAX} bytes"
+            "name of {} bytes: names are limited to {MEMBER_NAME_BYTES_MAX} bytes",
+            name.len()
+        ));
+    }
+    if zone.len() > MEMBER_ZONE_BYTES_MAX {
+        return invalid(format!(
+            "zone of {} bytes: zones are limited to {MEMBER_ZONE_BYTES_MAX} bytes",
+            zone.len()
         ));
     }
     if weight == 0 || weight > 1000 {

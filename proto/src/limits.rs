@@ -1,0 +1,15 @@
+//! The limits that cross a boundary (daemon, library, ring, C header, Python), in one place.
+//! The daemon enforces them when a member joins; the C structs are sized from them (the header's
+//! `RINGRAFT_*_MAX` count the terminating NUL, and `ffi/src/types.rs` asserts at compile time
+//! that they are these plus one); the ring's own zone bound is asserted equal (ffi, daemon).
+
+/// A member's name, in bytes of UTF-8.
+pub const MEMBER_NAME_BYTES_MAX: usize = 63;
+
+/// A member's QUIC address, in bytes: an IP literal and a port (`10.0.0.5:7400`,
+/// `[fd00::5]:7400`). Host names are not accepted (they are not resolved): the longest literal
+/// is 47 bytes, and the room left is for a future that resolves names.
+pub const MEMBER_ADDRESS_BYTES_MAX: usize = 255;
+
+/// A member's zone (failure domain), in bytes of UTF-8; empty when zones are not used.
+pub const MEMBER_ZONE_BYTES_MAX: usize = 255;
