@@ -18,7 +18,9 @@
 # systemd-tmpfiles) and run ldconfig, each when available; no unit is enabled or started (the
 # config needs this node's id, peers and certificates first).
 #
-# Environment: CARGO_TARGET_DIR (default <repo>/target); OUT_DIR (default <repo>/build).
+# Environment: CARGO_TARGET_DIR (default <repo>/target); OUT_DIR (default <repo>/build);
+# RINGRAFT_PACKAGE_PROFILE=debug packages the dev-profile build instead of the release one (the
+# test command does, to spare CI a second full compile: the packaging is the same either way).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -53,11 +55,17 @@ else
 fi
 [[ -n "$multiarch" ]] || die "cannot tell the multiarch library directory"
 
+profile=${RINGRAFT_PACKAGE_PROFILE:-release}
+case "$profile" in
+  release) profile_flag=(--release) ;;
+  debug) profile_flag=() ;;
+  *) die "RINGRAFT_PACKAGE_PROFILE must be release or debug, not '$profile'" ;;
+esac
 if [[ $build -eq 1 ]]; then
-  echo "build-deb: cargo build --release -p ringraft-daemon -p ringraft-ffi" >&2
-  cargo build --release --locked -p ringraft-daemon -p ringraft-ffi >&2
+  echo "build-deb: cargo build ${profile_flag[*]} -p ringraft-daemon -p ringraft-ffi" >&2
+  cargo build "${profile_flag[@]}" --locked -p ringraft-daemon -p ringraft-ffi >&2
 fi
-release="$target/release"
+release="$target/$profile"
 for f in ringraftd ringraftctl libringraft.so libringraft.a; do
   [[ -f "$release/$f" ]] || die "$release/$f is missing (run without --no-build)"
 done
@@ -69,7 +77,7 @@ pkg="$work/root"
 
 # The library, header and pkg-config file: the C Makefile's own install rule (its .pc template),
 # with a private staging directory so a concurrent `make` elsewhere cannot swap the library.
-make -s -C bindings/c install PROFILE=release STAGE="$work/c-stage" CARGO=true CARGO_TARGET_DIR="$target" \
+make -s -C bindings/c install PROFILE="$profile" STAGE="$work/c-stage" CARGO=true CARGO_TARGET_DIR="$target" \
   PREFIX=/usr LIBDIR="/usr/lib/$multiarch" INCLUDEDIR=/usr/include DESTDIR="$pkg" >&2
 
 install -d -m 0755 "$pkg/usr/bin" "$pkg/usr/lib/systemd/system" "$pkg/usr/lib/sysusers.d" \

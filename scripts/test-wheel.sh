@@ -95,8 +95,9 @@ print("package", package, "library", loaded, "version", ringraft.library_version
 assert str(package).startswith(sys.prefix), f"{package} is not inside the venv {sys.prefix}"
 assert loaded == package / "libringraft.so.0", f"loaded {loaded}, not the bundled copy"
 '
-if [[ -f "$target/release/libringraft.so" ]]; then
-  run "RINGRAFT_LIB still overrides the bundled copy" env RINGRAFT_LIB="$target/release/libringraft.so" \
+override_lib="$target/${RINGRAFT_PACKAGE_PROFILE:-release}/libringraft.so"
+if [[ -f "$override_lib" ]]; then
+  run "RINGRAFT_LIB still overrides the bundled copy" env RINGRAFT_LIB="$override_lib" \
     "$python" -c '
 import os, ringraft
 assert ringraft.library_path() == os.environ["RINGRAFT_LIB"], ringraft.library_path()

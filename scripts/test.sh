@@ -26,11 +26,13 @@ cargo test --workspace --locked
 section "systemd units"
 scripts/check-units.sh
 
+# The packages are made of the dev-profile build above: what they test is the packaging, which
+# is the same for both profiles, and a second (release) compile would cost CI minutes.
 section "Debian package (build, install, check, purge)"
-scripts/test-deb.sh
+RINGRAFT_PACKAGE_PROFILE=debug scripts/test-deb.sh
 
 section "Python wheel (build, install into a fresh venv, README examples on a dev cluster)"
-scripts/test-wheel.sh
+RINGRAFT_PACKAGE_PROFILE=debug scripts/test-wheel.sh
 
 if [ -x bindings/c/run-tests.sh ]; then
   section "C tests (AddressSanitizer, live 3-node dev cluster)"

@@ -36,11 +36,19 @@ for tool in readelf strip; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is missing (package binutils; scripts/setup.sh)"
 done
 
+# RINGRAFT_PACKAGE_PROFILE=debug bundles the dev-profile library (the test command does, to spare
+# CI a second full compile).
+profile=${RINGRAFT_PACKAGE_PROFILE:-release}
+case "$profile" in
+  release) profile_flag=(--release) ;;
+  debug) profile_flag=() ;;
+  *) die "RINGRAFT_PACKAGE_PROFILE must be release or debug, not '$profile'" ;;
+esac
 if [[ $build -eq 1 ]]; then
-  echo "build-wheel: cargo build --release -p ringraft-ffi" >&2
-  (cd "$root" && cargo build --release --locked -p ringraft-ffi >&2)
+  echo "build-wheel: cargo build ${profile_flag[*]} -p ringraft-ffi" >&2
+  (cd "$root" && cargo build "${profile_flag[@]}" --locked -p ringraft-ffi >&2)
 fi
-lib="$target/release/libringraft.so"
+lib="$target/$profile/libringraft.so"
 [[ -f "$lib" ]] || die "$lib is missing (run without --no-build)"
 
 mkdir -p "$out"
