@@ -185,3 +185,74 @@ def test_without_a_copy_the_system_library_is_tried(package_copy: Path) -> None:
     else:
         assert result.stdout.startswith("LOADED"), result.stdout + result.stderr
         assert str(package_copy) not in result.stdout
+
+
+def header_functions() -> Dict[str, tuple]:
+    """name: (return type, [parameter types]) of every function the header declares, with
+    comments and parameter names dropped and whitespace normalised."""
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    functions = {}
+    pattern = r"([A-Za-z_][\w \t\*]*?)\b(ringraft_\w+)\s*\(([^;{]*?)\)\s*;"
+    for match in re.finditer(pattern, text, re.S):
+        ret, name, params = match.groups()
+        types = []
+        if params.strip() != "void":
+            for param in params.split(","):
+                # Drop the parameter's name: the last identifier.
+                c_type = re.sub(r"\b\w+\s*$", "", " ".join(param.split())).strip()
+                types.append(re.sub(r"\s*\*", " *", c_type).strip())
+        functions[name] = (" ".join(ret.split()), types)
+    return functions
+
+
+# How each C type of the header is declared to ctypes. Keys and data (const uint8_t *) are
+# declared c_char_p on purpose (see _lib._SIGNATURES); a return value of that type is not.
+_STRUCTS = {
+    "struct ringraft_node *": _lib._node_p,
+    "struct ringraft_log_batch *": _lib._batch_p,
+    "struct ringraft_cluster_info *": ctypes.POINTER(_lib.RingraftClusterInfo),
+}
+
+
+def ctypes_of(c_type: str, returned: bool = False):
+    c_type = c_type.replace("const ", "")
+    scalars = {
+        "void": None,
+        "enum ringraft_status": _lib.c_status,
+        "ringraft_status": _lib.c_status,
+        "uint64_t": ctypes.c_uint64,
+        "uint32_t": ctypes.c_uint32,
+        "size_t": ctypes.c_size_t,
+        "bool": ctypes.c_bool,
+        "char *": ctypes.c_char_p,
+        "uint64_t *": _lib._u64_p,
+        "size_t *": _lib._size_p,
+    }
+    if c_type in scalars:
+        return scalars[c_type]
+    if c_type == "uint8_t *":
+        return ctypes.POINTER(ctypes.c_uint8) if returned else ctypes.c_char_p
+    if c_type in _STRUCTS:
+        return _STRUCTS[c_type]
+    # Opaque handles (client, watch, ring view) and the out-pointers that receive them.
+    if re.fullmatch(r"struct ringraft_(client|watch|ring_view) \* \*", c_type):
+        return _lib._handle_p
+    if re.fullmatch(r"struct ringraft_(client|watch|ring_view) \*", c_type):
+        return _lib._handle
+    raise AssertionError(f"no ctypes mapping for the header's C type {c_type!r}")
+
+
+def test_every_header_function_is_declared_with_the_headers_types() -> None:
+    in_header = header_functions()
+    assert len(in_header) >= 30, sorted(in_header)
+    declared = _lib._SIGNATURES
+    assert set(declared) == set(in_header), (
+        f"only in the header: {sorted(set(in_header) - set(declared))}; "
+        f"only in Python: {sorted(set(declared) - set(in_header))}"
+    )
+    for name, (ret, params) in in_header.items():
+        restype, argtypes = declared[name]
+        assert restype == ctypes_of(ret, returned=True), f"{name} returns {ret}"
+        expected = [ctypes_of(param) for param in params]
+        assert list(argtypes) == expected, f"{name}({', '.join(params)}): {argtypes}"
