@@ -54,6 +54,12 @@
 #define RINGRAFT_VERSION_PATCH 0
 
 /**
+ * The header's version as one integer, MAJOR * 1000000 + MINOR * 1000 + PATCH (as
+ * SQLITE_VERSION_NUMBER), for `#if RINGRAFT_VERSION_NUMBER >= 1002000` checks.
+ */
+#define RINGRAFT_VERSION_NUMBER 1000
+
+/**
  * The timeout of calls on a client that never called ringraft_set_timeout(), and of the
  * handshake in ringraft_connect().
  */
@@ -265,46 +271,6 @@ typedef struct ringraft_ring_view ringraft_ring_view;
 typedef struct ringraft_watch ringraft_watch;
 
 /**
- * One committed application proposal, as read from the log.
- */
-typedef struct ringraft_log_record {
-  /**
-   * The Raft index that committed it: its place in the cluster's one order.
-   */
-  uint64_t index;
-  /**
-   * The proposal's bytes, owned by the batch that holds this record (NULL when len is 0).
-   */
-  const uint8_t *data;
-  size_t len;
-} ringraft_log_record;
-
-/**
- * A batch of log records returned by ringraft_read_log() and ringraft_watch_next(). The caller
- * owns the struct; the library owns `records` and every record's data until
- * ringraft_log_batch_free(), which must be called once for every batch a call filled.
- */
-typedef struct ringraft_log_batch {
-  /**
-   * `count` records in index order (NULL when count is 0).
-   */
-  const struct ringraft_log_record *records;
-  size_t count;
-  /**
-   * The lowest index the node still keeps (older records were compacted away).
-   */
-  uint64_t first_index;
-  /**
-   * The highest committed index applied on the node when it answered.
-   */
-  uint64_t last_index;
-  /**
-   * The library's bookkeeping; do not touch.
-   */
-  void *internal;
-} ringraft_log_batch;
-
-/**
  * What ringraft_cluster_status() reports about the node the client is connected to. 176 bytes,
  * no padding, no pointers.
  */
@@ -381,94 +347,49 @@ typedef struct ringraft_node {
   char zone[RINGRAFT_ZONE_MAX];
 } ringraft_node;
 
+/**
+ * One committed application proposal, as read from the log.
+ */
+typedef struct ringraft_log_record {
+  /**
+   * The Raft index that committed it: its place in the cluster's one order.
+   */
+  uint64_t index;
+  /**
+   * The proposal's bytes, owned by the batch that holds this record (NULL when len is 0).
+   */
+  const uint8_t *data;
+  size_t len;
+} ringraft_log_record;
+
+/**
+ * A batch of log records returned by ringraft_read_log() and ringraft_watch_next(). The caller
+ * owns the struct; the library owns `records` and every record's data until
+ * ringraft_log_batch_free(), which must be called once for every batch a call filled.
+ */
+typedef struct ringraft_log_batch {
+  /**
+   * `count` records in index order (NULL when count is 0).
+   */
+  const struct ringraft_log_record *records;
+  size_t count;
+  /**
+   * The lowest index the node still keeps (older records were compacted away).
+   */
+  uint64_t first_index;
+  /**
+   * The highest committed index applied on the node when it answered.
+   */
+  uint64_t last_index;
+  /**
+   * The library's bookkeeping; do not touch.
+   */
+  void *internal;
+} ringraft_log_batch;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-/**
- * Adds a member: node `id` named `name`, reachable by its peers at `address` (`host:port`, its
- * QUIC address), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
- * learner; ringraft_promote() makes it a voter. `*index` (may be NULL) receives the Raft index
- * of the change's own entry, which is the ring's new epoch. Joining again with the same id, name,
- * address, zone and weight (a retry) succeeds and gives the index of the original change (0 if
- * the leader no longer knows it, for members older than the snapshot format that records it).
- *
- * Blocks: yes, until the change is applied by the connected node (up to the client timeout). A
- * change that cannot start yet (a previous change in flight, a leader just elected, no leader)
- * waits within the daemon's deadline rather than failing.
- * Ownership: the strings are only read during the call.
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client`, `name`, `address` or `zone` NULL, not UTF-8,
- * longer than RINGRAFT_NAME_MAX-1 / RINGRAFT_ADDRESS_MAX-1 / RINGRAFT_ZONE_MAX-1 bytes, `id` 0,
- * `weight` 0, `address` not an ip:port), RINGRAFT_CONFLICT (another member has this id, name or
- * address; the message names it), RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT (the change did
- * not start or commit within the daemon's deadline; it may still), RINGRAFT_UNAVAILABLE,
- * RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_join(struct ringraft_client *client,
-                                   uint64_t id,
-                                   const char *name,
-                                   const char *address,
-                                   const char *zone,
-                                   uint32_t weight,
-                                   uint64_t *index);
-
-/**
- * Removes member `id` from the cluster (its keys move to the others). `*index` (may be NULL)
- * receives the Raft index of the change's own entry, which is the ring's new epoch.
- *
- * Blocks: yes, until the change is applied by the connected node (up to the client timeout),
- * waiting within the daemon's deadline while a previous change is in flight or a new leader is
- * not yet able to change membership.
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND (no such member),
- * RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT (the change did not start or commit within the
- * daemon's deadline; it may still), RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_remove(struct ringraft_client *client,
-                                     uint64_t id,
-                                     uint64_t *index);
-
-/**
- * Makes learner `id` a voter. The leader accepts only a learner it has heard from within the
- * failure detector's window (`down_after_ms`) whose log is at most `promote_lag_entries_max`
- * entries behind its own. `*index` (may be NULL) receives the Raft index of the change's own
- * entry, which is the ring's new epoch.
- *
- * Blocks: yes, until the change is applied by the connected node (up to the client timeout),
- * waiting within the daemon's deadline while a previous change is in flight or a new leader is
- * not yet able to change membership.
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND (no such member),
- * RINGRAFT_CONFLICT (`id` is already a voter), RINGRAFT_UNAVAILABLE (the learner is not
- * reachable or not caught up: the message names how far behind it is and when it was last heard
- * from; or the daemon cannot be reached), RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT,
- * RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_promote(struct ringraft_client *client,
-                                      uint64_t id,
-                                      uint64_t *index);
-
-/**
- * Asks the leader to hand leadership to voter `id`. `*index` (may be NULL) receives what the
- * daemon reports (0 if no log entry carried it).
- *
- * Blocks: yes, until the daemon answers (up to the client timeout).
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND,
- * RINGRAFT_TRANSFER_IN_PROGRESS, RINGRAFT_PERMISSION_DENIED, RINGRAFT_NO_LEADER,
- * RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_transfer_leader(struct ringraft_client *client,
-                                              uint64_t id,
-                                              uint64_t *index);
-
-/**
- * Makes the connected node take a snapshot now and compact its log. `*index` (may be NULL)
- * receives the snapshot's last included index.
- *
- * Blocks: yes, until the snapshot is written (up to the client timeout).
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_PERMISSION_DENIED,
- * RINGRAFT_BUSY, RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_snapshot(struct ringraft_client *client,
-                                       uint64_t *index);
 
 /**
  * The library's version, "MAJOR.MINOR.PATCH" (the same numbers as the RINGRAFT_VERSION_*
@@ -578,92 +499,6 @@ enum ringraft_status ringraft_enable_ring_cache(struct ringraft_client *client,
  * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL).
  */
 enum ringraft_status ringraft_disable_ring_cache(struct ringraft_client *client);
-
-/**
- * Commits `data` (the `len` bytes at `data`) in the cluster's one order and waits until it is
- * committed and applied on this node; `*index` receives its Raft index, its place in the log.
- * The daemon forwards it to the leader. `timeout_ms` bounds the daemon's wait for the commit
- * (0: the client timeout); the call itself waits at most `timeout_ms` plus the client timeout.
- *
- * Never sent twice: if the connection is lost while the proposal is in flight (daemon
- * restart) the call returns RINGRAFT_UNAVAILABLE and the proposal may or may not have committed;
- * likewise after RINGRAFT_TIMEOUT. Read the log to find out.
- *
- * Blocks: yes, until committed (up to `timeout_ms` + the client timeout).
- * Ownership: `data` is only read during the call; `index` belongs to the caller (may be NULL).
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL, `data` NULL with `len` > 0),
- * RINGRAFT_TOO_LARGE (over the daemon's proposal limit or the 4 MiB frame limit),
- * RINGRAFT_TIMEOUT, RINGRAFT_NO_LEADER, RINGRAFT_UNAVAILABLE, RINGRAFT_SHUTTING_DOWN,
- * RINGRAFT_BUSY, RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_propose(struct ringraft_client *client,
-                                      const uint8_t *data,
-                                      size_t len,
-                                      uint32_t timeout_ms,
-                                      uint64_t *index);
-
-/**
- * Reads up to `max` committed records with index >= `from` into `*out`, in index order. An
- * empty batch means nothing at or after `from` yet. `out->first_index` and `out->last_index`
- * give the range the node keeps.
- *
- * Blocks: yes, one round trip (up to the client timeout).
- * Ownership: the caller owns the `ringraft_log_batch` struct (it may be uninitialized); on
- * success the library owns the records and their bytes until ringraft_log_batch_free(out),
- * which the caller must call. On failure `*out` is set empty (freeing it is harmless).
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL, `max` 0), RINGRAFT_COMPACTED
- * (`from` is older than the node keeps), RINGRAFT_UNAVAILABLE, RINGRAFT_TIMEOUT,
- * RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_read_log(struct ringraft_client *client,
-                                       uint64_t from,
-                                       uint32_t max,
-                                       struct ringraft_log_batch *out);
-
-/**
- * Frees the records a call put in `batch` and sets it empty. Accepts NULL and empty batches;
- * calling it twice on the same batch is harmless. Never fails, never blocks.
- */
-void ringraft_log_batch_free(struct ringraft_log_batch *batch);
-
-/**
- * Starts watching the log from index `from` (1 for everything the node still keeps). Records
- * come out of ringraft_watch_next(). The watch survives daemon restarts: it resumes after the
- * last record it delivered, so each record comes out once, in order.
- *
- * Blocks: only to send the request (up to the client timeout). The daemon's refusal (e.g.
- * RINGRAFT_COMPACTED) comes from the first ringraft_watch_next().
- * Ownership: the caller owns `*out` and must release it with ringraft_watch_close() before or
- * after ringraft_close() of its client.
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL), RINGRAFT_UNAVAILABLE,
- * RINGRAFT_TIMEOUT, RINGRAFT_CLOSED.
- */
-enum ringraft_status ringraft_watch_log(struct ringraft_client *client,
-                                        uint64_t from,
-                                        struct ringraft_watch **out);
-
-/**
- * Waits up to `timeout_ms` milliseconds for the next records of the watch and puts them in
- * `*out` (at least one record on success). Its messages go to ringraft_last_error() of the
- * watch's client.
- *
- * Blocks: yes, up to `timeout_ms` (0 takes records already received, waiting at most 1 ms).
- * Ownership: as ringraft_read_log(): the caller owns the struct, must call
- * ringraft_log_batch_free(out) after success; on failure `*out` is set empty.
- * Errors: RINGRAFT_INVALID_ARGUMENT (`watch` or `out` NULL), RINGRAFT_TIMEOUT (no record in
- * time; the watch goes on), RINGRAFT_COMPACTED (the watch's next index was compacted away; the
- * watch ended), RINGRAFT_UNAVAILABLE (the daemon is gone and did not come back),
- * RINGRAFT_CLOSED (the client was closed).
- */
-enum ringraft_status ringraft_watch_next(struct ringraft_watch *watch,
-                                         uint32_t timeout_ms,
-                                         struct ringraft_log_batch *out);
-
-/**
- * Stops the watch (the daemon is told, without waiting for its answer) and frees it. Accepts
- * NULL. Never fails; blocks at most 100 ms to send the cancellation.
- */
-void ringraft_watch_close(struct ringraft_watch *watch);
 
 /**
  * Status of the node the client is connected to: its id, name, Raft role, term, leader, log
@@ -813,6 +648,177 @@ enum ringraft_status ringraft_ring_view_replicas(const struct ringraft_ring_view
                                                  size_t n,
                                                  struct ringraft_node *out,
                                                  size_t *count);
+
+/**
+ * Commits `data` (the `len` bytes at `data`) in the cluster's one order and waits until it is
+ * committed and applied on this node; `*index` receives its Raft index, its place in the log.
+ * The daemon forwards it to the leader. `timeout_ms` bounds the daemon's wait for the commit
+ * (0: the client timeout); the call itself waits at most `timeout_ms` plus the client timeout.
+ *
+ * Never sent twice: if the connection is lost while the proposal is in flight (daemon
+ * restart) the call returns RINGRAFT_UNAVAILABLE and the proposal may or may not have committed;
+ * likewise after RINGRAFT_TIMEOUT. Read the log to find out.
+ *
+ * Blocks: yes, until committed (up to `timeout_ms` + the client timeout).
+ * Ownership: `data` is only read during the call; `index` belongs to the caller (may be NULL).
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL, `data` NULL with `len` > 0),
+ * RINGRAFT_TOO_LARGE (over the daemon's proposal limit or the 4 MiB frame limit),
+ * RINGRAFT_TIMEOUT, RINGRAFT_NO_LEADER, RINGRAFT_UNAVAILABLE, RINGRAFT_SHUTTING_DOWN,
+ * RINGRAFT_BUSY, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_propose(struct ringraft_client *client,
+                                      const uint8_t *data,
+                                      size_t len,
+                                      uint32_t timeout_ms,
+                                      uint64_t *index);
+
+/**
+ * Reads up to `max` committed records with index >= `from` into `*out`, in index order. An
+ * empty batch means nothing at or after `from` yet. `out->first_index` and `out->last_index`
+ * give the range the node keeps.
+ *
+ * Blocks: yes, one round trip (up to the client timeout).
+ * Ownership: the caller owns the `ringraft_log_batch` struct (it may be uninitialized); on
+ * success the library owns the records and their bytes until ringraft_log_batch_free(out),
+ * which the caller must call. On failure `*out` is set empty (freeing it is harmless).
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL, `max` 0), RINGRAFT_COMPACTED
+ * (`from` is older than the node keeps), RINGRAFT_UNAVAILABLE, RINGRAFT_TIMEOUT,
+ * RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_read_log(struct ringraft_client *client,
+                                       uint64_t from,
+                                       uint32_t max,
+                                       struct ringraft_log_batch *out);
+
+/**
+ * Frees the records a call put in `batch` and sets it empty. Accepts NULL and empty batches;
+ * calling it twice on the same batch is harmless. Never fails, never blocks.
+ */
+void ringraft_log_batch_free(struct ringraft_log_batch *batch);
+
+/**
+ * Starts watching the log from index `from` (1 for everything the node still keeps). Records
+ * come out of ringraft_watch_next(). The watch survives daemon restarts: it resumes after the
+ * last record it delivered, so each record comes out once, in order.
+ *
+ * Blocks: only to send the request (up to the client timeout). The daemon's refusal (e.g.
+ * RINGRAFT_COMPACTED) comes from the first ringraft_watch_next().
+ * Ownership: the caller owns `*out` and must release it with ringraft_watch_close() before or
+ * after ringraft_close() of its client.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL), RINGRAFT_UNAVAILABLE,
+ * RINGRAFT_TIMEOUT, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_watch_log(struct ringraft_client *client,
+                                        uint64_t from,
+                                        struct ringraft_watch **out);
+
+/**
+ * Waits up to `timeout_ms` milliseconds for the next records of the watch and puts them in
+ * `*out` (at least one record on success). Its messages go to ringraft_last_error() of the
+ * watch's client.
+ *
+ * Blocks: yes, up to `timeout_ms` (0 takes records already received, waiting at most 1 ms).
+ * Ownership: as ringraft_read_log(): the caller owns the struct, must call
+ * ringraft_log_batch_free(out) after success; on failure `*out` is set empty.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`watch` or `out` NULL), RINGRAFT_TIMEOUT (no record in
+ * time; the watch goes on), RINGRAFT_COMPACTED (the watch's next index was compacted away; the
+ * watch ended), RINGRAFT_UNAVAILABLE (the daemon is gone and did not come back),
+ * RINGRAFT_CLOSED (the client was closed).
+ */
+enum ringraft_status ringraft_watch_next(struct ringraft_watch *watch,
+                                         uint32_t timeout_ms,
+                                         struct ringraft_log_batch *out);
+
+/**
+ * Stops the watch (the daemon is told, without waiting for its answer) and frees it. Accepts
+ * NULL. Never fails; blocks at most 100 ms to send the cancellation.
+ */
+void ringraft_watch_close(struct ringraft_watch *watch);
+
+/**
+ * Adds a member: node `id` named `name`, reachable by its peers at `address` (`host:port`, its
+ * QUIC address), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
+ * learner; ringraft_promote() makes it a voter. `*index` (may be NULL) receives the Raft index
+ * of the change's own entry, which is the ring's new epoch. Joining again with the same id, name,
+ * address, zone and weight (a retry) succeeds and gives the index of the original change (0 if
+ * the leader no longer knows it, for members older than the snapshot format that records it).
+ *
+ * Blocks: yes, until the change is applied by the connected node (up to the client timeout). A
+ * change that cannot start yet (a previous change in flight, a leader just elected, no leader)
+ * waits within the daemon's deadline rather than failing.
+ * Ownership: the strings are only read during the call.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client`, `name`, `address` or `zone` NULL, not UTF-8,
+ * longer than RINGRAFT_NAME_MAX-1 / RINGRAFT_ADDRESS_MAX-1 / RINGRAFT_ZONE_MAX-1 bytes, `id` 0,
+ * `weight` 0, `address` not an ip:port), RINGRAFT_CONFLICT (another member has this id, name or
+ * address; the message names it), RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT (the change did
+ * not start or commit within the daemon's deadline; it may still), RINGRAFT_UNAVAILABLE,
+ * RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_join(struct ringraft_client *client,
+                                   uint64_t id,
+                                   const char *name,
+                                   const char *address,
+                                   const char *zone,
+                                   uint32_t weight,
+                                   uint64_t *index);
+
+/**
+ * Removes member `id` from the cluster (its keys move to the others). `*index` (may be NULL)
+ * receives the Raft index of the change's own entry, which is the ring's new epoch.
+ *
+ * Blocks: yes, until the change is applied by the connected node (up to the client timeout),
+ * waiting within the daemon's deadline while a previous change is in flight or a new leader is
+ * not yet able to change membership.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND (no such member),
+ * RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT (the change did not start or commit within the
+ * daemon's deadline; it may still), RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_remove(struct ringraft_client *client,
+                                     uint64_t id,
+                                     uint64_t *index);
+
+/**
+ * Makes learner `id` a voter. The leader accepts only a learner it has heard from within the
+ * failure detector's window (`down_after_ms`) whose log is at most `promote_lag_entries_max`
+ * entries behind its own. `*index` (may be NULL) receives the Raft index of the change's own
+ * entry, which is the ring's new epoch.
+ *
+ * Blocks: yes, until the change is applied by the connected node (up to the client timeout),
+ * waiting within the daemon's deadline while a previous change is in flight or a new leader is
+ * not yet able to change membership.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND (no such member),
+ * RINGRAFT_CONFLICT (`id` is already a voter), RINGRAFT_UNAVAILABLE (the learner is not
+ * reachable or not caught up: the message names how far behind it is and when it was last heard
+ * from; or the daemon cannot be reached), RINGRAFT_PERMISSION_DENIED, RINGRAFT_TIMEOUT,
+ * RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_promote(struct ringraft_client *client,
+                                      uint64_t id,
+                                      uint64_t *index);
+
+/**
+ * Asks the leader to hand leadership to voter `id`. `*index` (may be NULL) receives what the
+ * daemon reports (0 if no log entry carried it).
+ *
+ * Blocks: yes, until the daemon answers (up to the client timeout).
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_NOT_FOUND,
+ * RINGRAFT_TRANSFER_IN_PROGRESS, RINGRAFT_PERMISSION_DENIED, RINGRAFT_NO_LEADER,
+ * RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_transfer_leader(struct ringraft_client *client,
+                                              uint64_t id,
+                                              uint64_t *index);
+
+/**
+ * Makes the connected node take a snapshot now and compact its log. `*index` (may be NULL)
+ * receives the snapshot's last included index.
+ *
+ * Blocks: yes, until the snapshot is written (up to the client timeout).
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` NULL), RINGRAFT_PERMISSION_DENIED,
+ * RINGRAFT_BUSY, RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_snapshot(struct ringraft_client *client,
+                                       uint64_t *index);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -22,6 +22,12 @@
 
 #include "ringraft.h"
 
+/* The one-integer version agrees with its three parts (checked when the test compiles). */
+#if RINGRAFT_VERSION_NUMBER != \
+    RINGRAFT_VERSION_MAJOR * 1000000 + RINGRAFT_VERSION_MINOR * 1000 + RINGRAFT_VERSION_PATCH
+#error "RINGRAFT_VERSION_NUMBER does not match RINGRAFT_VERSION_MAJOR.MINOR.PATCH"
+#endif
+
 static int tests_passed, tests_failed, tests_skipped;
 static int current_failed;
 static const char *cluster_dir;

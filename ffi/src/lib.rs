@@ -30,3 +30,14 @@ pub const RINGRAFT_VERSION_MAJOR: u32 = 0;
 pub const RINGRAFT_VERSION_MINOR: u32 = 1;
 /// Patch version of the header.
 pub const RINGRAFT_VERSION_PATCH: u32 = 0;
+/// The header's version as one integer, MAJOR * 1000000 + MINOR * 1000 + PATCH (as
+/// SQLITE_VERSION_NUMBER), for `#if RINGRAFT_VERSION_NUMBER >= 1002000` checks.
+pub const RINGRAFT_VERSION_NUMBER: u32 = 1_000;
+
+const _: () = assert!(
+    RINGRAFT_VERSION_NUMBER
+        == RINGRAFT_VERSION_MAJOR * 1_000_000
+            + RINGRAFT_VERSION_MINOR * 1_000
+            + RINGRAFT_VERSION_PATCH,
+    "RINGRAFT_VERSION_NUMBER must follow the three version numbers"
+);

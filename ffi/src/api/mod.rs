@@ -2,12 +2,24 @@
 //! Every export runs its body inside `guarded`, so a Rust panic becomes RINGRAFT_INTERNAL (with
 //! a last-error message) instead of unwinding into C.
 
-// Declaration order is the order of the functions in the header.
-pub mod admin;
+// Declaration order is the order of the functions in the header, which reads as a manual in
+// the order of a program's life: version and errors, connect and settings, queries, ring views,
+// proposals and the log, admin last. (Each is its own group so that rustfmt keeps the order.)
+
+/// Version, errors, connect, close and settings.
 pub mod connect;
-pub mod log;
+
+/// Cluster status, members, owner and replicas.
 pub mod queries;
+
+/// Ring views: a snapshot of the ring to query locally.
 pub mod ring;
+
+/// Proposals and the committed log.
+pub mod log;
+
+/// Membership and maintenance (needs admin rights on the daemon).
+pub mod admin;
 
 use std::any::Any;
 use std::ffi::{c_char, CStr};
