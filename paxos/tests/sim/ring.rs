@@ -15,7 +15,11 @@ impl World {
     /// Every node learns `view` of key `k`, in the order changes were committed.
     fn publish(&mut self, k: usize, view: KeyConfig) {
         for n in 1..=self.s.nodes {
-            let lag = self.rng.gen_range(0..=self.s.ring_lag_max);
+            let lag = if self.s.slow_learners.contains(&n) {
+                self.rng.gen_range(500 * MS..=2000 * MS)
+            } else {
+                self.rng.gen_range(0..=self.s.ring_lag_max)
+            };
             let at = (self.now + lag).max(self.view_at[n as usize]);
             self.view_at[n as usize] = at;
             let delay = at - self.now;

@@ -25,6 +25,9 @@ pub struct Scenario {
     pub garbage_every: Micros,
     /// A node learns a ring change up to this late (each node its own lag).
     pub ring_lag_max: Micros,
+    /// Nodes that learn every ring change late (from 0.5 to 2 s): stale proposers, and old
+    /// acceptors that have not heard of the handoff's completion.
+    pub slow_learners: Vec<u64>,
     /// Each node's tick interval (clock skew).
     pub tick_interval: Vec<Micros>,
     pub fsync_delay_max: Micros,
@@ -63,6 +66,7 @@ impl Scenario {
             ring_change_every: sometimes(rng, 0.8, 50..400),
             garbage_every: sometimes(rng, 0.5, 100..500),
             ring_lag_max: [0, 20, 200, 1000][rng.gen_range(0..4)] * MS,
+            slow_learners: (1..=nodes).filter(|_| rng.gen_bool(0.3)).collect(),
             tick_interval: (0..nodes).map(|_| rng.gen_range(5..=15) * MS).collect(),
             fsync_delay_max: rng.gen_range(1..=10) * MS,
             fault_phase: rng.gen_range(2000..=4000) * MS,

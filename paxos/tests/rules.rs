@@ -1,0 +1,726 @@
+//! One deterministic test per protocol rule of docs/paxos.md, named after the rule. A tiny
+//! synchronous network: every message is delivered at once unless the test cuts a node off, and
+//! every record counts as durable when its Ready is taken.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ringraft_paxos::limits::VALUE_BYTES_MAX_DEFAULT;
+use ringraft_paxos::{
+    Acceptor, Answer, Ballot, Body, Config, KeyConfig, Message, NodeId, Op, Outcome, ProposeError,
+    Proposer, Record, Refusal, Register, RetryReason,
+};
+
+const KEY: &[u8] = b"k";
+
+struct Net {
+    acceptors: BTreeMap<NodeId, Acceptor>,
+    proposers: BTreeMap<NodeId, Proposer>,
+    cut: BTreeSet<NodeId>,
+    answers: Vec<Answer>,
+    /// Every message delivered, for tests that look at the traffic.
+    log: Vec<Message>,
+}
+
+impl Net {
+    fn new(nodes: &[NodeId], view: KeyConfig) -> Net {
+        let mut net = Net {
+            acceptors: BTreeMap::new(),
+            proposers: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            answers: Vec::new(),
+            log: Vec::new(),
+        };
+        for &n in nodes {
+            let mut a = Acceptor::new(Config::new(n));
+            a.set_key_config(KEY, view.clone()).expect("valid view");
+            let mut p = Proposer::new(Config::new(n));
+            p.set_key_config(KEY, view.clone()).expect("valid view");
+            net.acceptors.insert(n, a);
+            net.proposers.insert(n, p);
+        }
+        net
+    }
+
+    fn set_view(&mut self, view: KeyConfig) {
+        for a in self.acceptors.values_mut() {
+            a.set_key_config(KEY, view.clone()).expect("valid view");
+        }
+        for p in self.proposers.values_mut() {
+            p.set_key_config(KEY, view.clone()).expect("valid view");
+        }
+    }
+
+    /// Delivers until nothing moves; returns the answers given meanwhile.
+    fn pump(&mut self) -> Vec<Answer> {
+        for _ in 0..1000 {
+            let mut out = Vec::new();
+            for p in self.proposers.values_mut() {
+                let ready = p.ready();
+                out.extend(ready.messages);
+                out.extend(ready.persisted_messages);
+                self.answers.extend(ready.answers);
+                p.advance(ready.number);
+            }
+            for a in self.acceptors.values_mut() {
+                let ready = a.ready();
+                out.extend(ready.messages);
+                out.extend(ready.persisted_messages);
+            }
+            if out.is_empty() {
+                return std::mem::take(&mut self.answers);
+            }
+            for m in out {
+                if self.cut.contains(&m.to) || self.cut.contains(&m.from) {
+                    continue;
+                }
+                self.log.push(m.clone());
+                match m.body {
+                    Body::Prepare { .. } | Body::Accept { .. } | Body::Forget { .. } => {
+                        if let Some(a) = self.acceptors.get_mut(&m.to) {
+                            a.step(m);
+                        }
+                    }
+                    _ => {
+                        if let Some(p) = self.proposers.get_mut(&m.to) {
+                            p.step(m);
+                        }
+                    }
+                }
+            }
+        }
+        panic!("the network never went quiet");
+    }
+
+    /// Runs `op` as a client would: again after a `Retry` (a proposer's first ballot is often
+    /// below what another proposer made the acceptors promise).
+    fn run(&mut self, proposer: NodeId, op: Op) -> Outcome {
+        for _ in 0..5 {
+            let outcome = self.run_once(proposer, op.clone());
+            if !matches!(outcome, Outcome::Retry { .. }) {
+                return outcome;
+            }
+        }
+        panic!("still refused after five tries");
+    }
+
+    fn run_once(&mut self, proposer: NodeId, op: Op) -> Outcome {
+        let p = self.proposers.get_mut(&proposer).expect("a proposer");
+        p.propose(7, KEY, op).expect("accepted for proposing");
+        let answers = self.pump();
+        answers
+            .into_iter()
+            .find(|a| a.op == 7)
+            .expect("answered")
+            .outcome
+    }
+
+    fn prepares_in_log(&self) -> usize {
+        let n = self
+            .log
+            .iter()
+            .filter(|m| matches!(m.body, Body::Prepare { .. }))
+            .count();
+        n
+    }
+}
+
+fn put(v: &[u8]) -> Op {
+    Op::Put { value: v.to_vec() }
+}
+
+fn request(from: NodeId, to: NodeId, epoch: u64, body: Body) -> Message {
+    Message {
+        from,
+        to,
+        key: KEY.to_vec(),
+        epoch,
+        body,
+    }
+}
+
+fn acceptor_with(view: KeyConfig, id: NodeId) -> Acceptor {
+    let mut a = Acceptor::new(Config::new(id));
+    a.set_key_config(KEY, view).expect("valid view");
+    a
+}
+
+fn b(counter: u64, node: NodeId) -> Ballot {
+    Ballot { counter, node }
+}
+
+#[test]
+fn versions_count_writes_and_delete_makes_absent() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    assert_eq!(net.run(1, put(b"a")), Outcome::Written { version: 1 });
+    assert_eq!(net.run(1, put(b"b")), Outcome::Written { version: 2 });
+    let read = net.run(2, Op::Get);
+    assert_eq!(
+        read,
+        Outcome::Value(Register {
+            value: Some(b"b".to_vec()),
+            version: 2
+        })
+    );
+    assert_eq!(
+        net.run(
+            3,
+            Op::Delete {
+                expected_version: None
+            }
+        ),
+        Outcome::Written { version: 0 }
+    );
+    for _ in 0..60 {
+        net.proposers.get_mut(&1).expect("p").tick(); // its collection from the cut ends
+        net.pump();
+    }
+    assert_eq!(net.run(1, Op::Get), Outcome::Value(Register::absent()));
+}
+
+#[test]
+fn cas_against_another_version_conflicts_with_the_current_version() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    net.run(1, put(b"a"));
+    let cas = Op::Cas {
+        expected_version: 0,
+        value: b"x".to_vec(),
+    };
+    assert_eq!(net.run(2, cas), Outcome::Conflict { current_version: 1 });
+    let cas = Op::Cas {
+        expected_version: 1,
+        value: b"x".to_vec(),
+    };
+    assert_eq!(net.run(2, cas), Outcome::Written { version: 2 });
+    let any = Op::Cas {
+        expected_version: u64::MAX,
+        value: b"y".to_vec(),
+    };
+    assert_eq!(net.run(3, any), Outcome::Written { version: 3 });
+}
+
+#[test]
+fn every_answer_carries_the_epoch_of_its_round() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(4, vec![1, 2, 3]));
+    net.proposers
+        .get_mut(&1)
+        .expect("p")
+        .propose(9, KEY, Op::Get)
+        .expect("ok");
+    let answers = net.pump();
+    assert_eq!(answers[0].epoch, 4);
+}
+
+#[test]
+fn values_above_value_bytes_max_are_too_large() {
+    let mut p = Proposer::new(Config::new(1));
+    p.set_key_config(KEY, KeyConfig::stable(1, vec![1]))
+        .expect("valid");
+    let big = put(&vec![0; VALUE_BYTES_MAX_DEFAULT + 1]);
+    assert!(matches!(
+        p.propose(1, KEY, big),
+        Err(ProposeError::TooLarge { .. })
+    ));
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
+    let register = Register {
+        value: Some(vec![0; VALUE_BYTES_MAX_DEFAULT + 1]),
+        version: 1,
+    };
+    a.step(request(
+        2,
+        1,
+        1,
+        Body::Accept {
+            ballot: b(1, 2),
+            register,
+        },
+    ));
+    let ready = a.ready();
+    assert!(ready.records.is_empty() && ready.persisted_messages.is_empty());
+    assert!(matches!(
+        ready.messages[0].body,
+        Body::Refuse {
+            reason: Refusal::TooLarge,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_acceptor_refuses_a_ballot_below_its_promise() {
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2, 3]), 1);
+    a.step(request(3, 1, 1, Body::Prepare { ballot: b(5, 3) }));
+    let _ = a.ready();
+    let register = Register {
+        value: Some(b"v".to_vec()),
+        version: 1,
+    };
+    a.step(request(
+        2,
+        1,
+        1,
+        Body::Accept {
+            ballot: b(4, 2),
+            register,
+        },
+    ));
+    a.step(request(2, 1, 1, Body::Prepare { ballot: b(4, 2) }));
+    let ready = a.ready();
+    assert!(ready.records.is_empty());
+    for m in &ready.messages {
+        assert_eq!(
+            m.body,
+            Body::Refuse {
+                ballot: b(4, 2),
+                reason: Refusal::Promised(b(5, 3))
+            }
+        );
+    }
+    assert_eq!(ready.messages.len(), 2);
+}
+
+#[test]
+fn promises_and_accepts_leave_only_after_their_record_is_durable() {
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
+    a.step(request(2, 1, 1, Body::Prepare { ballot: b(1, 2) }));
+    let ready = a.ready();
+    assert!(
+        ready.messages.is_empty(),
+        "a promise is not sent before the fsync"
+    );
+    assert!(matches!(ready.records[0], Record::Key { .. }));
+    assert!(matches!(
+        ready.persisted_messages[0].body,
+        Body::Promise { .. }
+    ));
+    let register = Register {
+        value: Some(b"v".to_vec()),
+        version: 1,
+    };
+    a.step(request(
+        2,
+        1,
+        1,
+        Body::Accept {
+            ballot: b(1, 2),
+            register,
+        },
+    ));
+    let ready = a.ready();
+    assert!(ready.messages.is_empty());
+    assert_eq!(ready.records.len(), 1);
+    assert_eq!(
+        ready.persisted_messages[0].body,
+        Body::Accepted { ballot: b(1, 2) }
+    );
+}
+
+#[test]
+fn an_accept_promises_the_same_proposers_next_ballot() {
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
+    let register = Register {
+        value: Some(b"v".to_vec()),
+        version: 1,
+    };
+    a.step(request(
+        2,
+        1,
+        1,
+        Body::Accept {
+            ballot: b(3, 2),
+            register,
+        },
+    ));
+    let _ = a.ready();
+    assert_eq!(a.key_state(KEY).expect("state").promised, b(4, 2));
+}
+
+#[test]
+fn a_sticky_proposer_skips_phase_one_after_a_successful_accept() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    net.run(1, put(b"a"));
+    let prepares = net.prepares_in_log();
+    assert_eq!(net.run(1, put(b"b")), Outcome::Written { version: 2 });
+    assert_eq!(
+        net.prepares_in_log(),
+        prepares,
+        "the second write took one round trip"
+    );
+    // Another proposer prepares in between: the cached ballot is refused, the sticky proposer
+    // answers, and its next operation runs phase 1 again.
+    net.run(2, Op::Get);
+    let outcome = net.run(1, put(b"c"));
+    assert!(matches!(
+        outcome,
+        Outcome::Unknown {
+            reason: RetryReason::Contended,
+            ..
+        }
+    ));
+    let prepares = net.prepares_in_log();
+    net.run(1, Op::Get);
+    assert!(net.prepares_in_log() > prepares);
+}
+
+#[test]
+fn a_handoff_needs_a_majority_of_the_old_and_of_the_new_set() {
+    let old = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut net = Net::new(&[1, 2, 3, 4, 5, 6], old.clone());
+    net.run(1, put(b"a"));
+    let joint = KeyConfig {
+        epoch: 2,
+        acceptors: vec![4, 5, 6],
+        previous: Some((1, vec![1, 2, 3])),
+    };
+    net.set_view(joint);
+    // Only the new set answers: no quorum, nothing accepted.
+    net.cut = [1, 2, 3].into();
+    net.log.clear();
+    net.proposers
+        .get_mut(&4)
+        .expect("p")
+        .propose(1, KEY, Op::Get)
+        .expect("ok");
+    assert!(
+        net.pump().is_empty(),
+        "a majority of the new set alone is no quorum"
+    );
+    assert!(!net
+        .log
+        .iter()
+        .any(|m| matches!(m.body, Body::Accept { .. })));
+    for _ in 0..60 {
+        net.proposers.get_mut(&4).expect("p").tick();
+        net.pump();
+    }
+    net.cut = [2, 6].into();
+    assert_eq!(
+        net.proposers.get_mut(&4).map(|p| p.handoff(8, KEY)),
+        Some(Ok(()))
+    );
+    let answers = net.pump();
+    assert_eq!(answers[0].outcome, Outcome::HandedOff);
+    net.set_view(KeyConfig::stable(2, vec![4, 5, 6]));
+    net.cut = [1, 2, 3].into();
+    let read = net.run(5, Op::Get);
+    assert_eq!(
+        read,
+        Outcome::Value(Register {
+            value: Some(b"a".to_vec()),
+            version: 1
+        })
+    );
+}
+
+#[test]
+fn an_acceptor_refuses_an_older_epoch_and_answers_with_its_own() {
+    let mut a = acceptor_with(KeyConfig::stable(3, vec![1, 2]), 1);
+    a.step(request(2, 1, 2, Body::Prepare { ballot: b(1, 2) }));
+    let ready = a.ready();
+    assert_eq!(ready.messages[0].epoch, 3);
+    assert!(matches!(
+        ready.messages[0].body,
+        Body::Refuse {
+            reason: Refusal::StaleEpoch,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_acceptor_remembers_the_newest_epoch_it_took_durably() {
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
+    a.set_key_config(
+        KEY,
+        KeyConfig {
+            epoch: 2,
+            acceptors: vec![1, 2],
+            previous: Some((1, vec![1, 2])),
+        },
+    )
+    .expect("valid");
+    a.step(request(2, 1, 2, Body::Prepare { ballot: b(1, 2) }));
+    let ready = a.ready();
+    let Record::Key { state, .. } = &ready.records[0] else {
+        panic!("a key record")
+    };
+    assert_eq!(state.epoch, 2);
+    // Restarted from its records with the old ring only: it still refuses epoch 1.
+    let mut restored = Acceptor::restore(Config::new(1), &ready.records).expect("restore");
+    restored
+        .set_key_config(KEY, KeyConfig::stable(1, vec![1, 2]))
+        .expect("valid");
+    restored.step(request(2, 1, 1, Body::Prepare { ballot: b(9, 2) }));
+    let ready = restored.ready();
+    assert!(matches!(
+        ready.messages[0].body,
+        Body::Refuse {
+            reason: Refusal::StaleEpoch,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_acceptor_refuses_epochs_it_has_not_seen_and_keys_it_does_not_hold() {
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![2, 3]), 1);
+    a.step(request(2, 1, 5, Body::Prepare { ballot: b(1, 2) }));
+    a.step(request(2, 1, 1, Body::Prepare { ballot: b(1, 2) }));
+    let ready = a.ready();
+    assert!(matches!(
+        ready.messages[0].body,
+        Body::Refuse {
+            reason: Refusal::EpochAhead,
+            ..
+        }
+    ));
+    assert!(matches!(
+        ready.messages[1].body,
+        Body::Refuse {
+            reason: Refusal::NotAcceptor,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_stale_proposer_is_told_to_refresh() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    for n in [2, 3] {
+        let a = net.acceptors.get_mut(&n).expect("a");
+        a.set_key_config(KEY, KeyConfig::stable(2, vec![1, 2, 3]))
+            .expect("valid");
+    }
+    let outcome = net.run_once(1, Op::Get);
+    assert!(matches!(
+        outcome,
+        Outcome::Retry {
+            reason: RetryReason::StaleEpoch { epoch: 2 },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn contending_proposers_are_answered_retry_with_a_backoff() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    net.run(2, put(b"a"));
+    net.run(2, put(b"b"));
+    // Proposer 1's first ballot is below every promise: refused before any accept, so Retry.
+    let outcome = net.run_once(1, put(b"c"));
+    let ok = matches!(outcome, Outcome::Retry { reason: RetryReason::Contended, backoff_ticks } if backoff_ticks >= 1);
+    assert!(ok, "{outcome:?}");
+    assert_eq!(
+        net.run(1, put(b"c")),
+        Outcome::Written { version: 3 },
+        "the retry goes above"
+    );
+}
+
+#[test]
+fn an_operation_that_times_out_after_its_accept_left_is_unknown() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    net.run(1, put(b"a"));
+    net.cut = [2, 3].into();
+    let p = net.proposers.get_mut(&1).expect("p");
+    p.propose(5, KEY, put(b"b")).expect("ok");
+    let mut answers = Vec::new();
+    for _ in 0..100 {
+        net.proposers.get_mut(&1).expect("p").tick();
+        answers.extend(net.pump());
+    }
+    let ok = matches!(
+        answers[0].outcome,
+        Outcome::Unknown {
+            reason: RetryReason::TimedOut,
+            ..
+        }
+    );
+    assert!(ok, "{answers:?}");
+    // A read times out too, but a read cannot have taken effect: Retry.
+    net.proposers
+        .get_mut(&1)
+        .expect("p")
+        .propose(6, KEY, Op::Get)
+        .expect("ok");
+    let mut answers = Vec::new();
+    for _ in 0..100 {
+        net.proposers.get_mut(&1).expect("p").tick();
+        answers.extend(net.pump());
+    }
+    assert!(matches!(
+        answers[0].outcome,
+        Outcome::Retry {
+            reason: RetryReason::TimedOut,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn garbage_collection_needs_every_acceptor_and_raises_the_floor() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    net.run(1, put(b"a"));
+    let p = net.proposers.get_mut(&1).expect("p");
+    p.collect(1, KEY).expect("ok");
+    assert_eq!(
+        net.pump()[0].outcome,
+        Outcome::NotCollectable,
+        "a live value stays"
+    );
+    net.run(
+        1,
+        Op::Delete {
+            expected_version: None,
+        },
+    );
+    net.cut = [3].into();
+    net.proposers
+        .get_mut(&1)
+        .expect("p")
+        .collect(2, KEY)
+        .expect("ok");
+    assert!(
+        net.pump().is_empty(),
+        "not every acceptor answered: nothing collected yet"
+    );
+    net.cut.clear();
+    let mut outcome = Outcome::NotCollectable;
+    for attempt in 10..15 {
+        let p = net.proposers.get_mut(&2).expect("p");
+        p.collect(attempt, KEY).expect("ok");
+        let mut answers = net.pump();
+        for _ in 0..60 {
+            if answers.iter().any(|a| a.op == attempt) {
+                break;
+            }
+            net.proposers.get_mut(&2).expect("p").tick();
+            answers.extend(net.pump());
+        }
+        outcome = answers
+            .iter()
+            .find(|a| a.op == attempt)
+            .expect("answered")
+            .outcome
+            .clone();
+        if !matches!(outcome, Outcome::Retry { .. }) {
+            break;
+        }
+    }
+    assert_eq!(outcome, Outcome::Collected);
+    for a in net.acceptors.values() {
+        assert!(a.key_state(KEY).is_none());
+        assert!(a.floor() > Ballot::ZERO);
+    }
+    // A delayed accept from before the collection cannot bring an old value back.
+    let mut a = Acceptor::new(Config::new(1));
+    let records = [Record::Forgot {
+        key: KEY.to_vec(),
+        floor: b(10, 2),
+    }];
+    a = Acceptor::restore(Config::new(1), &records).unwrap_or(a);
+    a.set_key_config(KEY, KeyConfig::stable(1, vec![1, 2]))
+        .expect("valid");
+    let register = Register {
+        value: Some(b"old".to_vec()),
+        version: 1,
+    };
+    a.step(request(
+        2,
+        1,
+        1,
+        Body::Accept {
+            ballot: b(3, 2),
+            register,
+        },
+    ));
+    assert!(matches!(
+        a.ready().messages[0].body,
+        Body::Refuse {
+            reason: Refusal::Promised(_),
+            ..
+        }
+    ));
+    for _ in 0..60 {
+        net.proposers.get_mut(&1).expect("p").tick(); // its collection from the cut ends
+        net.pump();
+    }
+    assert_eq!(net.run(1, Op::Get), Outcome::Value(Register::absent()));
+}
+
+#[test]
+fn a_restarted_proposer_never_reuses_a_ballot() {
+    let mut p = Proposer::new(Config::new(1));
+    p.set_key_config(KEY, KeyConfig::stable(1, vec![1, 2, 3]))
+        .expect("valid");
+    p.propose(1, KEY, Op::Get).expect("ok");
+    let ready = p.ready();
+    assert!(
+        ready.messages.is_empty(),
+        "the first ballot waits for its reservation"
+    );
+    let used = ready.persisted_messages[0].body.ballot();
+    let mut again = Proposer::restore(Config::new(1), &ready.records).expect("restore");
+    again
+        .set_key_config(KEY, KeyConfig::stable(1, vec![1, 2, 3]))
+        .expect("valid");
+    again.propose(2, KEY, Op::Get).expect("ok");
+    let ready = again.ready();
+    assert!(ready.persisted_messages[0].body.ballot() > used);
+}
+
+#[test]
+fn malformed_messages_are_dropped_without_a_panic() {
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
+    let bad = [
+        request(2, 1, 1, Body::Prepare { ballot: b(1, 3) }), // someone else's ballot
+        request(2, 1, 1, Body::Prepare { ballot: b(0, 2) }), // ballot zero
+        request(2, 9, 1, Body::Prepare { ballot: b(1, 2) }), // not addressed to us
+        request(
+            2,
+            1,
+            1,
+            Body::Promise {
+                ballot: b(1, 2),
+                accepted: None,
+            },
+        ), // a reply
+        Message {
+            key: vec![0; 5000],
+            ..request(2, 1, 1, Body::Prepare { ballot: b(1, 2) })
+        },
+    ];
+    for m in bad {
+        a.step(m);
+    }
+    assert!(a.ready().is_empty());
+    let mut p = Proposer::new(Config::new(1));
+    p.set_key_config(KEY, KeyConfig::stable(1, vec![1, 2]))
+        .expect("valid");
+    p.propose(1, KEY, Op::Get).expect("ok");
+    let _ = p.ready();
+    let bogus = Register {
+        value: None,
+        version: 3,
+    };
+    p.step(Message {
+        from: 2,
+        to: 1,
+        key: KEY.to_vec(),
+        epoch: 1,
+        body: Body::Promise {
+            ballot: b(1, 1),
+            accepted: Some((b(0, 2), bogus)),
+        },
+    });
+    p.step(Message {
+        from: 2,
+        to: 1,
+        key: KEY.to_vec(),
+        epoch: 1,
+        body: Body::Promise {
+            ballot: b(1, 1),
+            accepted: Some((b(7, 2), Register::absent())),
+        },
+    });
+    assert!(p.ready().is_empty());
+}
