@@ -7,6 +7,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod linearizability;
+pub mod nemesis;
 pub mod network;
 pub mod node;
 pub mod ring;
