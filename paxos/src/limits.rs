@@ -23,3 +23,9 @@ pub const ACCEPTORS_MAX: usize = 16;
 /// A proposer reserves ballot counters in blocks of this many with one durable record, so a
 /// restarted proposer never reuses a ballot (two values under one ballot would break Paxos).
 pub const BALLOT_RESERVE_BLOCK: u64 = 1 << 16;
+
+/// Ballot counters above this are malformed (dropped on receipt): a peer cannot push a proposer's
+/// counter to where `counter + 1` would saturate and a ballot would repeat. A proposer whose
+/// counter reaches it refuses to start rounds (at one round per microsecond that takes 146,000
+/// years).
+pub const BALLOT_COUNTER_MAX: u64 = u64::MAX / 4;

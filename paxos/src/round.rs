@@ -134,6 +134,11 @@ impl Proposer {
             (Task::Collect, Some(_)) => Some(Outcome::NotCollectable),
             _ => None,
         };
+        let exhausted = self.counter_seen >= crate::limits::BALLOT_COUNTER_MAX;
+        let immediate = match immediate {
+            None if exhausted => Some(self.retry(RetryReason::Contended)),
+            other => other,
+        };
         if let Some(outcome) = immediate {
             self.answer(op, key, config.epoch, outcome);
             return None;

@@ -724,3 +724,37 @@ fn malformed_messages_are_dropped_without_a_panic() {
     });
     assert!(p.ready().is_empty());
 }
+
+#[test]
+fn ballot_counters_past_the_limit_are_malformed() {
+    use ringraft_paxos::limits::BALLOT_COUNTER_MAX;
+    let mut p = Proposer::new(Config::new(1));
+    p.set_key_config(KEY, KeyConfig::stable(1, vec![1, 2, 3]))
+        .expect("valid");
+    p.propose(1, KEY, Op::Get).expect("ok");
+    let first = p.ready().persisted_messages[0].body.ballot();
+    // A refusal claiming a promise near u64::MAX would make later ballots saturate and repeat.
+    let huge = Ballot {
+        counter: BALLOT_COUNTER_MAX + 1,
+        node: 2,
+    };
+    for from in [2, 3] {
+        p.step(Message {
+            from,
+            to: 1,
+            key: KEY.to_vec(),
+            epoch: 1,
+            body: Body::Refuse {
+                ballot: first,
+                reason: Refusal::Promised(huge),
+            },
+        });
+    }
+    assert!(
+        p.ready().answers.is_empty(),
+        "the bogus refusals were dropped"
+    );
+    let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
+    a.step(request(2, 1, 1, Body::Prepare { ballot: huge }));
+    assert!(a.ready().is_empty());
+}

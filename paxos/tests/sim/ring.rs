@@ -6,7 +6,9 @@
 use rand::seq::SliceRandom;
 use rand::Rng;
 use ringraft_paxos::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT};
-use ringraft_paxos::{Answer, Ballot, Body, KeyConfig, Message, NodeId, Outcome, Register};
+use ringraft_paxos::{
+    Answer, Ballot, Body, KeyConfig, Message, NodeId, Outcome, Refusal, Register,
+};
 
 use super::cluster::{key_name, Event, Who, World};
 use super::scenario::MS;
@@ -190,6 +192,16 @@ impl World {
                     },
                     big,
                 )),
+            },
+            Body::Refuse {
+                ballot: Ballot {
+                    counter: 1,
+                    node: n,
+                },
+                reason: Refusal::Promised(Ballot {
+                    counter: u64::MAX,
+                    node: from,
+                }),
             },
             Body::Accepted {
                 ballot: Ballot { counter, node: n },
