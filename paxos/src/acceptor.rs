@@ -72,7 +72,19 @@ impl Acceptor {
         if self.views.get(key).is_some_and(|v| v.epoch > view.epoch) {
             return Ok(()); // an older ring than the one we have: nothing to learn
         }
-        if !view.has_member(self.config.id) {
+        // A copy held by a node that is not in the sets, or that joins the key's set now (it is
+        // not in the previous one), predates the sets the key lived on since: it is dropped.
+        // Kept, it could outlive the garbage collection of a tombstone on the other acceptors
+        // and later be found as the highest accepted register (a deleted value back to life).
+        // A view older than what the copy was last used at is history (replayed after a
+        // restart) and drops nothing: the copy may come from a later membership.
+        let taken = self.keys.get(key).map_or(0, |s| s.epoch);
+        let joining = view
+            .previous
+            .as_ref()
+            .is_some_and(|(_, previous)| !previous.contains(&self.config.id));
+        let outside = !view.has_member(self.config.id) && taken <= view.epoch;
+        if outside || (joining && taken < view.epoch) {
             self.forget(key);
         }
         self.views.insert(key.to_vec(), view);

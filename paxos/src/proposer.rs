@@ -126,6 +126,10 @@ impl Proposer {
 
     /// Starts garbage collection of `key`: if it holds a tombstone, have every acceptor accept
     /// it, then have every acceptor drop the key. [`Outcome::Collected`] once all did.
+    ///
+    /// Contract: call it only once every node has applied the key's latest ring change (no node
+    /// may still count an old set's acceptor, whose copy could outlive the tombstone); see
+    /// docs/paxos.md, "Deletes and garbage collection".
     pub fn collect(&mut self, op_id: OpId, key: &[u8]) -> Result<(), ProposeError> {
         self.submit(op_id, key, Task::Collect)
     }

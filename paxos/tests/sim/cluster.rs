@@ -97,6 +97,8 @@ pub struct Client {
 pub struct KeyRing {
     pub config: KeyConfig,
     pub handoff_pending: bool,
+    /// Every node has applied the key's latest change by then (garbage collection waits).
+    pub settled_at: Micros,
 }
 
 pub struct World {
@@ -164,6 +166,7 @@ impl World {
                 KeyRing {
                     config: KeyConfig::stable(1, set),
                     handoff_pending: false,
+                    settled_at: 0,
                 }
             })
             .collect();

@@ -31,8 +31,11 @@ pub struct Node {
     /// The durable acceptor state, to check each reply against at the moment it leaves.
     durable_keys: BTreeMap<Vec<u8>, KeyState>,
     durable_floor: Ballot,
-    /// The ring as this node's Raft log applied it (durable; handed to the cores on restart).
+    /// The ring as this node's Raft log applied it (durable).
     pub views: BTreeMap<Vec<u8>, KeyConfig>,
+    /// Every ring change in the order applied: a restart hands all of them in again, as a Raft
+    /// node replays its log, so an acceptor sees each change it was not part of (and drops).
+    view_log: Vec<(Vec<u8>, KeyConfig)>,
 }
 
 /// What the shell does with one drained pair of Readies.
@@ -68,6 +71,7 @@ impl Node {
             durable_keys: BTreeMap::new(),
             durable_floor: Ballot::ZERO,
             views: BTreeMap::new(),
+            view_log: Vec::new(),
         }
     }
 
@@ -179,7 +183,7 @@ impl Node {
         let c = config(self.id, self.seed, self.incarnation, self.mutant);
         self.proposer = Proposer::restore(c.clone(), &self.durable).map_err(|e| e.to_string())?;
         self.acceptor = Acceptor::restore(c, &self.durable).map_err(|e| e.to_string())?;
-        for (key, view) in &self.views {
+        for (key, view) in &self.view_log {
             self.proposer
                 .set_key_config(key, view.clone())
                 .map_err(|e| e.to_string())?;
@@ -194,6 +198,7 @@ impl Node {
     /// The node's Raft log applied a ring change for `key`.
     pub fn learn_view(&mut self, key: &[u8], view: KeyConfig) -> Result<(), String> {
         self.views.insert(key.to_vec(), view.clone());
+        self.view_log.push((key.to_vec(), view.clone()));
         if self.up {
             self.proposer
                 .set_key_config(key, view.clone())

@@ -24,6 +24,7 @@ impl World {
             };
             let at = (self.now + lag).max(self.view_at[n as usize]);
             self.view_at[n as usize] = at;
+            self.ring[k].settled_at = self.ring[k].settled_at.max(at);
             let delay = at - self.now;
             self.at(delay, Event::ViewArrives(n, k, view.clone()));
         }
@@ -124,7 +125,10 @@ impl World {
         self.at(d, Event::Garbage);
         let k = self.rng.gen_range(0..self.ring.len());
         let n: NodeId = self.rng.gen_range(1..=self.s.nodes);
-        if !self.node(n).up {
+        // The contract of `Proposer::collect`: every node has applied the key's latest ring
+        // change (no stale view may still count an old acceptor's copy).
+        let settled = self.ring[k].config.previous.is_none() && self.now >= self.ring[k].settled_at;
+        if !self.node(n).up || !settled {
             return Ok(());
         }
         let id = self.next_op;
