@@ -110,7 +110,9 @@ impl Node {
 
     /// The fsync of batch `id` completed: it and every earlier batch are durable. Returns the
     /// messages that were waiting for it.
-    pub fn synced(&mut self, id: u64) -> Vec<Message> {
+    /// Each batch's messages are checked against the disk as of that batch: a later batch may
+    /// legitimately drop the key (the node left its set).
+    pub fn synced(&mut self, id: u64) -> Result<Vec<Message>, String> {
         let mut out = Vec::new();
         while self.unsynced.front().is_some_and(|b| b.id <= id) {
             let Some(batch) = self.unsynced.pop_front() else {
@@ -121,9 +123,12 @@ impl Node {
             }
             self.durable.extend(batch.records);
             self.proposer.advance(batch.proposer_ready);
+            for message in &batch.persisted_messages {
+                self.check_durable(message)?;
+            }
             out.extend(batch.persisted_messages);
         }
-        out
+        Ok(out)
     }
 
     fn apply_durable(&mut self, record: &Record) {
