@@ -681,9 +681,9 @@ enum ringraft_status ringraft_propose(struct ringraft_client *client,
  * Ownership: the caller owns the `ringraft_log_batch` struct (it may be uninitialized); on
  * success the library owns the records and their bytes until ringraft_log_batch_free(out),
  * which the caller must call. On failure `*out` is set empty (freeing it is harmless).
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL, `max` 0), RINGRAFT_COMPACTED
- * (`from` is older than the node keeps), RINGRAFT_UNAVAILABLE, RINGRAFT_TIMEOUT,
- * RINGRAFT_CLOSED.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL, `max` 0, `from` 0: indexes start
+ * at 1), RINGRAFT_COMPACTED (`from` is older than the node keeps), RINGRAFT_UNAVAILABLE,
+ * RINGRAFT_TIMEOUT, RINGRAFT_CLOSED.
  */
 enum ringraft_status ringraft_read_log(struct ringraft_client *client,
                                        uint64_t from,

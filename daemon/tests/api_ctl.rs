@@ -105,6 +105,28 @@ async fn daemon_errors_exit_non_zero_with_status_name() {
     assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: unavailable: "));
 }
 
+#[test]
+fn a_zero_wait_is_an_argument_error_not_an_unavailable_daemon() {
+    let output = Command::new(CTL)
+        .args([
+            "--socket",
+            "/nonexistent/ringraftd.sock",
+            "--wait-ms",
+            "0",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap's exit code for a bad argument"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--wait-ms"), "{stderr}");
+    assert!(!stderr.contains("unavailable"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_records_and_cancels_after_the_count() {
     let server = start(ApiConfig::default()).await;

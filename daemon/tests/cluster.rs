@@ -207,6 +207,21 @@ fn garbage_on_the_socket_gets_an_error_and_others_are_served() {
     assert!(cluster.client(1).unwrap().status().is_ok());
 }
 
+#[test]
+fn reading_the_log_from_index_0_is_an_invalid_argument() {
+    let cluster = Cluster::start("read0", 1, &[]);
+    let client = cluster.client(1).expect("connects");
+    let err = client
+        .call(Request::ReadLog { from: 0, max: 10 })
+        .unwrap_err();
+    assert_eq!(err.status, Status::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("start at 1"), "{err}");
+    assert!(
+        client.call(Request::ReadLog { from: 1, max: 10 }).is_ok(),
+        "from 1 is fine"
+    );
+}
+
 /// Gives node `id` a certificate from the dev cluster's CA and a config that joins through node 1.
 fn prepare_joiner(cluster: &Cluster, id: u64) {
     use ringraft_daemon::certs::{CertificateAuthority, Overwrite, TlsFiles};

@@ -18,8 +18,9 @@ pub struct Cli {
     /// Print one JSON document per answer instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long to wait for an answer, in milliseconds (watch waits forever).
-    #[arg(long, global = true, default_value_t = 30_000)]
+    /// How long to wait for an answer, in milliseconds, at least 1 (watch waits forever).
+    #[arg(long, global = true, default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub wait_ms: u64,
     #[command(subcommand)]
     pub command: Command,

@@ -201,6 +201,12 @@ impl Backend for NodeHandle {
                 if max == 0 {
                     return ready(error(Status::InvalidArgument, "max must be at least 1"));
                 }
+                if from == 0 {
+                    return ready(error(
+                        Status::InvalidArgument,
+                        "log indexes start at 1: read from 1 or later",
+                    ));
+                }
                 self.ask(|reply| Command::ReadLog {
                     from,
                     max: max.min(4096) as usize,

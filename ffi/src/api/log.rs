@@ -116,9 +116,9 @@ pub unsafe extern "C" fn ringraft_propose(
 /// Ownership: the caller owns the `ringraft_log_batch` struct (it may be uninitialized); on
 /// success the library owns the records and their bytes until ringraft_log_batch_free(out),
 /// which the caller must call. On failure `*out` is set empty (freeing it is harmless).
-/// Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL, `max` 0), RINGRAFT_COMPACTED
-/// (`from` is older than the node keeps), RINGRAFT_UNAVAILABLE, RINGRAFT_TIMEOUT,
-/// RINGRAFT_CLOSED.
+/// Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL, `max` 0, `from` 0: indexes start
+/// at 1), RINGRAFT_COMPACTED (`from` is older than the node keeps), RINGRAFT_UNAVAILABLE,
+/// RINGRAFT_TIMEOUT, RINGRAFT_CLOSED.
 #[no_mangle]
 pub unsafe extern "C" fn ringraft_read_log(
     client: *mut ringraft_client,
