@@ -29,12 +29,9 @@ out=${OUT_DIR:-$root/build}
 
 die() { echo "build-deb: $*" >&2; exit 1; }
 
-build=1
-case "${1:-}" in
-  "") ;;
-  --no-build) build=0 ;;
-  *) die "unknown argument '$1' (usage: packaging/build-deb.sh [--no-build])" ;;
-esac
+# shellcheck source=build-choice.sh
+source "$root/packaging/build-choice.sh"
+parse_build_choice packaging/build-deb.sh "$@"
 
 for tool in dpkg-deb dpkg make install strip sed; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is missing (scripts/setup.sh installs what is needed)"
@@ -55,12 +52,6 @@ else
 fi
 [[ -n "$multiarch" ]] || die "cannot tell the multiarch library directory"
 
-profile=${RINGRAFT_PACKAGE_PROFILE:-release}
-case "$profile" in
-  release) profile_flag=(--release) ;;
-  debug) profile_flag=() ;;
-  *) die "RINGRAFT_PACKAGE_PROFILE must be release or debug, not '$profile'" ;;
-esac
 if [[ $build -eq 1 ]]; then
   echo "build-deb: cargo build ${profile_flag[*]} -p ringraft-daemon -p ringraft-ffi" >&2
   cargo build "${profile_flag[@]}" --locked -p ringraft-daemon -p ringraft-ffi >&2

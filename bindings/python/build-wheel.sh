@@ -23,12 +23,9 @@ venv=${VENV:-$root/build/venv}
 
 die() { echo "build-wheel: $*" >&2; exit 1; }
 
-build=1
-case "${1:-}" in
-  "") ;;
-  --no-build) build=0 ;;
-  *) die "unknown argument '$1' (usage: bindings/python/build-wheel.sh [--no-build])" ;;
-esac
+# shellcheck source=../../packaging/build-choice.sh
+source "$root/packaging/build-choice.sh"
+parse_build_choice bindings/python/build-wheel.sh "$@"
 [[ -x "$venv/bin/python" ]] || die "no venv at $venv: run scripts/setup.sh first"
 "$venv/bin/python" -c 'import setuptools.command.bdist_wheel' 2>/dev/null ||
   die "$venv lacks setuptools >= 70.1: run scripts/setup.sh"
@@ -36,14 +33,6 @@ for tool in readelf strip; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is missing (package binutils; scripts/setup.sh)"
 done
 
-# RINGRAFT_PACKAGE_PROFILE=debug bundles the dev-profile library (the test command does, to spare
-# CI a second full compile).
-profile=${RINGRAFT_PACKAGE_PROFILE:-release}
-case "$profile" in
-  release) profile_flag=(--release) ;;
-  debug) profile_flag=() ;;
-  *) die "RINGRAFT_PACKAGE_PROFILE must be release or debug, not '$profile'" ;;
-esac
 if [[ $build -eq 1 ]]; then
   echo "build-wheel: cargo build ${profile_flag[*]} -p ringraft-ffi" >&2
   (cd "$root" && cargo build "${profile_flag[@]}" --locked -p ringraft-ffi >&2)
