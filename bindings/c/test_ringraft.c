@@ -167,7 +167,7 @@ static void test_null_arguments_without_client(void) {
 struct silent_server {
     char path[96];
     int listen_fd;
-    unsigned char hello[22];
+    unsigned char hello[26];
     size_t hello_len;
     pthread_t thread;
 };
@@ -210,16 +210,17 @@ static int silent_server_start(struct silent_server *server, uint32_t hello_stat
     memcpy(server->hello, garbage ? "HTTP/1.1 200 O" : "RINGRAFT", garbage ? 14 : 8);
     server->hello_len = 14;
     if (!garbage) {
-        server->hello[8] = 2; /* protocol version 2, little-endian */
+        server->hello[8] = 3; /* protocol version 3, little-endian */
         server->hello[9] = 0;
         for (int i = 0; i < 4; i++) server->hello[10 + i] = (unsigned char)(hello_status >> (8 * i));
         if (hello_status == RINGRAFT_OK) {
-            /* Version 2: the limits follow an ok, frame_bytes_max and proposal_bytes_max. */
-            const uint32_t limits[2] = {1u << 20, 1u << 16};
-            for (int l = 0; l < 2; l++)
+            /* Version 3: the limits follow an ok: frame_bytes_max, proposal_bytes_max,
+             * kv_value_bytes_max. */
+            const uint32_t limits[3] = {1u << 20, 1u << 16, 1u << 16};
+            for (int l = 0; l < 3; l++)
                 for (int i = 0; i < 4; i++)
                     server->hello[14 + 4 * l + i] = (unsigned char)(limits[l] >> (8 * i));
-            server->hello_len = 22;
+            server->hello_len = 26;
         }
     }
     return pthread_create(&server->thread, NULL, silent_server_main, server);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ringraft_client::{Client, Status};
 use ringraft_proto::{
     decode_request, encode_response_frame, FrameDecoder, Request, Response, ResponseFrame,
-    ServerHello, ServerLimits, CLIENT_HELLO_BYTES, FRAME_BYTES_MAX,
+    ServerHello, ServerLimits, CLIENT_HELLO_BYTES, FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
@@ -69,6 +69,7 @@ fn requests_over_the_daemons_limits_are_refused_unsent() {
     let limits = ServerLimits {
         frame_bytes_max: 1024,
         proposal_bytes_max: 100,
+        kv_value_bytes_max: 100,
     };
     let (_dir, path, server) = serve_one(ok_hello(), limits);
     let client = Client::connect(&path, WAIT).unwrap();
@@ -109,12 +110,16 @@ fn another_protocol_version_is_reported_with_both_numbers() {
         ServerLimits {
             frame_bytes_max: 0,
             proposal_bytes_max: 0,
+            kv_value_bytes_max: 0,
         },
     );
     let error = Client::connect(&path, WAIT).err().expect("refused");
     assert_eq!(error.status, Status::UnsupportedVersion);
     assert!(
-        error.message.contains("version 9") && error.message.contains("speaks 2"),
+        error.message.contains("version 9")
+            && error
+                .message
+                .contains(&format!("speaks {PROTOCOL_VERSION}")),
         "{error}"
     );
 }
@@ -131,6 +136,7 @@ fn an_ok_from_a_server_of_another_version_is_not_trusted() {
         ServerLimits {
             frame_bytes_max: 0,
             proposal_bytes_max: 0,
+            kv_value_bytes_max: 0,
         },
     );
     let error = Client::connect(&path, WAIT).err().expect("refused");

@@ -126,6 +126,8 @@ impl Default for RingSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub proposal_bytes_max: usize,
+    /// Largest per-key register value (`ringraftctl kv put`, `ringraft_kv_cas`).
+    pub kv_value_bytes_max: usize,
     pub key_bytes_max: usize,
     pub frame_bytes_max: usize,
     pub connections_max: usize,
@@ -133,10 +135,20 @@ pub struct Limits {
     pub propose_timeout_ms_max: u32,
 }
 
+// The registers' bounds and the protocol's are the same facts (the protocol cannot depend on the
+// sans-IO core, nor the core on the protocol).
+const _: () = assert!(
+    ringraft_proto::limits::KV_VALUE_BYTES_MAX_DEFAULT
+        == ringraft_paxos::limits::VALUE_BYTES_MAX_DEFAULT
+);
+const _: () =
+    assert!(ringraft_proto::limits::KV_ANY_VERSION == ringraft_paxos::limits::ANY_VERSION);
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             proposal_bytes_max: 64 << 10,
+            kv_value_bytes_max: ringraft_proto::limits::KV_VALUE_BYTES_MAX_DEFAULT,
             key_bytes_max: 4 << 10,
             frame_bytes_max: 1 << 20,
             connections_max: 1024,
@@ -283,6 +295,20 @@ impl Config {
         }
         if self.limits.proposal_bytes_max + 1024 > self.limits.frame_bytes_max {
             return invalid("limits.proposal_bytes_max must leave room in frame_bytes_max".into());
+        }
+        if self.limits.kv_value_bytes_max + self.limits.key_bytes_max + 1024
+            > self.limits.frame_bytes_max
+        {
+            return invalid(
+                "limits.kv_value_bytes_max plus key_bytes_max must leave room in frame_bytes_max"
+                    .into(),
+            );
+        }
+        if self.limits.key_bytes_max > ringraft_paxos::limits::KEY_BYTES_MAX {
+            return invalid(format!(
+                "limits.key_bytes_max is at most {} (the registers' bound)",
+                ringraft_paxos::limits::KEY_BYTES_MAX
+            ));
         }
         Ok(())
     }

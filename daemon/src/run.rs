@@ -199,6 +199,7 @@ fn api_config(config: &Config) -> ApiConfig {
     api.connections_max = config.limits.connections_max;
     api.frame_bytes_max = config.limits.frame_bytes_max;
     api.proposal_bytes_max = config.limits.proposal_bytes_max;
+    api.kv_value_bytes_max = config.limits.kv_value_bytes_max;
     api.in_flight_per_connection_max = config.limits.requests_in_flight_per_connection_max;
     api
 }

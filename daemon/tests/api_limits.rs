@@ -86,6 +86,7 @@ async fn the_handshake_tells_the_client_the_configured_limits() {
     let config = ApiConfig {
         frame_bytes_max: 4096,
         proposal_bytes_max: 1000,
+        kv_value_bytes_max: 2000,
         ..ApiConfig::default()
     };
     let server = start(config).await;
@@ -95,6 +96,7 @@ async fn the_handshake_tells_the_client_the_configured_limits() {
         Some(ServerLimits {
             frame_bytes_max: 4096,
             proposal_bytes_max: 1000,
+            kv_value_bytes_max: 2000,
         })
     );
     // A limit above what the protocol allows is told as the protocol's cap.

@@ -4,7 +4,7 @@
 //! Client → server, 12 bytes: magic `b"RINGRAFT"`, `u16` protocol version, `u16` reserved (0).
 //! Server → client, 14 bytes: magic, `u16` the server's protocol version, `u32` status code
 //! (`Status::Ok`, or `Status::UnsupportedVersion` after which the server closes the connection).
-//! After `Ok` only, and since version 2, 8 more bytes: the server's limits ([`ServerLimits`]).
+//! After `Ok` only, and since version 2, more bytes (8 in version 2, 12 since 3): the server's limits ([`ServerLimits`]).
 //! The first 14 bytes never change shape, so a client of any version reads a refusal whole and
 //! can say which versions differ.
 
@@ -13,13 +13,14 @@ use crate::status::Status;
 pub const MAGIC: [u8; 8] = *b"RINGRAFT";
 
 /// The protocol version this crate speaks. Bumped whenever a message layout changes.
-/// 1: the first. 2: the server's `Ok` hello is followed by its [`ServerLimits`].
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 1: the first. 2: the server's `Ok` hello is followed by its [`ServerLimits`]. 3: the per-key
+/// register requests (`KvGet`, `KvCas`, `KvDelete`), and `kv_value_bytes_max` in the limits.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 pub const CLIENT_HELLO_BYTES: usize = 12;
 pub const SERVER_HELLO_BYTES: usize = 14;
 /// Bytes of the limits that follow a server's `Ok` hello.
-pub const SERVER_LIMITS_BYTES: usize = 8;
+pub const SERVER_LIMITS_BYTES: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
@@ -108,20 +109,27 @@ pub struct ServerLimits {
     pub frame_bytes_max: u32,
     /// The largest proposal (`Request::Propose` data) the cluster commits.
     pub proposal_bytes_max: u32,
+    /// The largest register value (`Request::KvCas` value) the cluster stores.
+    pub kv_value_bytes_max: u32,
 }
 
 impl ServerLimits {
     pub fn encode(&self) -> [u8; SERVER_LIMITS_BYTES] {
         let mut bytes = [0u8; SERVER_LIMITS_BYTES];
         bytes[..4].copy_from_slice(&self.frame_bytes_max.to_le_bytes());
-        bytes[4..].copy_from_slice(&self.proposal_bytes_max.to_le_bytes());
+        bytes[4..8].copy_from_slice(&self.proposal_bytes_max.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.kv_value_bytes_max.to_le_bytes());
         bytes
     }
 
     pub fn decode(bytes: &[u8; SERVER_LIMITS_BYTES]) -> ServerLimits {
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         ServerLimits {
-            frame_bytes_max: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            proposal_bytes_max: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            frame_bytes_max: word(0),
+            proposal_bytes_max: word(4),
+            kv_value_bytes_max: word(8),
         }
     }
 }
@@ -189,9 +197,10 @@ mod tests {
         let limits = ServerLimits {
             frame_bytes_max: 0x0010_0000,
             proposal_bytes_max: 0x0001_0000,
+            kv_value_bytes_max: 0x0002_0000,
         };
         let bytes = limits.encode();
-        assert_eq!(&bytes, b"\x00\x00\x10\x00\x00\x00\x01\x00");
+        assert_eq!(&bytes, b"\x00\x00\x10\x00\x00\x00\x01\x00\x00\x00\x02\x00");
         assert_eq!(ServerLimits::decode(&bytes), limits);
     }
 

@@ -13,3 +13,12 @@ pub const MEMBER_ADDRESS_BYTES_MAX: usize = 255;
 
 /// A member's zone (failure domain), in bytes of UTF-8; empty when zones are not used.
 pub const MEMBER_ZONE_BYTES_MAX: usize = 255;
+
+/// `expected_version` of `KvCas` / `KvDelete` meaning "whatever the version is"
+/// (`RINGRAFT_KV_ANY_VERSION` in C, `None` in Python). The daemon asserts at compile time that
+/// it is the registers' own `ringraft_paxos::limits::ANY_VERSION`.
+pub const KV_ANY_VERSION: u64 = u64::MAX;
+
+/// Default bound on a register's value (`limits.kv_value_bytes_max`); the daemon asserts it is
+/// `ringraft_paxos::limits::VALUE_BYTES_MAX_DEFAULT`.
+pub const KV_VALUE_BYTES_MAX_DEFAULT: usize = 64 << 10;

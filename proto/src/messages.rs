@@ -138,6 +138,27 @@ pub enum Request {
         id: NodeId,
     },
     Snapshot,
+    // --- per-key registers (CASPaxos on the key's ring replicas; see docs/paxos.md) ---
+    /// A linearizable read of the register of `key`.
+    KvGet {
+        key: Vec<u8>,
+        timeout_ms: u32,
+    },
+    /// Write `value` if the register's version is `expected_version` (0: only if absent;
+    /// `limits::KV_ANY_VERSION`: whatever it is, a put). Answered `KvWritten`, or `KvConflict`.
+    KvCas {
+        key: Vec<u8>,
+        expected_version: u64,
+        value: Vec<u8>,
+        timeout_ms: u32,
+    },
+    /// Leave a tombstone if the version is `expected_version` (`limits::KV_ANY_VERSION`: any).
+    /// Answered `KvWritten` with version 0, or `KvConflict`.
+    KvDelete {
+        key: Vec<u8>,
+        expected_version: u64,
+        timeout_ms: u32,
+    },
 }
 
 impl Request {
@@ -158,6 +179,9 @@ impl Request {
             Request::Promote { .. } => "promote",
             Request::TransferLeader { .. } => "transfer-leader",
             Request::Snapshot => "snapshot",
+            Request::KvGet { .. } => "kv get",
+            Request::KvCas { .. } => "kv cas",
+            Request::KvDelete { .. } => "kv delete",
         }
     }
 
@@ -209,6 +233,23 @@ pub enum Response {
     /// An admin request succeeded; `index` is the Raft index that carried it (0 if none).
     Done {
         index: u64,
+    },
+    /// A `KvGet`: the register as chosen. `version` 0 and `value` None: absent.
+    KvEntry {
+        value: Option<Vec<u8>>,
+        version: u64,
+        /// The ring epoch the round ran under.
+        epoch: u64,
+    },
+    /// A `KvCas` or `KvDelete` took effect: the register's new version (0 after a delete).
+    KvWritten {
+        version: u64,
+        epoch: u64,
+    },
+    /// A `KvCas` or `KvDelete` whose expected version was not the current one: nothing written.
+    KvConflict {
+        current_version: u64,
+        epoch: u64,
     },
     Error {
         status: Status,

@@ -13,6 +13,9 @@ pub struct ApiConfig {
     pub frame_bytes_max: usize,
     /// Largest proposal the node commits (told to clients in the handshake; the node checks it).
     pub proposal_bytes_max: usize,
+    /// Largest register value the node stores (told to clients in the handshake; checked again
+    /// by the registers and by every acceptor).
+    pub kv_value_bytes_max: usize,
     /// Requests answered concurrently per connection; past it the server stops reading from that
     /// connection until answers drain (backpressure, not an error).
     pub in_flight_per_connection_max: usize,
@@ -41,6 +44,7 @@ impl Default for ApiConfig {
             connections_max: 1024,
             frame_bytes_max: FRAME_BYTES_MAX,
             proposal_bytes_max: FRAME_BYTES_MAX,
+            kv_value_bytes_max: ringraft_proto::limits::KV_VALUE_BYTES_MAX_DEFAULT,
             in_flight_per_connection_max: 256,
             watches_per_connection_max: 16,
             outbound_frames_max: 1024,
@@ -57,6 +61,7 @@ impl ApiConfig {
         ServerLimits {
             frame_bytes_max: to_u32(self.frame_bytes_max.min(FRAME_BYTES_MAX)),
             proposal_bytes_max: to_u32(self.proposal_bytes_max),
+            kv_value_bytes_max: to_u32(self.kv_value_bytes_max),
         }
     }
 }

@@ -109,6 +109,30 @@ pub fn to_json(response: &Response) -> Value {
             "records": records.iter().map(record_json).collect::<Vec<_>>(),
         }),
         Response::Done { index } => json!({ "done": true, "index": index }),
+        Response::KvEntry {
+            value,
+            version,
+            epoch,
+        } => json!({
+            "found": value.is_some(),
+            "value": value.as_deref().map(String::from_utf8_lossy),
+            "value_hex": value.as_deref().map(hex),
+            "version": version,
+            "epoch": epoch,
+        }),
+        Response::KvWritten { version, epoch } => json!({ "version": version, "epoch": epoch }),
+        Response::KvConflict {
+            current_version,
+            epoch,
+        } => json!({
+            "error": {
+                "status": ringraft_client::Status::Conflict.name(),
+                "code": ringraft_client::Status::Conflict.code(),
+                "message": format!("the current version is {current_version}"),
+            },
+            "current_version": current_version,
+            "epoch": epoch,
+        }),
         Response::Error { status, message } => error_json(&ClientError {
             status: *status,
             message: message.clone(),
@@ -218,6 +242,19 @@ pub fn to_text(response: &Response) -> String {
         Response::LogRecords { records, .. } => record_lines(records),
         Response::Done { index: 0 } => "done\n".to_string(),
         Response::Done { index } => format!("done at index {index}\n"),
+        Response::KvEntry { value: None, .. } => String::new(),
+        Response::KvEntry {
+            value: Some(value), ..
+        } => match std::str::from_utf8(value) {
+            Ok(text) if !text.chars().any(char::is_control) => format!("{text}\n"),
+            _ => format!("hex:{}\n", hex(value)),
+        },
+        Response::KvWritten { version, epoch } => {
+            format!("version {version} (epoch {epoch})\n")
+        }
+        Response::KvConflict {
+            current_version, ..
+        } => format!("error: conflict: the current version is {current_version}\n"),
         Response::Error { status, message } => format!("error: {}: {message}\n", status.name()),
     }
 }

@@ -213,6 +213,12 @@ impl Backend for NodeHandle {
                     reply,
                 })
             }
+            Request::KvGet { .. } | Request::KvCas { .. } | Request::KvDelete { .. } => {
+                ready(error(
+                    Status::Unavailable,
+                    "the per-key registers are not running on this node yet",
+                ))
+            }
             Request::WatchLog { .. } | Request::Cancel { .. } => ready(error(
                 Status::Internal,
                 "WatchLog and Cancel are handled by the connection, not the node",

@@ -88,6 +88,7 @@ impl FakeDaemon {
             limits: ServerLimits {
                 frame_bytes_max: FRAME_BYTES_MAX as u32,
                 proposal_bytes_max: FRAME_BYTES_MAX as u32,
+                kv_value_bytes_max: ringraft_proto::limits::KV_VALUE_BYTES_MAX_DEFAULT as u32,
             },
             watchers: Vec::new(),
         };
@@ -309,6 +310,12 @@ fn answer(
             first_index: 1,
             last_index: state.log.len() as u64,
         },
+        Request::KvGet { .. } | Request::KvCas { .. } | Request::KvDelete { .. } => {
+            Response::Error {
+                status: Status::Unavailable,
+                message: "the fake daemon has no registers".into(),
+            }
+        }
         Request::WatchLog { from } => {
             let records: Vec<LogRecord> = state
                 .log
