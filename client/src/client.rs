@@ -9,6 +9,7 @@ use ringraft_proto::{LogRecord, Member, NodeId, Request, Response, ServerLimits,
 
 use crate::conn::{Connection, StreamItem};
 use crate::error::{Error, Result};
+use crate::kv::{kv_entry, kv_written, KvEntry, KvWritten, KV_ANY_VERSION};
 
 /// How long "no timeout" waits: long enough to be forever for a command line or a test, short
 /// enough that `Instant + wait` never overflows.
@@ -174,6 +175,57 @@ impl Client {
         }
     }
 
+    /// The register of `key` (a linearizable read; `value` None and version 0 when absent).
+    /// `timeout_ms` bounds the daemon's round; the answer is awaited within the client timeout.
+    pub fn kv_get(&self, key: &[u8], timeout_ms: u32) -> Result<KvEntry> {
+        let request = Request::KvGet {
+            key: key.to_vec(),
+            timeout_ms,
+        };
+        kv_entry(self.call(request)?)
+    }
+
+    /// Writes `value` if the register's version is `expected_version` (0: only if absent;
+    /// [`KV_ANY_VERSION`]: whatever it is); returns the new version. A mismatch is a
+    /// `Conflict` error whose `current_version` is the register's. Never sent twice: a lost
+    /// answer is an error, and the write may still have taken effect (read before retrying).
+    pub fn kv_cas(
+        &self,
+        key: &[u8],
+        expected_version: u64,
+        value: &[u8],
+        timeout_ms: u32,
+    ) -> Result<KvWritten> {
+        let request = Request::KvCas {
+            key: key.to_vec(),
+            expected_version,
+            value: value.to_vec(),
+            timeout_ms,
+        };
+        kv_written(self.call(request)?, "kv cas")
+    }
+
+    /// An unconditional write: [`Client::kv_cas`] with [`KV_ANY_VERSION`].
+    pub fn kv_put(&self, key: &[u8], value: &[u8], timeout_ms: u32) -> Result<KvWritten> {
+        self.kv_cas(key, KV_ANY_VERSION, value, timeout_ms)
+    }
+
+    /// Deletes the register if its version is `expected_version` ([`KV_ANY_VERSION`]: any);
+    /// the version is 0 afterwards. Errors and resending as [`Client::kv_cas`].
+    pub fn kv_delete(
+        &self,
+        key: &[u8],
+        expected_version: u64,
+        timeout_ms: u32,
+    ) -> Result<KvWritten> {
+        let request = Request::KvDelete {
+            key: key.to_vec(),
+            expected_version,
+            timeout_ms,
+        };
+        kv_written(self.call(request)?, "kv delete")
+    }
+
     /// Up to `max` records with index >= `from`.
     pub fn read_log(&self, from: u64, max: u32) -> Result<LogBatch> {
         into_log_batch(self.call(Request::ReadLog { from, max })?, "ReadLog")
@@ -280,7 +332,7 @@ impl Watch<'_> {
 /// `Response::Error` as `Err`, anything else as `Ok`.
 pub fn into_result(response: Response) -> Result<Response> {
     match response {
-        Response::Error { status, message } => Err(Error { status, message }),
+        Response::Error { status, message } => Err(Error::new(status, message)),
         other => Ok(other),
     }
 }

@@ -25,6 +25,7 @@ use ringraft_proto::{
 };
 
 use crate::error::{Error, Result};
+use crate::kv::check_kv_request;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -213,8 +214,11 @@ impl Connection {
     /// Sends `request` under `id` and registers where its answer goes. `stream` registers a
     /// watch, whose answers queue up until `next_answer` takes them.
     /// A request the daemon would refuse for its size (a frame over its limit would even cost the
-    /// connection) is refused here with `TooLarge`, and nothing is sent.
+    /// connection; a proposal, a register key or value over its limit) is refused here with
+    /// `TooLarge`, and nothing is sent; so is a register request with an empty key
+    /// (`InvalidArgument`).
     pub fn send(&self, id: u64, request: Request, stream: bool, deadline: Instant) -> Result<()> {
+        check_kv_request(&request, self.limits)?;
         let proposal = check_proposal_size(&request, self.limits);
         let frame = encode_request_frame(&RequestFrame { id, request })
             .map_err(|e| Error::new(e.status(), format!("cannot send the request: {e}")))?;

@@ -11,6 +11,9 @@ use ringraft_proto::Status;
 pub struct Error {
     pub status: Status,
     pub message: String,
+    /// A register write refused for its expected version (`Conflict` from `kv_cas` /
+    /// `kv_delete`): the register's version when it was refused. `None` for every other error.
+    pub current_version: Option<u64>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -20,6 +23,20 @@ impl Error {
         Error {
             status,
             message: message.into(),
+            current_version: None,
+        }
+    }
+
+    /// A register write whose expected version was not `current_version`: nothing was written.
+    pub fn conflict(current_version: u64) -> Error {
+        Error {
+            current_version: Some(current_version),
+            ..Error::new(
+                Status::Conflict,
+                format!(
+                    "the register's version is {current_version}, not the expected one; nothing was written"
+                ),
+            )
         }
     }
 
