@@ -19,7 +19,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-fn parse_error(reason: impl Into<String>) -> ParseError {
+pub(crate) fn parse_error(reason: impl Into<String>) -> ParseError {
     ParseError(reason.into())
 }
 
@@ -239,41 +239,42 @@ fn put_hard_state(out: &mut Vec<u8>, hard_state: &HardState) {
     put_u64(out, hard_state.commit);
 }
 
-fn put_u32(out: &mut Vec<u8>, value: u32) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn put_len(out: &mut Vec<u8>, len: usize) {
     put_u32(
         out,
         u32::try_from(len).expect("callers bound lengths below u32::MAX"),
     );
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_len(out, bytes.len());
     out.extend_from_slice(bytes);
 }
 
-struct Reader<'a> {
+/// Reads a payload front to back; every length is checked against what is left.
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     position: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, position: 0 }
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len() - self.position
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], ParseError> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], ParseError> {
         if len > self.remaining() {
             return Err(parse_error(format!(
                 "payload ends early: {len} bytes wanted at payload offset {}, {} left",
@@ -286,25 +287,25 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ParseError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], ParseError> {
         let mut array = [0u8; N];
         array.copy_from_slice(self.take(N)?);
         Ok(array)
     }
 
-    fn u8(&mut self) -> Result<u8, ParseError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, ParseError> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, ParseError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, ParseError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, ParseError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, ParseError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    fn bool(&mut self) -> Result<bool, ParseError> {
+    pub(crate) fn bool(&mut self) -> Result<bool, ParseError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -313,7 +314,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A u32 count of items of `item_bytes` each, checked against what is left.
-    fn count(&mut self, item_bytes: usize) -> Result<usize, ParseError> {
+    pub(crate) fn count(&mut self, item_bytes: usize) -> Result<usize, ParseError> {
         let count = self.u32()? as usize;
         if count.saturating_mul(item_bytes) > self.remaining() {
             return Err(parse_error(format!(
@@ -325,7 +326,7 @@ impl<'a> Reader<'a> {
         Ok(count)
     }
 
-    fn byte_vec(&mut self) -> Result<Vec<u8>, ParseError> {
+    pub(crate) fn byte_vec(&mut self) -> Result<Vec<u8>, ParseError> {
         let len = self.count(1)?;
         Ok(self.take(len)?.to_vec())
     }
@@ -396,7 +397,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn finish(self) -> Result<(), ParseError> {
+    pub(crate) fn finish(self) -> Result<(), ParseError> {
         if self.remaining() != 0 {
             return Err(parse_error(format!(
                 "{} unexpected bytes after the payload",

@@ -13,6 +13,8 @@ const SEGMENT_SUFFIX: &str = ".seg";
 const SNAPSHOT_PREFIX: &str = "snap-";
 const SNAPSHOT_SUFFIX: &str = ".snap";
 pub const TEMP_SUFFIX: &str = ".tmp";
+const CHECKPOINT_PREFIX: &str = "ckpt-";
+const CHECKPOINT_SUFFIX: &str = ".ckpt";
 
 pub fn segment_file_name(seq: u64) -> String {
     format!("{SEGMENT_PREFIX}{seq:020}{SEGMENT_SUFFIX}")
@@ -29,6 +31,20 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
 
 pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
     parse_numbered(name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX)
+}
+
+/// A register store checkpoint: `<seq>` is the first log segment it does not cover.
+pub fn checkpoint_file_name(seq: u64) -> String {
+    format!("{CHECKPOINT_PREFIX}{seq:020}{CHECKPOINT_SUFFIX}")
+}
+
+pub fn parse_checkpoint_file_name(name: &str) -> Option<u64> {
+    parse_numbered(name, CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX)
+}
+
+/// A checkpoint being written (`ckpt-*.ckpt.tmp`), deleted on open.
+pub(crate) fn is_checkpoint_temp_name(name: &str) -> bool {
+    name.starts_with(CHECKPOINT_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
 fn parse_numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
@@ -126,5 +142,10 @@ mod tests {
             None
         );
         assert_eq!(parse_snapshot_file_name(&segment_file_name(1)), None);
+        assert_eq!(
+            parse_checkpoint_file_name(&checkpoint_file_name(9)),
+            Some(9)
+        );
+        assert_eq!(parse_checkpoint_file_name(&snapshot_file_name(9)), None);
     }
 }

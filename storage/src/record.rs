@@ -24,6 +24,14 @@ pub mod record_type {
     pub const SEGMENT_SEAL: u8 = 5;
     pub const SNAPSHOT_META: u8 = 16;
     pub const SNAPSHOT_CHUNK: u8 = 17;
+    /// The register store (docs/storage.md, "Register store"). Its segments end with a
+    /// `SEGMENT_SEAL` (5), with the same payload and meaning as in the Raft WAL.
+    pub const REGISTER_SEGMENT_HEADER: u8 = 32;
+    pub const REGISTER_KEY: u8 = 33;
+    pub const REGISTER_FORGOT: u8 = 34;
+    pub const REGISTER_BALLOTS_RESERVED: u8 = 35;
+    pub const CHECKPOINT_HEADER: u8 = 36;
+    pub const CHECKPOINT_END: u8 = 37;
 }
 
 /// A record whose header and payload checksums both hold.

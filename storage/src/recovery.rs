@@ -365,23 +365,7 @@ fn replay_segment(
     if let Some(e) = failure {
         return Err(e);
     }
-    let valid_bytes = match end {
-        ScanEnd::Clean => bytes.len() as u64,
-        ScanEnd::Corrupt { offset, cause } => {
-            return Err(StorageError::corrupt(path, offset, cause.to_string()))
-        }
-        ScanEnd::TornTail { offset, cause } if !is_last => {
-            return Err(StorageError::corrupt(
-                path,
-                offset,
-                format!("{cause} in a segment that is not the last one"),
-            ));
-        }
-        ScanEnd::TornTail { offset, cause } => {
-            tracing::warn!(path = %path.display(), offset, %cause, discarded_bytes = bytes.len() as u64 - offset, "cutting off a torn WAL tail");
-            offset
-        }
-    };
+    let valid_bytes = segment_valid_bytes(path, bytes.len() as u64, end, is_last)?;
     if !saw_header {
         return if is_last {
             Ok(None)
@@ -401,7 +385,33 @@ fn replay_segment(
     }))
 }
 
-fn truncate_file(path: &Path, len: u64) -> Result<(), StorageError> {
+/// How many bytes of a segment stand, given how its scan ended (docs/storage.md, "Recovery",
+/// step 5): all of them, all but a torn tail (only in the last segment), or none (`Corrupt`).
+/// Shared by the Raft WAL and the register store's log.
+pub(crate) fn segment_valid_bytes(
+    path: &Path,
+    file_bytes: u64,
+    end: ScanEnd,
+    is_last: bool,
+) -> Result<u64, StorageError> {
+    match end {
+        ScanEnd::Clean => Ok(file_bytes),
+        ScanEnd::Corrupt { offset, cause } => {
+            Err(StorageError::corrupt(path, offset, cause.to_string()))
+        }
+        ScanEnd::TornTail { offset, cause } if !is_last => Err(StorageError::corrupt(
+            path,
+            offset,
+            format!("{cause} in a segment that is not the last one"),
+        )),
+        ScanEnd::TornTail { offset, cause } => {
+            tracing::warn!(path = %path.display(), offset, %cause, discarded_bytes = file_bytes - offset, "cutting off a torn WAL tail");
+            Ok(offset)
+        }
+    }
+}
+
+pub(crate) fn truncate_file(path: &Path, len: u64) -> Result<(), StorageError> {
     let file = OpenOptions::new()
         .write(true)
         .open(path)

@@ -18,19 +18,6 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// Writes `snapshot` durably under its final name and returns that path.
 pub fn write_snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageError> {
-    let final_path = dir.join(snapshot_file_name(snapshot.meta.index));
-    let temp_path = dir.join(format!(
-        "{}{TEMP_SUFFIX}",
-        snapshot_file_name(snapshot.meta.index)
-    ));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp_path)
-        .map_err(|e| StorageError::io("creating snapshot temp file", &temp_path, e))?;
-    let mut writer = BufWriter::with_capacity(SNAPSHOT_CHUNK_BYTES + RECORD_HEADER_BYTES, file);
-    let mut record = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + RECORD_HEADER_BYTES);
     let mut header_payload = Vec::new();
     encode_snapshot_header(
         &SnapshotFileHeader {
@@ -39,33 +26,111 @@ pub fn write_snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, S
         },
         &mut header_payload,
     );
-    encode_record(record_type::SNAPSHOT_META, &header_payload, &mut record);
-    let write_err = |e| StorageError::io("writing snapshot temp file", &temp_path, e);
-    writer.write_all(&record).map_err(write_err)?;
-    for chunk in snapshot.data.chunks(SNAPSHOT_CHUNK_BYTES) {
-        record.clear();
-        encode_record(record_type::SNAPSHOT_CHUNK, chunk, &mut record);
-        writer.write_all(&record).map_err(write_err)?;
-    }
+    let name = snapshot_file_name(snapshot.meta.index);
+    write_file_durably(dir, &name, FileKind::Snapshot, |writer| {
+        let mut record = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + RECORD_HEADER_BYTES);
+        encode_record(record_type::SNAPSHOT_META, &header_payload, &mut record);
+        writer.write_all(&record)?;
+        for chunk in snapshot.data.chunks(SNAPSHOT_CHUNK_BYTES) {
+            record.clear();
+            encode_record(record_type::SNAPSHOT_CHUNK, chunk, &mut record);
+            writer.write_all(&record)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes a file so that it exists under `name` only complete: `write` fills `<name>.tmp`, which
+/// is fsynced, renamed to `name`, and the directory fsynced. Used for snapshot files and register
+/// checkpoints. On error the temp file may stay behind (open deletes it).
+pub(crate) fn write_file_durably(
+    dir: &Path,
+    name: &str,
+    what: FileKind,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<PathBuf, StorageError> {
+    write_temp_file(dir, name, what, write)?;
+    rename_into_place(dir, name, what)
+}
+
+/// The first half of `write_file_durably`: `<name>.tmp` written and fsynced.
+pub(crate) fn write_temp_file(
+    dir: &Path,
+    name: &str,
+    what: FileKind,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<PathBuf, StorageError> {
+    let temp_path = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp_path)
+        .map_err(|e| StorageError::io(what.action("create"), &temp_path, e))?;
+    let mut writer = BufWriter::with_capacity(SNAPSHOT_CHUNK_BYTES + RECORD_HEADER_BYTES, file);
+    let write_err = |e| StorageError::io(what.action("write"), &temp_path, e);
+    write(&mut writer).map_err(write_err)?;
     let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
     file.sync_all()
-        .map_err(|e| StorageError::io("fsyncing snapshot temp file", &temp_path, e))?;
-    drop(file);
+        .map_err(|e| StorageError::io(what.action("fsync"), &temp_path, e))?;
+    Ok(temp_path)
+}
+
+/// The second half: `<name>.tmp` renamed to `name`, and the directory fsynced.
+pub(crate) fn rename_into_place(
+    dir: &Path,
+    name: &str,
+    what: FileKind,
+) -> Result<PathBuf, StorageError> {
+    let final_path = dir.join(name);
+    let temp_path = dir.join(format!("{name}{TEMP_SUFFIX}"));
     std::fs::rename(&temp_path, &final_path)
-        .map_err(|e| StorageError::io("renaming snapshot into place", &final_path, e))?;
+        .map_err(|e| StorageError::io(what.action("rename"), &final_path, e))?;
     fsync_dir(dir)?;
     Ok(final_path)
+}
+
+/// Which kind of file `write_file_durably` and `RecordReader` handle: it names the file in
+/// errors (`StorageError::Io` holds a `&'static str` action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Snapshot,
+    Checkpoint,
+}
+
+impl FileKind {
+    fn action(self, verb: &str) -> &'static str {
+        match (self, verb) {
+            (FileKind::Snapshot, "create") => "creating snapshot temp file",
+            (FileKind::Snapshot, "write") => "writing snapshot temp file",
+            (FileKind::Snapshot, "fsync") => "fsyncing snapshot temp file",
+            (FileKind::Snapshot, "rename") => "renaming snapshot into place",
+            (FileKind::Snapshot, _) => "reading snapshot",
+            (FileKind::Checkpoint, "create") => "creating checkpoint temp file",
+            (FileKind::Checkpoint, "write") => "writing checkpoint temp file",
+            (FileKind::Checkpoint, "fsync") => "fsyncing checkpoint temp file",
+            (FileKind::Checkpoint, "rename") => "renaming checkpoint into place",
+            (FileKind::Checkpoint, _) => "reading checkpoint",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            FileKind::Snapshot => "snapshot",
+            FileKind::Checkpoint => "checkpoint",
+        }
+    }
 }
 
 /// Reads and verifies a snapshot file. `data_bytes_max` bounds the allocation for the data.
 pub fn read_snapshot_file(path: &Path, data_bytes_max: u64) -> Result<Snapshot, StorageError> {
     let file = File::open(path).map_err(|e| StorageError::io("opening snapshot", path, e))?;
-    let mut reader = SnapshotReader {
+    let mut reader = RecordReader::new(
         path,
-        reader: BufReader::new(file),
-        offset: 0,
-        buffer: Vec::new(),
-    };
+        file,
+        SNAPSHOT_CHUNK_BYTES as u32 * 16,
+        FileKind::Snapshot,
+    );
     let (kind, payload) = reader
         .next_record()?
         .ok_or_else(|| StorageError::corrupt(path, 0, "snapshot file is empty"))?;
@@ -127,26 +192,53 @@ pub fn read_snapshot_file(path: &Path, data_bytes_max: u64) -> Result<Snapshot, 
     })
 }
 
-struct SnapshotReader<'p> {
+/// Reads a file of records one at a time (snapshot files, register checkpoints), so a large file
+/// never has to fit in memory at once.
+pub(crate) struct RecordReader<'p> {
     path: &'p Path,
     reader: BufReader<File>,
-    offset: u64,
+    /// Where the next record starts.
+    pub(crate) offset: u64,
     buffer: Vec<u8>,
+    payload_bytes_max: u32,
+    what: FileKind,
 }
 
-impl SnapshotReader<'_> {
+impl<'p> RecordReader<'p> {
+    pub(crate) fn new(
+        path: &'p Path,
+        file: File,
+        payload_bytes_max: u32,
+        what: FileKind,
+    ) -> RecordReader<'p> {
+        RecordReader {
+            path,
+            reader: BufReader::new(file),
+            offset: 0,
+            buffer: Vec::new(),
+            payload_bytes_max,
+            what,
+        }
+    }
+
     /// The next record, or `None` at a clean end of file. The header's checksum is verified before
-    /// its length is used to size the read.
-    fn next_record(&mut self) -> Result<Option<(u8, Vec<u8>)>, StorageError> {
+    /// its length is used to size the read. Any damage, a cut-short record included, is `Corrupt`:
+    /// these files are complete before they get their names.
+    pub(crate) fn next_record(&mut self) -> Result<Option<(u8, Vec<u8>)>, StorageError> {
+        let read_action = self.what.action("read");
         let mut header = [0u8; RECORD_HEADER_BYTES];
         let got = read_full(&mut self.reader, &mut header)
-            .map_err(|e| StorageError::io("reading snapshot", self.path, e))?;
+            .map_err(|e| StorageError::io(read_action, self.path, e))?;
         if got == 0 {
             return Ok(None);
         }
-        let payload_limit = SNAPSHOT_CHUNK_BYTES as u32 * 16;
+        let payload_limit = self.payload_bytes_max;
         let corrupt = |cause: FrameError, offset| {
-            StorageError::corrupt(self.path, offset, format!("snapshot record: {cause}"))
+            StorageError::corrupt(
+                self.path,
+                offset,
+                format!("{} record: {cause}", self.what.label()),
+            )
         };
         match decode_record(&header[..got], payload_limit) {
             Err(FrameError::Incomplete) if got == RECORD_HEADER_BYTES => {}
@@ -159,7 +251,7 @@ impl SnapshotReader<'_> {
         self.buffer
             .resize(RECORD_HEADER_BYTES + payload_bytes as usize, 0);
         let got_payload = read_full(&mut self.reader, &mut self.buffer[RECORD_HEADER_BYTES..])
-            .map_err(|e| StorageError::io("reading snapshot", self.path, e))?;
+            .map_err(|e| StorageError::io(read_action, self.path, e))?;
         self.buffer.truncate(RECORD_HEADER_BYTES + got_payload);
         let record = decode_record(&self.buffer, payload_limit)
             .map_err(|cause| corrupt(cause, self.offset))?;

@@ -45,7 +45,7 @@ impl Default for StorageOptions {
 }
 
 /// Segments at least this large are read back even if `segment_bytes_max` was lowered since.
-const SEGMENT_READ_FLOOR_BYTES: u64 = 1 << 30;
+pub(crate) const SEGMENT_READ_FLOOR_BYTES: u64 = 1 << 30;
 const OPTION_BYTES_MIN: u64 = 256;
 
 impl StorageOptions {
@@ -100,19 +100,20 @@ impl Recovered {
     }
 }
 
-struct ActiveSegment {
-    info: SegmentInfo,
+/// The segment appends go to (the register store's log uses it too, with `max_entry_index` 0).
+pub(crate) struct ActiveSegment {
+    pub(crate) info: SegmentInfo,
     file: File,
     /// Encoded records not yet handed to the kernel.
-    buffer: Vec<u8>,
+    pub(crate) buffer: Vec<u8>,
 }
 
 impl ActiveSegment {
-    fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.info.valid_bytes + self.buffer.len() as u64
     }
 
-    fn flush(&mut self) -> Result<(), StorageError> {
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -124,7 +125,7 @@ impl ActiveSegment {
         Ok(())
     }
 
-    fn flush_and_sync(&mut self) -> Result<(), StorageError> {
+    pub(crate) fn flush_and_sync(&mut self) -> Result<(), StorageError> {
         self.flush()?;
         self.file
             .sync_data()
@@ -582,7 +583,7 @@ impl Storage {
     }
 }
 
-fn open_for_append(info: SegmentInfo) -> Result<ActiveSegment, StorageError> {
+pub(crate) fn open_for_append(info: SegmentInfo) -> Result<ActiveSegment, StorageError> {
     let mut file = OpenOptions::new()
         .write(true)
         .open(&info.path)
@@ -596,18 +597,29 @@ fn open_for_append(info: SegmentInfo) -> Result<ActiveSegment, StorageError> {
     })
 }
 
-/// Creates a segment whose header is durable, and makes its directory entry durable.
+/// Creates a Raft WAL segment whose header is durable, and makes its directory entry durable.
 fn create_segment(dir: &Path, header: &SegmentHeader) -> Result<ActiveSegment, StorageError> {
-    let path = dir.join(segment_file_name(header.seq));
+    let mut payload = Vec::new();
+    let kind = encode_wal_record(&WalRecord::SegmentHeader(*header), &mut payload);
+    create_segment_file(dir, header.seq, kind, &payload)
+}
+
+/// Creates segment `seq` (`O_EXCL`) holding one header record of type `header_kind`, fdatasyncs
+/// it and fsyncs the directory: the segment and its header are durable when this returns.
+pub(crate) fn create_segment_file(
+    dir: &Path,
+    seq: u64,
+    header_kind: u8,
+    header_payload: &[u8],
+) -> Result<ActiveSegment, StorageError> {
+    let path = dir.join(segment_file_name(seq));
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| StorageError::io("creating segment", &path, e))?;
-    let mut payload = Vec::new();
-    let kind = encode_wal_record(&WalRecord::SegmentHeader(*header), &mut payload);
     let mut record = Vec::new();
-    encode_record(kind, &payload, &mut record);
+    encode_record(header_kind, header_payload, &mut record);
     file.write_all(&record)
         .map_err(|e| StorageError::io("writing segment header", &path, e))?;
     file.sync_data()
@@ -615,7 +627,7 @@ fn create_segment(dir: &Path, header: &SegmentHeader) -> Result<ActiveSegment, S
     fsync_dir(dir)?;
     Ok(ActiveSegment {
         info: SegmentInfo {
-            seq: header.seq,
+            seq,
             path,
             max_entry_index: 0,
             valid_bytes: record.len() as u64,
