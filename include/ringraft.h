@@ -11,19 +11,23 @@
  *   After a failure, ringraft_last_error(client) gives a message for this thread.
  * - Ownership: input pointers are only read during the call and never kept. Memory the library
  *   hands out is freed only with the matching free/close function named in its documentation.
- *   Structs filled by value (ringraft_node, ringraft_cluster_info) contain no pointers.
+ *   Structs filled by value (ringraft_node, ringraft_cluster_info) contain no pointers;
+ *   ringraft_log_batch and ringraft_kv_entry point into library memory until their free call.
  * - Thread safety: a ringraft_client may be used by any number of threads at once; their
  *   requests are pipelined on the client's one connection and answered out of order. Only
  *   ringraft_close() must not overlap other calls on the same client. A ringraft_ring_view may
  *   be queried by many threads at once; a ringraft_watch by one thread at a time.
  * - Blocking: every call that waits for the daemon waits at most the client's timeout (5000 ms
- *   unless ringraft_set_timeout() says otherwise); ringraft_propose() adds its own timeout.
+ *   unless ringraft_set_timeout() says otherwise); ringraft_propose() adds its own timeout, and
+ *   the register calls (ringraft_kv_*) give the daemon the client timeout for their round and
+ *   wait up to twice the client timeout for its answer.
  * - Reconnection: after the daemon restarts, the next call reconnects; a call whose request
  *   never fully reached a live daemon is sent on the new connection. A read (status, members,
- *   ring, owner, replicas, read_log, watch) whose connection is lost while it waits for the
- *   answer waits for the daemon to come back (within its timeout) and is sent once more. A
- *   proposal or admin request that reached the daemon is never sent twice: if its connection is
- *   lost before the answer, it returns RINGRAFT_UNAVAILABLE and may or may not have taken effect.
+ *   ring, owner, replicas, read_log, watch, kv_get) whose connection is lost while it waits for
+ *   the answer waits for the daemon to come back (within its timeout) and is sent once more. A
+ *   proposal, register write (kv_cas, kv_delete) or admin request that reached the daemon is
+ *   never sent twice: if its connection is lost before the answer, it returns
+ *   RINGRAFT_UNAVAILABLE and may or may not have taken effect; after RINGRAFT_TIMEOUT too.
  *   While the daemon is simply down, calls fail at once with RINGRAFT_UNAVAILABLE.
  * - No Rust panic crosses this boundary: a library bug returns RINGRAFT_INTERNAL. The library
  *   never raises SIGPIPE. After fork(), the child must not use handles created before the fork;
@@ -93,6 +97,12 @@
  * character boundary) to fit. The id is always exact.
  */
 #define RINGRAFT_NODE_TRUNCATED 1
+
+/**
+ * `expected_version` of ringraft_kv_cas() and ringraft_kv_delete() meaning "whatever the
+ * version is": a cas with it is a put, a delete with it deletes unconditionally.
+ */
+#define RINGRAFT_KV_ANY_VERSION UINT64_MAX
 
 /**
  * The result of every libringraft call that can fail. `RINGRAFT_OK` is 0; every other value is an
@@ -386,6 +396,29 @@ typedef struct ringraft_log_batch {
    */
   void *internal;
 } ringraft_log_batch;
+
+/**
+ * A register as ringraft_kv_get() found it. 32 bytes on 64-bit targets (8-byte pointer and
+ * size_t), no padding. The caller owns the struct; the library owns `value` until
+ * ringraft_kv_entry_free(), which must be called once for every entry ringraft_kv_get() filled
+ * (it is harmless on a zeroed or already freed entry).
+ */
+typedef struct ringraft_kv_entry {
+  /**
+   * The value's bytes, owned by the library until ringraft_kv_entry_free() (NULL when
+   * value_len is 0: an empty value, or an absent register).
+   */
+  uint8_t *value;
+  size_t value_len;
+  /**
+   * Counts the successful writes since the register was last absent; 0: absent.
+   */
+  uint64_t version;
+  /**
+   * The ring epoch the answer was made under.
+   */
+  uint64_t epoch;
+} ringraft_kv_entry;
 
 #ifdef __cplusplus
 extern "C" {
@@ -734,6 +767,86 @@ enum ringraft_status ringraft_watch_next(struct ringraft_watch *watch,
  * NULL. Never fails; blocks at most 100 ms to send the cancellation.
  */
 void ringraft_watch_close(struct ringraft_watch *watch);
+
+/**
+ * Reads the register of `key` (the `key_len` bytes at `key`) linearizably: the answer reflects
+ * every write that completed before the call began. On success `*out` holds the value, its
+ * version (at least 1) and the ring epoch of the answer.
+ *
+ * Blocks: yes, one register round (the daemon may take up to the client timeout for it; the
+ * call waits up to twice the client timeout for the answer).
+ * Ownership: `key` is only read during the call. The caller owns the struct `*out` (it may be
+ * uninitialized); the call always writes it, zeroed on failure. After success the library owns
+ * `out->value` until ringraft_kv_entry_free(out), which the caller must call (also before
+ * reusing the struct for another ringraft_kv_get(): else the first value leaks). Freeing a
+ * zeroed entry is harmless.
+ * Errors: RINGRAFT_NOT_FOUND (the register is absent: never written, or deleted; `*out` zeroed),
+ * RINGRAFT_INVALID_ARGUMENT (`client`, `key` or `out` NULL, `key_len` 0), RINGRAFT_TOO_LARGE
+ * (`key_len` over 4096 bytes; nothing sent), RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE (the
+ * daemon cannot be reached, or the key's replicas have no majority), RINGRAFT_BUSY,
+ * RINGRAFT_SHUTTING_DOWN, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_kv_get(struct ringraft_client *client,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     struct ringraft_kv_entry *out);
+
+/**
+ * Writes `value` (the `value_len` bytes at `value`) to the register of `key` if its version is
+ * `expected_version`: 0 writes only if the register is absent; RINGRAFT_KV_ANY_VERSION writes
+ * whatever the version is (a put). On success `*version` receives the new version (the
+ * previous one plus 1). An empty value (`value_len` 0, `value` may then be NULL) is a value
+ * like any other: the register is present, with a version.
+ *
+ * Never sent twice. After RINGRAFT_TIMEOUT or RINGRAFT_UNAVAILABLE the outcome is unknown: the
+ * write may have taken effect. Read the register (ringraft_kv_get()) before retrying.
+ *
+ * Blocks: yes, one register round (the daemon may take up to the client timeout for it; the
+ * call waits up to twice the client timeout for the answer).
+ * Ownership: `key` and `value` are only read during the call; `version` belongs to the caller
+ * (may be NULL). `*version` is written on success and on RINGRAFT_CONFLICT only.
+ * Errors: RINGRAFT_CONFLICT (the version is not `expected_version`; nothing was written and
+ * `*version` receives the current version, 0 if absent), RINGRAFT_INVALID_ARGUMENT (`client` or
+ * `key` NULL, `key_len` 0, `value` NULL with `value_len` > 0), RINGRAFT_TOO_LARGE (`key_len`
+ * over 4096 bytes, or `value_len` over the daemon's value limit, 64 KiB by default; nothing
+ * sent), RINGRAFT_TIMEOUT, RINGRAFT_UNAVAILABLE, RINGRAFT_BUSY, RINGRAFT_SHUTTING_DOWN,
+ * RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_kv_cas(struct ringraft_client *client,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     uint64_t expected_version,
+                                     const uint8_t *value,
+                                     size_t value_len,
+                                     uint64_t *version);
+
+/**
+ * Deletes the register of `key` if its version is `expected_version` (RINGRAFT_KV_ANY_VERSION:
+ * whatever it is). Afterwards the register is absent (version 0); the next write gives it
+ * version 1 again. Deleting an absent register succeeds when `expected_version` is 0 or
+ * RINGRAFT_KV_ANY_VERSION.
+ *
+ * Never sent twice; after RINGRAFT_TIMEOUT or RINGRAFT_UNAVAILABLE the outcome is unknown (read
+ * the register before retrying).
+ *
+ * Blocks: yes, one register round (the daemon may take up to the client timeout for it; the
+ * call waits up to twice the client timeout for the answer).
+ * Ownership: `key` is only read during the call.
+ * Errors: RINGRAFT_CONFLICT (the version is not `expected_version`; nothing was deleted; the
+ * message names the current version), RINGRAFT_INVALID_ARGUMENT (`client` or `key` NULL,
+ * `key_len` 0), RINGRAFT_TOO_LARGE (`key_len` over 4096 bytes), RINGRAFT_TIMEOUT,
+ * RINGRAFT_UNAVAILABLE, RINGRAFT_BUSY, RINGRAFT_SHUTTING_DOWN, RINGRAFT_CLOSED.
+ */
+enum ringraft_status ringraft_kv_delete(struct ringraft_client *client,
+                                        const uint8_t *key,
+                                        size_t key_len,
+                                        uint64_t expected_version);
+
+/**
+ * Frees the value ringraft_kv_get() put in `entry` and zeroes the entry. Accepts NULL and
+ * zeroed entries; calling it twice on the same entry is harmless. Never fails, never blocks.
+ */
+void ringraft_kv_entry_free(struct ringraft_kv_entry *entry);
 
 /**
  * Adds a member: node `id` named `name`, reachable by its peers at `address` (`host:port`, its

@@ -17,6 +17,7 @@ pub mod types;
 
 pub use api::admin::*;
 pub use api::connect::*;
+pub use api::kv::*;
 pub use api::log::*;
 pub use api::queries::*;
 pub use api::ring::*;

@@ -1,6 +1,7 @@
 //! The plain structs libringraft hands to C. They are part of the ABI: fixed layout, no padding
 //! (so a filled struct compares with memcmp), strings in fixed NUL-terminated arrays, no pointers
-//! except in the log batch, whose memory the library owns until ringraft_log_batch_free().
+//! except in the log batch and the register entry, whose memory the library owns until
+//! ringraft_log_batch_free() / ringraft_kv_entry_free().
 
 use std::ffi::{c_char, c_void};
 
@@ -145,6 +146,46 @@ pub struct ringraft_log_batch {
     /// The library's bookkeeping; do not touch.
     pub internal: *mut c_void,
 }
+
+/// `expected_version` of ringraft_kv_cas() and ringraft_kv_delete() meaning "whatever the
+/// version is": a cas with it is a put, a delete with it deletes unconditionally.
+pub const RINGRAFT_KV_ANY_VERSION: u64 = u64::MAX;
+
+const _: () = assert!(RINGRAFT_KV_ANY_VERSION == limits::KV_ANY_VERSION);
+
+/// A register as ringraft_kv_get() found it. 32 bytes on 64-bit targets (8-byte pointer and
+/// size_t), no padding. The caller owns the struct; the library owns `value` until
+/// ringraft_kv_entry_free(), which must be called once for every entry ringraft_kv_get() filled
+/// (it is harmless on a zeroed or already freed entry).
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct ringraft_kv_entry {
+    /// The value's bytes, owned by the library until ringraft_kv_entry_free() (NULL when
+    /// value_len is 0: an empty value, or an absent register).
+    pub value: *mut u8,
+    pub value_len: usize,
+    /// Counts the successful writes since the register was last absent; 0: absent.
+    pub version: u64,
+    /// The ring epoch the answer was made under.
+    pub epoch: u64,
+}
+
+impl ringraft_kv_entry {
+    pub(crate) const fn zeroed() -> Self {
+        ringraft_kv_entry {
+            value: std::ptr::null_mut(),
+            value_len: 0,
+            version: 0,
+            epoch: 0,
+        }
+    }
+}
+
+const _: () = assert!(
+    std::mem::size_of::<ringraft_kv_entry>()
+        == 2 * std::mem::size_of::<usize>() + 2 * std::mem::size_of::<u64>()
+);
 
 const _: () = assert!(std::mem::size_of::<ringraft_node>() == 592);
 const _: () = assert!(std::mem::size_of::<ringraft_cluster_info>() == 176);

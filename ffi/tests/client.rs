@@ -603,3 +603,341 @@ fn a_ring_view_answers_offline_after_the_client_is_closed() {
     }
     assert_eq!(node.id, expected_owner(&daemon, b"k"));
 }
+
+// --- per-key registers --------------------------------------------------------------------
+
+fn kv_get(client: &Client, key: &[u8]) -> (ringraft_status, ringraft_kv_entry) {
+    // Garbage in: the call must overwrite the struct, never read it.
+    let mut entry = ringraft_kv_entry {
+        value: ptr::dangling_mut(),
+        value_len: 77,
+        version: 99,
+        epoch: 99,
+    };
+    // SAFETY: key and out are valid for the call.
+    let status = unsafe { ringraft_kv_get(client.0, key.as_ptr(), key.len(), &mut entry) };
+    (status, entry)
+}
+
+/// The value of a filled entry, and the entry freed (twice: the second must be harmless).
+fn take_value(mut entry: ringraft_kv_entry) -> Vec<u8> {
+    let value = if entry.value.is_null() {
+        assert_eq!(entry.value_len, 0);
+        Vec::new()
+    } else {
+        // SAFETY: value_len bytes owned by the entry until it is freed below.
+        unsafe { std::slice::from_raw_parts(entry.value, entry.value_len) }.to_vec()
+    };
+    // SAFETY: an entry ringraft_kv_get filled; freeing it twice is allowed.
+    unsafe {
+        ringraft_kv_entry_free(&mut entry);
+        ringraft_kv_entry_free(&mut entry);
+    }
+    assert!(entry.value.is_null() && entry.value_len == 0 && entry.version == 0);
+    value
+}
+
+fn kv_cas(client: &Client, key: &[u8], expected: u64, value: &[u8]) -> (ringraft_status, u64) {
+    let mut version = 12_345u64;
+    // SAFETY: valid arguments.
+    let status = unsafe {
+        ringraft_kv_cas(
+            client.0,
+            key.as_ptr(),
+            key.len(),
+            expected,
+            value.as_ptr(),
+            value.len(),
+            &mut version,
+        )
+    };
+    (status, version)
+}
+
+fn kv_delete(client: &Client, key: &[u8], expected: u64) -> ringraft_status {
+    // SAFETY: valid arguments.
+    unsafe { ringraft_kv_delete(client.0, key.as_ptr(), key.len(), expected) }
+}
+
+fn is_kv(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::KvGet { .. } | Request::KvCas { .. } | Request::KvDelete { .. }
+    )
+}
+
+#[test]
+fn kv_versions_count_writes_and_a_mismatch_reports_the_current_version() {
+    use ringraft_status::*;
+    let daemon = FakeDaemon::start();
+    let client = connect(&daemon);
+
+    let (status, entry) = kv_get(&client, b"k");
+    assert_eq!(status, RINGRAFT_NOT_FOUND, "{}", last_error(&client));
+    assert!(
+        last_error(&client).contains("absent"),
+        "{}",
+        last_error(&client)
+    );
+    assert!(entry.value.is_null());
+    assert_eq!((entry.value_len, entry.version, entry.epoch), (0, 0, 0));
+    assert!(take_value(entry).is_empty(), "a zeroed entry frees");
+
+    assert_eq!(kv_cas(&client, b"k", 0, b"one"), (RINGRAFT_OK, 1));
+    let (status, entry) = kv_get(&client, b"k");
+    assert_eq!(status, RINGRAFT_OK);
+    assert_eq!((entry.version, entry.epoch), (1, 3));
+    assert_eq!(take_value(entry), b"one");
+
+    // Expecting absent, or a version it does not have: CONFLICT with the current version.
+    assert_eq!(kv_cas(&client, b"k", 0, b"x"), (RINGRAFT_CONFLICT, 1));
+    assert!(
+        last_error(&client).contains("version is 1"),
+        "{}",
+        last_error(&client)
+    );
+    assert_eq!(kv_cas(&client, b"k", 5, b"x"), (RINGRAFT_CONFLICT, 1));
+    assert_eq!(
+        kv_cas(&client, b"k", RINGRAFT_KV_ANY_VERSION, b"two"),
+        (RINGRAFT_OK, 2)
+    );
+    // An empty value is present, with a version; `version` may be NULL.
+    // SAFETY: NULL value with length 0 and a NULL version are allowed.
+    let status = unsafe {
+        ringraft_kv_cas(
+            client.0,
+            b"k".as_ptr(),
+            1,
+            2,
+            ptr::null(),
+            0,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(status, RINGRAFT_OK);
+    let (status, entry) = kv_get(&client, b"k");
+    assert_eq!((status, entry.version), (RINGRAFT_OK, 3));
+    assert_eq!(take_value(entry), b"");
+
+    assert_eq!(kv_delete(&client, b"k", 2), RINGRAFT_CONFLICT);
+    assert!(
+        last_error(&client).contains("version is 3"),
+        "{}",
+        last_error(&client)
+    );
+    assert_eq!(
+        kv_get(&client, b"k").1.version,
+        3,
+        "a refused delete deletes nothing"
+    );
+    take_value(kv_get(&client, b"k").1);
+    assert_eq!(kv_delete(&client, b"k", 3), RINGRAFT_OK);
+    assert_eq!(kv_get(&client, b"k").0, RINGRAFT_NOT_FOUND);
+    assert_eq!(
+        kv_delete(&client, b"k", RINGRAFT_KV_ANY_VERSION),
+        RINGRAFT_OK
+    );
+    // After a delete the versions start again.
+    assert_eq!(kv_cas(&client, b"k", 0, b"again"), (RINGRAFT_OK, 1));
+    let (status, entry) = kv_get(&client, b"k");
+    assert_eq!(status, RINGRAFT_OK);
+    assert_eq!(take_value(entry), b"again");
+}
+
+#[test]
+fn kv_null_and_empty_arguments_are_refused_unsent() {
+    use ringraft_status::*;
+    let daemon = FakeDaemon::start();
+    let client = connect(&daemon);
+    let mut entry = ringraft_kv_entry {
+        value: ptr::dangling_mut(),
+        value_len: 1,
+        version: 1,
+        epoch: 1,
+    };
+    let mut version = 0u64;
+    // SAFETY: the library must check every pointer it is handed.
+    unsafe {
+        assert_eq!(
+            ringraft_kv_get(ptr::null_mut(), b"k".as_ptr(), 1, &mut entry),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_get(client.0, b"k".as_ptr(), 1, ptr::null_mut()),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_get(client.0, ptr::null(), 1, &mut entry),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert!(
+            entry.value.is_null() && entry.version == 0,
+            "zeroed on failure"
+        );
+        assert_eq!(
+            ringraft_kv_get(client.0, b"k".as_ptr(), 0, &mut entry),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_cas(
+                ptr::null_mut(),
+                b"k".as_ptr(),
+                1,
+                0,
+                b"v".as_ptr(),
+                1,
+                &mut version
+            ),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_cas(client.0, ptr::null(), 1, 0, b"v".as_ptr(), 1, &mut version),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_cas(client.0, b"k".as_ptr(), 1, 0, ptr::null(), 1, &mut version),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert!(
+            last_error(&client).contains("value"),
+            "{}",
+            last_error(&client)
+        );
+        assert_eq!(
+            ringraft_kv_delete(ptr::null_mut(), b"k".as_ptr(), 1, 0),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_delete(client.0, ptr::null(), 1, 0),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            ringraft_kv_delete(client.0, b"k".as_ptr(), 0, 0),
+            RINGRAFT_INVALID_ARGUMENT
+        );
+        ringraft_kv_entry_free(ptr::null_mut());
+        ringraft_kv_entry_free(&mut entry);
+    }
+    assert_eq!(version, 0, "untouched on failure");
+    assert_eq!(daemon.count_received(is_kv), 0);
+}
+
+#[test]
+fn kv_keys_and_values_over_the_limits_are_too_large_and_unsent() {
+    use ringraft_status::*;
+    let daemon = FakeDaemon::start();
+    let client = connect(&daemon);
+    let value_max = ringraft_proto::limits::KV_VALUE_BYTES_MAX_DEFAULT;
+    let (status, version) = kv_cas(&client, b"k", 0, &vec![1; value_max + 1]);
+    assert_eq!((status, version), (RINGRAFT_TOO_LARGE, 12_345));
+    assert!(
+        last_error(&client).contains("not sent"),
+        "{}",
+        last_error(&client)
+    );
+    let long_key = vec![b'k'; ::ringraft_client::KV_KEY_BYTES_MAX + 1];
+    assert_eq!(kv_get(&client, &long_key).0, RINGRAFT_TOO_LARGE);
+    assert_eq!(kv_cas(&client, &long_key, 0, b"v").0, RINGRAFT_TOO_LARGE);
+    assert_eq!(kv_delete(&client, &long_key, 0), RINGRAFT_TOO_LARGE);
+    assert_eq!(daemon.count_received(is_kv), 0);
+
+    // At the limits exactly: stored.
+    let key = vec![b'k'; ::ringraft_client::KV_KEY_BYTES_MAX];
+    assert_eq!(
+        kv_cas(&client, &key, 0, &vec![2; value_max]),
+        (RINGRAFT_OK, 1)
+    );
+    let (status, entry) = kv_get(&client, &key);
+    assert_eq!(status, RINGRAFT_OK);
+    assert_eq!(take_value(entry), vec![2; value_max]);
+}
+
+#[test]
+fn kv_writes_are_never_resent_and_a_lost_answer_is_an_unknown_outcome() {
+    use ringraft_status::*;
+    let mut daemon = FakeDaemon::start();
+    let client = connect(&daemon);
+    // SAFETY: valid client.
+    assert_eq!(unsafe { ringraft_set_timeout(client.0, 50) }, RINGRAFT_OK);
+    let (status, _) = kv_cas(&client, HANG, RINGRAFT_KV_ANY_VERSION, b"v");
+    assert_eq!(status, RINGRAFT_TIMEOUT);
+    assert!(
+        last_error(&client).contains("may or may not have taken effect"),
+        "{}",
+        last_error(&client)
+    );
+    assert_eq!(
+        kv_delete(&client, HANG, RINGRAFT_KV_ANY_VERSION),
+        RINGRAFT_TIMEOUT
+    );
+    // SAFETY: valid client.
+    assert_eq!(
+        unsafe { ringraft_set_timeout(client.0, 5_000) },
+        RINGRAFT_OK
+    );
+    assert_eq!(kv_cas(&client, b"after", 0, b"v"), (RINGRAFT_OK, 1));
+
+    // A write in flight when the daemon goes away is reported, not sent again.
+    let (status, message) = std::thread::scope(|scope| {
+        let handle = scope.spawn(|| {
+            let (status, _) = kv_cas(&client, HANG, 0, b"v");
+            (status, last_error(&client))
+        });
+        wait_until(
+            "the write to reach the daemon",
+            Duration::from_secs(5),
+            || {
+                daemon.count_received(|r| matches!(r, Request::KvCas { key, .. } if key == HANG))
+                    == 2
+            },
+        );
+        daemon.restart();
+        handle.join().unwrap()
+    });
+    assert_eq!(status, RINGRAFT_UNAVAILABLE);
+    assert!(message.contains("not sent again"), "{message}");
+    assert_eq!(
+        daemon.count_received(|r| matches!(r, Request::KvCas { key, .. } if key == HANG)),
+        2,
+        "the timed-out write and the lost one, each once"
+    );
+    assert_eq!(
+        daemon.count_received(|r| matches!(r, Request::KvDelete { key, .. } if key == HANG)),
+        1
+    );
+}
+
+#[test]
+fn a_kv_get_in_flight_during_a_restart_is_retried_once() {
+    let mut daemon = FakeDaemon::start();
+    let client = connect(&daemon);
+    let key = [SLOW_PREFIX, b"reg"].concat();
+    assert_eq!(
+        kv_cas(&client, &key, 0, b"kept").0,
+        ringraft_status::RINGRAFT_OK
+    );
+    let (status, version, value) = std::thread::scope(|scope| {
+        let handle = scope.spawn(|| {
+            let (status, entry) = kv_get(&client, &key);
+            (status, entry.version, take_value(entry))
+        });
+        wait_until(
+            "the read to reach the daemon",
+            Duration::from_secs(5),
+            || daemon.count_received(|r| matches!(r, Request::KvGet { .. })) == 1,
+        );
+        daemon.restart();
+        handle.join().unwrap()
+    });
+    assert_eq!(
+        status,
+        ringraft_status::RINGRAFT_OK,
+        "{}",
+        last_error(&client)
+    );
+    assert_eq!((version, value), (1, b"kept".to_vec()));
+    assert_eq!(
+        daemon.count_received(|r| matches!(r, Request::KvGet { .. })),
+        2
+    );
+}

@@ -50,6 +50,10 @@ fn only_ringraft_symbols_are_exported() {
         "ringraft_close",
         "ringraft_owner",
         "ringraft_propose",
+        "ringraft_kv_get",
+        "ringraft_kv_cas",
+        "ringraft_kv_delete",
+        "ringraft_kv_entry_free",
     ] {
         assert!(exported.contains(&expected), "{expected} is not exported");
     }

@@ -4,7 +4,8 @@
 
 // Declaration order is the order of the functions in the header, which reads as a manual in
 // the order of a program's life: version and errors, connect and settings, queries, ring views,
-// proposals and the log, admin last. (Each is its own group so that rustfmt keeps the order.)
+// proposals and the log, registers, admin last. (Each is its own group so that rustfmt keeps the
+// order.)
 
 /// Version, errors, connect, close and settings.
 pub mod connect;
@@ -17,6 +18,9 @@ pub mod ring;
 
 /// Proposals and the committed log.
 pub mod log;
+
+/// Per-key registers: linearizable get, compare-and-set, put and delete.
+pub mod kv;
 
 /// Membership and maintenance (needs admin rights on the daemon).
 pub mod admin;

@@ -1,7 +1,8 @@
 //! A small stand-in for ringraftd speaking the real protocol (proto's handshake and frames), so
 //! the client's own behaviour (pipelining, out-of-order answers, timeouts, reconnection, never
-//! resending proposals, watches resuming, the ring cache) is tested without a cluster. Owner and
-//! replicas come from a real ringraft-ring ring, so cached answers can be compared with it.
+//! resending proposals or register writes, watches resuming, the ring cache, the registers'
+//! versions and conflicts) is tested without a cluster. Owner and replicas come from a real
+//! ringraft-ring ring, so cached answers can be compared with it.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -22,13 +23,15 @@ use ringraft_ring::{Ring, RingState};
 /// Keys starting with this are answered only after this delay, so later requests overtake them.
 pub const SLOW_PREFIX: &[u8] = b"slow:";
 pub const SLOW_DELAY: Duration = Duration::from_millis(100);
-/// Proposals with this payload are never answered.
+/// Proposals with this payload, and register writes to this key, are never answered.
 pub const HANG: &[u8] = b"hang";
 
 pub struct Cluster {
     pub ring: Ring,
     pub members: Vec<Member>,
     pub log: Vec<LogRecord>,
+    /// The registers: key -> (value, version). Absent keys (version 0) are not in the map.
+    pub registers: HashMap<Vec<u8>, (Vec<u8>, u64)>,
     /// What the handshake tells clients the daemon accepts.
     pub limits: ServerLimits,
     watchers: Vec<(Arc<Mutex<UnixStream>>, u64)>,
@@ -85,6 +88,7 @@ impl FakeDaemon {
             ring: ring_of(&members),
             members,
             log: Vec::new(),
+            registers: HashMap::new(),
             limits: ServerLimits {
                 frame_bytes_max: FRAME_BYTES_MAX as u32,
                 proposal_bytes_max: FRAME_BYTES_MAX as u32,
@@ -310,12 +314,47 @@ fn answer(
             first_index: 1,
             last_index: state.log.len() as u64,
         },
-        Request::KvGet { .. } | Request::KvCas { .. } | Request::KvDelete { .. } => {
-            Response::Error {
-                status: Status::Unavailable,
-                message: "the fake daemon has no registers".into(),
+        Request::KvGet { key, .. } => {
+            let response = match state.registers.get(&key) {
+                Some((value, version)) => Response::KvEntry {
+                    value: Some(value.clone()),
+                    version: *version,
+                    epoch,
+                },
+                None => Response::KvEntry {
+                    value: None,
+                    version: 0,
+                    epoch,
+                },
+            };
+            if key.starts_with(SLOW_PREFIX) {
+                let writer = Arc::clone(writer);
+                std::thread::spawn(move || {
+                    std::thread::sleep(SLOW_DELAY);
+                    send(&writer, id, response);
+                });
+                return;
             }
+            response
         }
+        Request::KvCas { key, .. } | Request::KvDelete { key, .. } if key == HANG => return,
+        Request::KvCas {
+            key,
+            expected_version,
+            value,
+            ..
+        } => kv_write(
+            &mut state.registers,
+            key,
+            expected_version,
+            Some(value),
+            epoch,
+        ),
+        Request::KvDelete {
+            key,
+            expected_version,
+            ..
+        } => kv_write(&mut state.registers, key, expected_version, None, epoch),
         Request::WatchLog { from } => {
             let records: Vec<LogRecord> = state
                 .log
@@ -347,4 +386,34 @@ fn answer(
     };
     drop(state);
     send(writer, id, response);
+}
+
+/// The registers' semantics (paxos/src/register.rs): version 0 is absent, every write sets the
+/// previous version + 1, a delete makes the register absent again; an expected version other
+/// than the current one (or KV_ANY_VERSION) is a conflict that writes nothing.
+fn kv_write(
+    registers: &mut HashMap<Vec<u8>, (Vec<u8>, u64)>,
+    key: Vec<u8>,
+    expected_version: u64,
+    value: Option<Vec<u8>>,
+    epoch: u64,
+) -> Response {
+    let current = registers.get(&key).map_or(0, |(_, version)| *version);
+    if expected_version != ringraft_proto::limits::KV_ANY_VERSION && expected_version != current {
+        return Response::KvConflict {
+            current_version: current,
+            epoch,
+        };
+    }
+    let version = match value {
+        Some(value) => {
+            registers.insert(key, (value, current + 1));
+            current + 1
+        }
+        None => {
+            registers.remove(&key);
+            0
+        }
+    };
+    Response::KvWritten { version, epoch }
 }
