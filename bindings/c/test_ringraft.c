@@ -6,7 +6,8 @@
  *   RINGRAFT_TEST_KILL_CMD   shell command that kills node 1 (kill -9 of its pid file)
  *   RINGRAFT_TEST_START_CMD  shell command that starts node 1 again, as the dev launcher did
  * Without RINGRAFT_TEST_DIR only the tests that need no cluster run (and the others count as
- * skipped). The last line of output is "N passed, N failed, N skipped".
+ * skipped). With an argument, only the tests whose name contains it run (`test_ringraft kv_`).
+ * The last line of output is "N passed, N failed, N skipped".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,7 +29,14 @@
 #error "RINGRAFT_VERSION_NUMBER does not match RINGRAFT_VERSION_MAJOR.MINOR.PATCH"
 #endif
 
+/* The register entry is part of the ABI: two pointer-sized fields and two 64-bit ones, no padding;
+ * "any version" is the largest 64-bit value. */
+_Static_assert(sizeof(ringraft_kv_entry) == 2 * sizeof(void *) + 2 * sizeof(uint64_t),
+               "ringraft_kv_entry has padding");
+_Static_assert(RINGRAFT_KV_ANY_VERSION == UINT64_MAX, "RINGRAFT_KV_ANY_VERSION is UINT64_MAX");
+
 static int tests_passed, tests_failed, tests_skipped;
+static const char *test_filter;
 static int current_failed;
 static const char *cluster_dir;
 
@@ -51,6 +59,7 @@ static const char *cluster_dir;
     } while (0)
 
 static void run_test(const char *name, void (*test)(void), int needs_cluster) {
+    if (test_filter != NULL && strstr(name, test_filter) == NULL) return;
     if (needs_cluster && cluster_dir == NULL) {
         printf("SKIP %s (no cluster)\n", name);
         tests_skipped++;
@@ -277,6 +286,84 @@ static void test_handshake_refusals(void) {
     CHECK_STATUS(RINGRAFT_BUSY, ringraft_connect(server.path, &client), NULL);
     silent_server_stop(&server);
     CHECK(client == NULL, "no client after refusals");
+}
+
+/* An entry the library filled must be zeroed again by ringraft_kv_entry_free, twice harmlessly. */
+static int kv_entry_is_zero(const ringraft_kv_entry *entry) {
+    return entry->value == NULL && entry->value_len == 0 && entry->version == 0 && entry->epoch == 0;
+}
+
+static void test_kv_without_daemon(void) {
+    ringraft_kv_entry entry;
+    memset(&entry, 0xAB, sizeof entry);
+    uint64_t version = 42;
+    const uint8_t *key = (const uint8_t *)"k";
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(NULL, key, 1, &entry), NULL);
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT,
+                 ringraft_kv_cas(NULL, key, 1, 0, (const uint8_t *)"v", 1, &version), NULL);
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_delete(NULL, key, 1, RINGRAFT_KV_ANY_VERSION),
+                 NULL);
+    CHECK(version == 42, "version untouched on failure: %llu", (unsigned long long)version);
+    ringraft_kv_entry_free(NULL);
+    memset(&entry, 0, sizeof entry);
+    ringraft_kv_entry_free(&entry);
+    ringraft_kv_entry_free(&entry);
+    CHECK(kv_entry_is_zero(&entry), "a zeroed entry stays zeroed");
+
+    /* A daemon that accepts the handshake (values up to 64 KiB) and never answers. */
+    struct silent_server server;
+    CHECK(silent_server_start(&server, RINGRAFT_OK, 0) == 0, "server start");
+    ringraft_client *client = NULL;
+    CHECK_STATUS(RINGRAFT_OK, ringraft_connect(server.path, &client), NULL);
+    if (client != NULL) {
+        CHECK_STATUS(RINGRAFT_OK, ringraft_set_timeout(client, 100), client);
+        memset(&entry, 0xAB, sizeof entry);
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(client, NULL, 1, &entry), client);
+        CHECK(kv_entry_is_zero(&entry), "a failed get zeroes the entry");
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(client, key, 0, &entry), client);
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(client, key, 1, NULL), client);
+        CHECK(strstr(ringraft_last_error(client), "out") != NULL, "message: %s",
+              ringraft_last_error(client));
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT,
+                     ringraft_kv_cas(client, NULL, 1, 0, (const uint8_t *)"v", 1, &version), client);
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_cas(client, key, 1, 0, NULL, 1, &version),
+                     client);
+        CHECK(strstr(ringraft_last_error(client), "value") != NULL, "message: %s",
+              ringraft_last_error(client));
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_delete(client, NULL, 1, 0), client);
+        CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_delete(client, key, 0, 0), client);
+
+        /* Over the limits: refused before sending, so no timeout is waited for. */
+        size_t value_max = 64u << 10;
+        uint8_t *big = calloc(value_max + 1, 1);
+        double started = now_seconds();
+        CHECK_STATUS(RINGRAFT_TOO_LARGE, ringraft_kv_cas(client, key, 1, 0, big, value_max + 1, &version),
+                     client);
+        CHECK(strstr(ringraft_last_error(client), "not sent") != NULL, "message: %s",
+              ringraft_last_error(client));
+        CHECK_STATUS(RINGRAFT_TOO_LARGE, ringraft_kv_get(client, big, 4097, &entry), client);
+        CHECK_STATUS(RINGRAFT_TOO_LARGE,
+                     ringraft_kv_cas(client, big, 4097, 0, (const uint8_t *)"v", 1, &version), client);
+        CHECK_STATUS(RINGRAFT_TOO_LARGE, ringraft_kv_delete(client, big, 4097, 0), client);
+        CHECK(now_seconds() - started < 0.09, "refusals waited for the daemon");
+        CHECK(version == 42, "version untouched on failure: %llu", (unsigned long long)version);
+
+        /* At the limit it is sent; no answer comes: the outcome is unknown, and said so. */
+        CHECK_STATUS(RINGRAFT_TIMEOUT,
+                     ringraft_kv_cas(client, key, 1, RINGRAFT_KV_ANY_VERSION, big, value_max, &version),
+                     client);
+        CHECK(strstr(ringraft_last_error(client), "may or may not have taken effect") != NULL,
+              "message: %s", ringraft_last_error(client));
+        CHECK(version == 42, "version untouched on timeout: %llu", (unsigned long long)version);
+        CHECK_STATUS(RINGRAFT_TIMEOUT, ringraft_kv_delete(client, key, 1, 3), client);
+        memset(&entry, 0xAB, sizeof entry);
+        CHECK_STATUS(RINGRAFT_TIMEOUT, ringraft_kv_get(client, key, 1, &entry), client);
+        CHECK(kv_entry_is_zero(&entry), "a timed-out get zeroes the entry");
+        ringraft_kv_entry_free(&entry);
+        free(big);
+        ringraft_close(client);
+    }
+    silent_server_stop(&server);
 }
 
 /* ---- tests against the cluster ------------------------------------------------------------ */
@@ -590,6 +677,215 @@ static void test_admin(void) {
     ringraft_close(client);
 }
 
+/* ---- per-key registers (need the daemon's registers runtime) ------------------------------ */
+
+/* A key no earlier run of the suite used: registers outlive a test run only with its cluster,
+ * but a rerun against the same cluster must start from absent. */
+static size_t unique_key(char *out, size_t cap, const char *what) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int len = snprintf(out, cap, "c-kv-%s-%d-%lld-%ld", what, (int)getpid(), (long long)ts.tv_sec,
+                       ts.tv_nsec);
+    return (size_t)len;
+}
+
+static void test_kv_get_cas_delete(void) {
+    ringraft_client *client = connect_node(1);
+    ringraft_client *other = connect_node(2);
+    if (client == NULL || other == NULL) {
+        ringraft_close(client);
+        ringraft_close(other);
+        return;
+    }
+    char key_text[96];
+    size_t key_len = unique_key(key_text, sizeof key_text, "flow");
+    const uint8_t *key = (const uint8_t *)key_text;
+    ringraft_kv_entry entry;
+    uint64_t version = 0;
+
+    /* Absent: NOT_FOUND, the entry zeroed and safe to free (twice). */
+    memset(&entry, 0xAB, sizeof entry);
+    CHECK_STATUS(RINGRAFT_NOT_FOUND, ringraft_kv_get(client, key, key_len, &entry), client);
+    CHECK(kv_entry_is_zero(&entry), "absent: entry zeroed");
+    ringraft_kv_entry_free(&entry);
+    ringraft_kv_entry_free(&entry);
+
+    /* Create only if absent: version 1, read back on another node's daemon. */
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_cas(client, key, key_len, 0, (const uint8_t *)"one", 3, &version),
+                 client);
+    CHECK(version == 1, "first write is version 1, got %llu", (unsigned long long)version);
+    memset(&entry, 0xAB, sizeof entry);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_get(other, key, key_len, &entry), other);
+    CHECK(entry.version == 1 && entry.value_len == 3 && entry.value != NULL &&
+              memcmp(entry.value, "one", 3) == 0,
+          "read back version %llu, %zu bytes", (unsigned long long)entry.version, entry.value_len);
+    CHECK(entry.epoch > 0, "the answer carries the ring epoch");
+    ringraft_kv_entry_free(&entry);
+    CHECK(kv_entry_is_zero(&entry), "free zeroes the entry");
+    ringraft_kv_entry_free(&entry);
+
+    /* A mismatch is a CONFLICT that tells the current version and writes nothing. */
+    version = 77;
+    CHECK_STATUS(RINGRAFT_CONFLICT, ringraft_kv_cas(client, key, key_len, 0, (const uint8_t *)"x", 1, &version),
+                 client);
+    CHECK(version == 1, "conflict reports the current version 1, got %llu", (unsigned long long)version);
+    version = 77;
+    CHECK_STATUS(RINGRAFT_CONFLICT, ringraft_kv_cas(other, key, key_len, 9, (const uint8_t *)"x", 1, &version),
+                 other);
+    CHECK(version == 1, "conflict reports the current version 1, got %llu", (unsigned long long)version);
+
+    /* A put whatever the version; then an empty value, which is present. */
+    CHECK_STATUS(RINGRAFT_OK,
+                 ringraft_kv_cas(client, key, key_len, RINGRAFT_KV_ANY_VERSION, (const uint8_t *)"two", 3,
+                                 &version),
+                 client);
+    CHECK(version == 2, "put: version 2, got %llu", (unsigned long long)version);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_cas(client, key, key_len, 2, NULL, 0, NULL), client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_get(client, key, key_len, &entry), client);
+    CHECK(entry.version == 3 && entry.value_len == 0, "empty value: version %llu, %zu bytes",
+          (unsigned long long)entry.version, entry.value_len);
+    ringraft_kv_entry_free(&entry);
+
+    /* Delete with the wrong version: CONFLICT, nothing deleted; with the right one: absent. */
+    CHECK_STATUS(RINGRAFT_CONFLICT, ringraft_kv_delete(client, key, key_len, 2), client);
+    CHECK(strstr(ringraft_last_error(client), "version is 3") != NULL, "the message names version 3: %s",
+          ringraft_last_error(client));
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_get(other, key, key_len, &entry), other);
+    CHECK(entry.version == 3, "still version 3, got %llu", (unsigned long long)entry.version);
+    ringraft_kv_entry_free(&entry);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_delete(client, key, key_len, 3), client);
+    CHECK_STATUS(RINGRAFT_NOT_FOUND, ringraft_kv_get(other, key, key_len, &entry), other);
+    CHECK(kv_entry_is_zero(&entry), "deleted: entry zeroed");
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_delete(client, key, key_len, RINGRAFT_KV_ANY_VERSION), client);
+    /* After a delete, versions count from 1 again. */
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_cas(other, key, key_len, 0, (const uint8_t *)"again", 5, &version),
+                 other);
+    CHECK(version == 1, "after delete: version 1, got %llu", (unsigned long long)version);
+    ringraft_close(other);
+    ringraft_close(client);
+}
+
+static void test_kv_limits_and_bad_arguments(void) {
+    ringraft_client *client = connect_node(1);
+    if (client == NULL) return;
+    char key_text[96];
+    size_t key_len = unique_key(key_text, sizeof key_text, "limits");
+    const uint8_t *key = (const uint8_t *)key_text;
+    ringraft_kv_entry entry;
+    uint64_t version = 5;
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(client, NULL, key_len, &entry), client);
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(client, key, key_len, NULL), client);
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_get(client, key, 0, &entry), client);
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_cas(client, key, key_len, 0, NULL, 4, &version),
+                 client);
+    CHECK_STATUS(RINGRAFT_INVALID_ARGUMENT, ringraft_kv_delete(client, NULL, 1, 0), client);
+    /* The daemon's default value limit is 64 KiB; keys up to 4096 bytes. */
+    size_t value_max = 64u << 10;
+    uint8_t *big = calloc(value_max + 1, 1);
+    memset(big, 'v', value_max + 1);
+    CHECK_STATUS(RINGRAFT_TOO_LARGE, ringraft_kv_cas(client, key, key_len, 0, big, value_max + 1, &version),
+                 client);
+    CHECK_STATUS(RINGRAFT_TOO_LARGE, ringraft_kv_get(client, big, 4097, &entry), client);
+    CHECK(version == 5, "version untouched on failure");
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_cas(client, key, key_len, 0, big, value_max, &version), client);
+    CHECK(version == 1, "a value at the limit is stored: version %llu", (unsigned long long)version);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_get(client, key, key_len, &entry), client);
+    CHECK(entry.value_len == value_max && entry.value != NULL && memcmp(entry.value, big, value_max) == 0,
+          "value read back whole: %zu bytes", entry.value_len);
+    ringraft_kv_entry_free(&entry);
+    /* The longest key works too. */
+    memcpy(big, key_text, key_len);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_cas(client, big, 4096, RINGRAFT_KV_ANY_VERSION, (const uint8_t *)"v", 1,
+                                              &version),
+                 client);
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_delete(client, big, 4096, version), client);
+    free(big);
+    ringraft_close(client);
+}
+
+/* Clients on every node increment one counter by compare-and-set; each acknowledged increment
+ * counts exactly once. */
+#define KV_WORKERS 6
+#define KV_INCREMENTS 15
+
+struct kv_work {
+    int node;
+    const char *key;
+    size_t key_len;
+    int acknowledged;
+    int errors;
+    char error[256];
+};
+
+static void *kv_increment_worker(void *arg) {
+    struct kv_work *work = arg;
+    ringraft_client *client = connect_node_within(work->node, 10);
+    if (client == NULL) {
+        work->errors++;
+        return NULL;
+    }
+    const uint8_t *key = (const uint8_t *)work->key;
+    for (int done = 0; done < KV_INCREMENTS && work->errors == 0;) {
+        ringraft_kv_entry entry;
+        ringraft_status status = ringraft_kv_get(client, key, work->key_len, &entry);
+        long counter = 0;
+        if (status == RINGRAFT_OK) {
+            char text[32] = {0};
+            memcpy(text, entry.value, entry.value_len < 31 ? entry.value_len : 31);
+            counter = strtol(text, NULL, 10);
+        } else if (status != RINGRAFT_NOT_FOUND) {
+            work->errors++;
+            snprintf(work->error, sizeof work->error, "get: %s", ringraft_last_error(client));
+            break;
+        }
+        uint64_t expected = entry.version;
+        ringraft_kv_entry_free(&entry);
+        char next[32];
+        int len = snprintf(next, sizeof next, "%ld", counter + 1);
+        uint64_t version = 0;
+        status = ringraft_kv_cas(client, key, work->key_len, expected, (const uint8_t *)next, (size_t)len,
+                                 &version);
+        if (status == RINGRAFT_OK) {
+            work->acknowledged++;
+            done++;
+        } else if (status != RINGRAFT_CONFLICT) {
+            work->errors++;
+            snprintf(work->error, sizeof work->error, "cas: %s", ringraft_last_error(client));
+        }
+    }
+    ringraft_close(client);
+    return NULL;
+}
+
+static void test_kv_concurrent_increments(void) {
+    char key[96];
+    size_t key_len = unique_key(key, sizeof key, "counter");
+    pthread_t threads[KV_WORKERS];
+    struct kv_work work[KV_WORKERS];
+    for (int t = 0; t < KV_WORKERS; t++) {
+        work[t] = (struct kv_work){.node = 1 + t % 3, .key = key, .key_len = key_len};
+        CHECK(pthread_create(&threads[t], NULL, kv_increment_worker, &work[t]) == 0, "thread %d", t);
+    }
+    int acknowledged = 0;
+    for (int t = 0; t < KV_WORKERS; t++) {
+        pthread_join(threads[t], NULL);
+        acknowledged += work[t].acknowledged;
+        CHECK(work[t].errors == 0, "worker %d on node %d: %s", t, work[t].node, work[t].error);
+    }
+    ringraft_client *client = connect_node(3);
+    if (client == NULL) return;
+    ringraft_kv_entry entry;
+    CHECK_STATUS(RINGRAFT_OK, ringraft_kv_get(client, (const uint8_t *)key, key_len, &entry), client);
+    char text[32] = {0};
+    if (entry.value != NULL) memcpy(text, entry.value, entry.value_len < 31 ? entry.value_len : 31);
+    CHECK(strtol(text, NULL, 10) == acknowledged, "counter %s, %d increments acknowledged", text,
+          acknowledged);
+    CHECK(entry.version == (uint64_t)acknowledged, "version %llu, %d increments acknowledged",
+          (unsigned long long)entry.version, acknowledged);
+    ringraft_kv_entry_free(&entry);
+    ringraft_close(client);
+}
+
 /* ---- 8 threads x 10,000 owner calls on one client ----------------------------------------- */
 
 #define THREADS 8
@@ -709,7 +1005,8 @@ static void test_restart(void) {
     ringraft_close(client);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1) test_filter = argv[1];
     cluster_dir = getenv("RINGRAFT_TEST_DIR");
     if (cluster_dir != NULL && cluster_dir[0] == '\0') cluster_dir = NULL;
 
@@ -719,6 +1016,7 @@ int main(void) {
     run_test("null_arguments_without_client", test_null_arguments_without_client, 0);
     run_test("timeouts", test_timeouts, 0);
     run_test("handshake_refusals", test_handshake_refusals, 0);
+    run_test("kv_without_daemon", test_kv_without_daemon, 0);
 
     run_test("null_and_bad_arguments", test_null_and_bad_arguments, 1);
     run_test("cluster_status", test_cluster_status, 1);
@@ -730,6 +1028,9 @@ int main(void) {
     run_test("propose_read_and_watch", test_propose_read_and_watch, 1);
     run_test("too_large", test_too_large, 1);
     run_test("admin", test_admin, 1);
+    run_test("kv_get_cas_delete", test_kv_get_cas_delete, 1);
+    run_test("kv_limits_and_bad_arguments", test_kv_limits_and_bad_arguments, 1);
+    run_test("kv_concurrent_increments", test_kv_concurrent_increments, 1);
     run_test("threads_share_a_client", test_threads_share_a_client, 1);
     run_test("restart", test_restart, 1);
 
