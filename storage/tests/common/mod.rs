@@ -76,3 +76,5 @@ pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     }
     offsets
 }
+
+pub mod registers;
