@@ -1,4 +1,5 @@
-"""ringraft: ask the local ringraftd who owns a key, and commit to the cluster's log.
+"""ringraft: ask the local ringraftd who owns a key, commit to the cluster's log, and keep small
+linearizable per-key registers.
 
 A thin layer over libringraft (the C client), loaded with ctypes from, in order: the path in
 the RINGRAFT_LIB environment variable, a copy inside this package (``ringraft/libringraft.so*``),
@@ -11,6 +12,8 @@ or the system (``libringraft.so.0``)::
         index = client.propose(b"hello")
         for record in client.read_log(index, 10):
             print(record.index, record.data)
+        version = client.kv_put("lease:7", b"worker-3")
+        client.kv_cas("lease:7", b"worker-4", expected_version=version)
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ._lib import LibraryNotFoundError
 from ._types import (
     ClusterStatus,
     Key,
+    KvEntry,
     LogBatch,
     LogRecord,
     Member,
@@ -90,6 +94,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "Key",
+    "KvEntry",
     "LibraryNotFoundError",
     "LogBatch",
     "LogRecord",

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple, Union
 
 from . import _fork, _lib
 from ._convert import Seconds, key_bytes, milliseconds, text, u32, u64
-from ._errors import BufferTooSmall, Closed, InvalidArgument, Status
+from ._errors import BufferTooSmall, Closed, Conflict, InvalidArgument, Status
 from ._ring import RingView, check, replicas
-from ._types import ClusterStatus, Key, LogBatch, Members, Node, Ring, batch_from_c
+from ._types import (
+    ClusterStatus,
+    Key,
+    KvEntry,
+    LogBatch,
+    Members,
+    Node,
+    Ring,
+    batch_from_c,
+    kv_entry_from_c,
+)
 from ._watch import Watch
 
 #: How many times members() asks again when the membership grew between sizing and reading.
 _MEMBERS_ATTEMPTS = 8
+
+#: How libringraft names the current version in a register conflict's message (ringraft_kv_delete
+#: has no out-parameter for it).
+_CONFLICT_VERSION = re.compile(r"version is (\d+)")
 
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -331,6 +346,79 @@ class Client:
         self._call("ringraft_watch_log", start, ctypes.byref(pointer))
         assert self._handle is not None
         return Watch(self, self._handle, pointer.value or 0, start)
+
+    # -- per-key registers ------------------------------------------------------------------
+
+    def kv_get(self, key: Key) -> Optional[KvEntry]:
+        """The register of `key` (bytes, or str encoded as UTF-8), read linearizably: a
+        `KvEntry(value, version, epoch)`, or None when it is absent (never written, or
+        deleted). Keys are at most 4096 bytes (`TooLarge`)."""
+        data = key_bytes(key)
+        entry = _lib.RingraftKvEntry()
+        with self._use() as (lib, pointer):
+            status = lib.ringraft_kv_get(pointer, data, len(data), ctypes.byref(entry))
+            try:
+                if status == Status.NOT_FOUND:
+                    return None
+                check(lib, status, pointer)
+                return kv_entry_from_c(entry)
+            finally:
+                lib.ringraft_kv_entry_free(ctypes.byref(entry))
+
+    def kv_cas(
+        self, key: Key, value: Union[bytes, bytearray, memoryview, str], expected_version: int
+    ) -> int:
+        """Writes `value` (bytes, or str encoded as UTF-8) if the register's version is
+        `expected_version` (0: only if absent) and returns the new version. Raises `Conflict`,
+        whose `current_version` is the register's version, when it is another (nothing is
+        written); `TooLarge` for a value over the daemon's limit (64 KiB by default).
+
+        Never sent twice. After `Timeout` or `Unavailable` the outcome is unknown: the write may
+        have taken effect. Read the register before retrying."""
+        data = key_bytes(key)
+        payload = key_bytes(value, "value")
+        expected = u64(expected_version, "expected_version")
+        version = ctypes.c_uint64(0)
+        with self._use() as (lib, pointer):
+            status = lib.ringraft_kv_cas(
+                pointer, data, len(data), expected, payload, len(payload), ctypes.byref(version)
+            )
+            self._check_kv_write(lib, status, pointer, version.value)
+        return version.value
+
+    def kv_put(self, key: Key, value: Union[bytes, bytearray, memoryview, str]) -> int:
+        """Writes `value` whatever the register's version is; returns the new version. As
+        `kv_cas()`, a write that timed out may have taken effect."""
+        return self.kv_cas(key, value, _lib.KV_ANY_VERSION)
+
+    def kv_delete(self, key: Key, expected_version: Optional[int] = None) -> None:
+        """Deletes the register if its version is `expected_version` (None: whatever it is);
+        afterwards it is absent, and the next write gives it version 1. Deleting an absent
+        register succeeds (with None or 0). Raises `Conflict` with `current_version` when the
+        version is another (nothing is deleted). After `Timeout` or `Unavailable` the outcome is
+        unknown."""
+        data = key_bytes(key)
+        expected = (
+            _lib.KV_ANY_VERSION
+            if expected_version is None
+            else u64(expected_version, "expected_version")
+        )
+        with self._use() as (lib, pointer):
+            status = lib.ringraft_kv_delete(pointer, data, len(data), expected)
+            self._check_kv_write(lib, status, pointer, None)
+
+    @staticmethod
+    def _check_kv_write(
+        lib: _lib.Library, status: int, pointer: int, current_version: Optional[int]
+    ) -> None:
+        if status != Status.CONFLICT:
+            check(lib, status, pointer)
+            return
+        message = lib.last_error(pointer) or lib.strerror(status)
+        if current_version is None:
+            found = _CONFLICT_VERSION.search(message)
+            current_version = int(found.group(1)) if found else None
+        raise Conflict(message, Status.CONFLICT, current_version=current_version)
 
     # -- administration (needs an admin uid) ------------------------------------------------
 

@@ -9,7 +9,7 @@ means the same thing, the class derives from it too, so `except TimeoutError` or
 from __future__ import annotations
 
 import enum
-from typing import Dict, Type, Union
+from typing import Dict, Optional, Type, Union
 
 
 class Status(enum.IntEnum):
@@ -130,9 +130,25 @@ class NotFound(RingraftError, KeyError):
 
 
 class Conflict(RingraftError):
-    """The member already exists, or the change conflicts with one in progress."""
+    """A register write found another version than it expected (`current_version` says which;
+    nothing was written), or a member already exists, or a change conflicts with one in
+    progress (then `current_version` is None)."""
 
     default_status = Status.CONFLICT
+
+    def __init__(
+        self,
+        message: str,
+        status: Union[Status, int, None] = None,
+        current_version: Optional[int] = None,
+    ) -> None:
+        super().__init__(message, status)
+        #: The register's version when a kv_cas / kv_put / kv_delete was refused; else None.
+        self.current_version = current_version
+
+    def __reduce__(self) -> "tuple[type, tuple[str, Union[Status, int], Optional[int]]]":
+        # Pickled with the version (the default would rebuild from args, which lack it).
+        return (type(self), (self.message, self.status, self.current_version))
 
 
 class Busy(RingraftError):

@@ -93,14 +93,29 @@ class RingraftLogBatch(Structure):
     ]
 
 
-# The sizes the header promises ("592 bytes, no padding", "176 bytes, no padding").
+class RingraftKvEntry(Structure):
+    _fields_ = [
+        ("value", c_void_p),
+        ("value_len", c_size_t),
+        ("version", c_uint64),
+        ("epoch", c_uint64),
+    ]
+
+
+#: `expected_version` meaning "whatever the version is" (RINGRAFT_KV_ANY_VERSION).
+KV_ANY_VERSION = 2**64 - 1
+
+# The sizes the header promises ("592 bytes, no padding", "176 bytes, no padding"; the register
+# entry: two pointer-sized fields and two 64-bit ones, no padding).
 NODE_SIZE = 592
 CLUSTER_INFO_SIZE = 176
+KV_ENTRY_SIZE = 2 * ctypes.sizeof(c_void_p) + 16
 
 _u64_p = POINTER(c_uint64)
 _size_p = POINTER(c_size_t)
 _node_p = POINTER(RingraftNode)
 _batch_p = POINTER(RingraftLogBatch)
+_kv_entry_p = POINTER(RingraftKvEntry)
 # Opaque handles travel as void pointers.
 _handle = c_void_p
 _handle_p = POINTER(c_void_p)
@@ -131,6 +146,13 @@ _SIGNATURES = {
     "ringraft_watch_log": (c_status, [_handle, c_uint64, _handle_p]),
     "ringraft_watch_next": (c_status, [_handle, c_uint32, _batch_p]),
     "ringraft_watch_close": (None, [_handle]),
+    "ringraft_kv_get": (c_status, [_handle, c_char_p, c_size_t, _kv_entry_p]),
+    "ringraft_kv_cas": (
+        c_status,
+        [_handle, c_char_p, c_size_t, c_uint64, c_char_p, c_size_t, _u64_p],
+    ),
+    "ringraft_kv_delete": (c_status, [_handle, c_char_p, c_size_t, c_uint64]),
+    "ringraft_kv_entry_free": (None, [_kv_entry_p]),
     "ringraft_cluster_status": (c_status, [_handle, POINTER(RingraftClusterInfo)]),
     "ringraft_members": (c_status, [_handle, _node_p, c_size_t, _size_p, _u64_p]),
     "ringraft_owner": (c_status, [_handle, c_char_p, c_size_t, _node_p]),
@@ -178,7 +200,11 @@ class Library:
                 f"{SUPPORTED_MAJOR}"
             )
         # Layout checks: a mismatch here would make every answer garbage.
-        for struct, size in ((RingraftNode, NODE_SIZE), (RingraftClusterInfo, CLUSTER_INFO_SIZE)):
+        for struct, size in (
+            (RingraftNode, NODE_SIZE),
+            (RingraftClusterInfo, CLUSTER_INFO_SIZE),
+            (RingraftKvEntry, KV_ENTRY_SIZE),
+        ):
             if ctypes.sizeof(struct) != size:
                 raise LibraryNotFoundError(
                     f"ctypes layout of {struct.__name__} is {ctypes.sizeof(struct)} bytes, "

@@ -242,6 +242,22 @@ class Ring:
         return self._view
 
 
+@dataclass(frozen=True)
+class KvEntry:
+    """A register as `Client.kv_get()` found it: its value, its version (the number of writes
+    since it was last absent, so at least 1) and the ring epoch the answer was made under."""
+
+    value: bytes
+    version: int
+    epoch: int
+
+
+def kv_entry_from_c(entry: _lib.RingraftKvEntry) -> KvEntry:
+    """Copies a `ringraft_kv_entry` out of the library's memory (the caller frees it)."""
+    value = ctypes.string_at(entry.value, entry.value_len) if entry.value_len else b""
+    return KvEntry(value=value, version=entry.version, epoch=entry.epoch)
+
+
 def batch_from_c(batch: _lib.RingraftLogBatch) -> LogBatch:
     """Copies a `ringraft_log_batch` out of the library's memory (the caller frees it)."""
     records = []

@@ -63,12 +63,73 @@ def test_value_enums_mirror_the_header(enum_name, python_enum, prefix) -> None:
 def test_struct_layouts_and_limits_match_the_header() -> None:
     assert ctypes.sizeof(_lib.RingraftNode) == 592
     assert ctypes.sizeof(_lib.RingraftClusterInfo) == 176
+    assert ctypes.sizeof(_lib.RingraftKvEntry) == 2 * ctypes.sizeof(ctypes.c_void_p) + 16
     assert _lib.NAME_MAX == header_define("RINGRAFT_NAME_MAX")
     assert _lib.ADDRESS_MAX == header_define("RINGRAFT_ADDRESS_MAX")
     assert _lib.ZONE_MAX == header_define("RINGRAFT_ZONE_MAX")
     assert _lib.VERSION_STRING_MAX == header_define("RINGRAFT_VERSION_STRING_MAX")
     assert _lib.NODE_TRUNCATED == header_define("RINGRAFT_NODE_TRUNCATED")
     assert _lib.SUPPORTED_MAJOR == header_define("RINGRAFT_VERSION_MAJOR")
+    assert re.search(r"#define RINGRAFT_KV_ANY_VERSION\s+UINT64_MAX\b", HEADER.read_text())
+    assert _lib.KV_ANY_VERSION == 2**64 - 1
+
+
+def header_structs() -> Dict[str, list]:
+    """name: [(C type, field name, array length or None)] of every struct the header defines."""
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    structs = {}
+    for name, body in re.findall(r"typedef struct (ringraft_\w+) \{(.*?)\} \1;", text, re.S):
+        fields = []
+        for declaration in filter(None, (part.strip() for part in body.split(";"))):
+            match = re.fullmatch(r"(.+?)\s*\b(\w+)(?:\[(\w+)\])?", " ".join(declaration.split()))
+            assert match, f"cannot read the field {declaration!r} of {name}"
+            c_type, field_name, length = match.groups()
+            fields.append((re.sub(r"\s*\*", " *", c_type).strip(), field_name, length))
+        structs[name] = fields
+    return structs
+
+
+# How each struct of the header is declared to ctypes, and each field type.
+_CTYPES_STRUCTS = {
+    "ringraft_node": _lib.RingraftNode,
+    "ringraft_cluster_info": _lib.RingraftClusterInfo,
+    "ringraft_log_record": _lib.RingraftLogRecord,
+    "ringraft_log_batch": _lib.RingraftLogBatch,
+    "ringraft_kv_entry": _lib.RingraftKvEntry,
+}
+_FIELD_TYPES = {
+    "uint64_t": ctypes.c_uint64,
+    "uint32_t": ctypes.c_uint32,
+    "uint8_t": ctypes.c_uint8,
+    "size_t": ctypes.c_size_t,
+    "char": ctypes.c_char,
+    # The one-byte enums are typedefs of uint8_t in the header.
+    "ringraft_node_role": ctypes.c_uint8,
+    "ringraft_member_role": ctypes.c_uint8,
+    "ringraft_member_state": ctypes.c_uint8,
+    # Library memory is read with string_at: an untyped pointer.
+    "const uint8_t *": ctypes.c_void_p,
+    "uint8_t *": ctypes.c_void_p,
+    "void *": ctypes.c_void_p,
+    "const struct ringraft_log_record *": ctypes.POINTER(_lib.RingraftLogRecord),
+}
+
+
+def test_every_header_struct_has_its_ctypes_layout_field_for_field() -> None:
+    in_header = header_structs()
+    assert set(in_header) == set(_CTYPES_STRUCTS), sorted(in_header)
+    for name, fields in in_header.items():
+        declared = _CTYPES_STRUCTS[name]._fields_
+        assert [field for field, _ in declared] == [field for _, field, _ in fields], name
+        for (field, ctype), (c_type, _, length) in zip(declared, fields):
+            expected = _FIELD_TYPES[c_type]
+            if length is not None:
+                expected = expected * (int(length) if length.isdigit() else header_define(length))
+                assert (ctype._type_, ctype._length_) == (expected._type_, expected._length_), (
+                    f"{name}.{field}: {ctype} is not {c_type}[{length}]"
+                )
+            else:
+                assert ctype == expected, f"{name}.{field}: {ctype} is not {c_type}"
 
 
 def test_library_version_matches_the_header() -> None:
@@ -212,6 +273,7 @@ _STRUCTS = {
     "struct ringraft_node *": _lib._node_p,
     "struct ringraft_log_batch *": _lib._batch_p,
     "struct ringraft_cluster_info *": ctypes.POINTER(_lib.RingraftClusterInfo),
+    "struct ringraft_kv_entry *": _lib._kv_entry_p,
 }
 
 
