@@ -95,6 +95,32 @@ impl Acceptor {
         self.keys.get(key)
     }
 
+    /// The configuration the ring last gave `key` (what [`Acceptor::set_key_config`] kept).
+    pub fn key_config(&self, key: &[u8]) -> Option<&KeyConfig> {
+        self.views.get(key)
+    }
+
+    /// The keys this acceptor holds state of, in key order.
+    pub fn held_keys(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.keys.keys().map(Vec::as_slice)
+    }
+
+    /// Records whose replay gives this acceptor's durable state and nothing else: the floor
+    /// first (as a `Forgot` of the empty key, which `restore` reads as "raise the floor"), then
+    /// every held key. What a store writes when it compacts its log.
+    pub fn checkpoint(&self) -> Vec<Record> {
+        let mut records = Vec::with_capacity(self.keys.len() + 1);
+        records.push(Record::Forgot {
+            key: Vec::new(),
+            floor: self.floor,
+        });
+        records.extend(self.keys.iter().map(|(key, state)| Record::Key {
+            key: key.clone(),
+            state: state.clone(),
+        }));
+        records
+    }
+
     pub fn floor(&self) -> Ballot {
         self.floor
     }

@@ -21,6 +21,11 @@ pub struct Config {
     pub backoff_ticks_max: u64,
     /// At most this many operations wait or run in one proposer (all keys together).
     pub ops_queued_max: usize,
+    /// Skip phase 1 when this proposer's previous round on the key left its next ballot
+    /// promised (one round trip). Off, every round prepares first: for a proposer that is not
+    /// the key's only writer, whose cached accept a competing prepare would refuse, leaving the
+    /// client an unknown outcome where a prepare refusal would have been a clean retry.
+    pub one_round_trip: bool,
     /// Seed of the RNG that draws backoffs: same seed and inputs, same outputs.
     pub seed: u64,
     /// Test-only: break one protocol rule on purpose (see [`crate::Mutant`]).
@@ -38,6 +43,7 @@ impl Config {
             backoff_ticks_min: 1,
             backoff_ticks_max: 8,
             ops_queued_max: 4096,
+            one_round_trip: true,
             seed: id,
             #[cfg(feature = "mutants")]
             mutant: None,

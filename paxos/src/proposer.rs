@@ -236,6 +236,14 @@ impl Proposer {
         self.queued > 0
     }
 
+    /// The record whose replay gives this proposer's durable state (its ballot reservation,
+    /// including one handed out but maybe not durable yet: reserving more is always safe).
+    pub fn checkpoint(&self) -> Record {
+        Record::BallotsReserved {
+            counter_below: self.counter_reserved.max(self.counter_durable),
+        }
+    }
+
     /// Starts the next queued operation of `key` if no round runs.
     pub(crate) fn start_next(&mut self, key: &[u8]) {
         loop {

@@ -144,7 +144,9 @@ impl Proposer {
             return None;
         }
         let new_only = self.config.mutated(Mutant::NewQuorumOnlyDuringHandoff);
-        let cached = cache.filter(|c| c.config == config && matches!(task, Task::Client(_)));
+        let cached = cache.filter(|c| {
+            self.config.one_round_trip && c.config == config && matches!(task, Task::Client(_))
+        });
         let (ballot, phase) = match (&task, cached) {
             (Task::Client(client_op), Some(cache)) => {
                 let ballot = cache.ballot.successor();

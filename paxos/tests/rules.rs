@@ -334,6 +334,30 @@ fn an_accept_promises_the_same_proposers_next_ballot() {
     assert_eq!(a.key_state(KEY).expect("state").promised, b(4, 2));
 }
 
+/// With `one_round_trip` off every round prepares, so another proposer's prepare in between
+/// makes the next write a clean retry or success, never an unknown outcome.
+#[test]
+fn without_one_round_trip_every_round_prepares_and_contention_is_never_unknown() {
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    for (&n, proposer) in net.proposers.iter_mut() {
+        let mut config = Config::new(n);
+        config.one_round_trip = false;
+        *proposer = Proposer::new(config);
+        proposer
+            .set_key_config(KEY, KeyConfig::stable(1, vec![1, 2, 3]))
+            .expect("valid view");
+    }
+    net.run(1, put(b"a"));
+    let prepares = net.prepares_in_log();
+    assert_eq!(net.run(1, put(b"b")), Outcome::Written { version: 2 });
+    assert!(
+        net.prepares_in_log() > prepares,
+        "the second write prepared again"
+    );
+    net.run(2, Op::Get);
+    assert_eq!(net.run(1, put(b"c")), Outcome::Written { version: 3 });
+}
+
 #[test]
 fn a_sticky_proposer_skips_phase_one_after_a_successful_accept() {
     let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
@@ -757,4 +781,76 @@ fn ballot_counters_past_the_limit_are_malformed() {
     let mut a = acceptor_with(KeyConfig::stable(1, vec![1, 2]), 1);
     a.step(request(2, 1, 1, Body::Prepare { ballot: huge }));
     assert!(a.ready().is_empty());
+}
+
+/// A store compacts its log into `Acceptor::checkpoint` + `Proposer::checkpoint`: replaying
+/// them alone must give the same acceptor (keys, floor) and a proposer whose ballots stay above
+/// every reserved one.
+#[test]
+fn checkpoints_replay_to_the_same_state() {
+    use ringraft_paxos::{Acceptor, Ballot, Body, Config, KeyConfig, Message, Proposer, Register};
+    let mut acceptor = Acceptor::new(Config::new(1));
+    let mut log = Vec::new();
+    for (i, key) in [b"a".as_slice(), b"b", b"c"].iter().enumerate() {
+        acceptor
+            .set_key_config(key, KeyConfig::stable(5, vec![1, 2, 3]))
+            .unwrap();
+        let ballot = Ballot {
+            counter: 10 + i as u64,
+            node: 2,
+        };
+        acceptor.step(Message {
+            from: 2,
+            to: 1,
+            key: key.to_vec(),
+            epoch: 5,
+            body: Body::Accept {
+                ballot,
+                register: Register {
+                    value: Some(vec![i as u8]),
+                    version: 1,
+                },
+            },
+        });
+        log.extend(acceptor.ready().records);
+    }
+    // Leaving "b" out of its set drops it and raises the floor over its promise.
+    acceptor
+        .set_key_config(b"b", KeyConfig::stable(6, vec![2, 3, 4]))
+        .unwrap();
+    log.extend(acceptor.ready().records);
+    let from_log = Acceptor::restore(Config::new(1), &log).unwrap();
+    let from_checkpoint = Acceptor::restore(Config::new(1), &acceptor.checkpoint()).unwrap();
+    assert!(acceptor.floor() > Ballot::ZERO);
+    for restored in [&from_log, &from_checkpoint] {
+        assert_eq!(restored.floor(), acceptor.floor());
+        assert_eq!(
+            restored.held_keys().collect::<Vec<_>>(),
+            vec![b"a".as_slice(), b"c"]
+        );
+        for key in [b"a".as_slice(), b"c"] {
+            assert_eq!(restored.key_state(key), acceptor.key_state(key));
+        }
+    }
+
+    let mut proposer = Proposer::new(Config::new(1));
+    proposer
+        .set_key_config(b"a", KeyConfig::stable(5, vec![1, 2, 3]))
+        .unwrap();
+    proposer.propose(1, b"a", ringraft_paxos::Op::Get).unwrap();
+    let ready = proposer.ready();
+    let reserved = ready
+        .records
+        .iter()
+        .find_map(|r| match r {
+            ringraft_paxos::Record::BallotsReserved { counter_below } => Some(*counter_below),
+            _ => None,
+        })
+        .expect("a fresh proposer reserves ballots");
+    assert_eq!(
+        proposer.checkpoint(),
+        ringraft_paxos::Record::BallotsReserved {
+            counter_below: reserved
+        }
+    );
 }
