@@ -4,7 +4,8 @@
 //! Data flows one way: a local socket request (`api`) goes to the node loop (`node`), which
 //! drives the Raft core (ringraft-raft), makes its work durable (ringraft-storage), talks to peers
 //! (`transport`), and applies committed entries to the replicated state (`state`), whose answers
-//! go back to the client.
+//! go back to the client. Per-key register requests go to `registers` instead, which runs
+//! CASPaxos on each key's ring replicas beside the node loop.
 
 pub mod api;
 pub mod certs;
@@ -13,6 +14,7 @@ pub mod ctl;
 pub mod dev;
 pub mod metrics;
 pub mod node;
+pub mod registers;
 pub mod run;
 pub mod state;
 pub mod systemd;

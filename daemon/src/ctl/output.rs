@@ -133,21 +133,25 @@ pub fn to_json(response: &Response) -> Value {
             "current_version": current_version,
             "epoch": epoch,
         }),
-        Response::Error { status, message } => error_json(&ClientError {
-            status: *status,
-            message: message.clone(),
-        }),
+        Response::Error { status, message } => {
+            error_json(&ClientError::new(*status, message.clone()))
+        }
     }
 }
 
 pub fn error_json(error: &ClientError) -> Value {
-    json!({
+    let mut document = json!({
         "error": {
             "status": error.status.name(),
             "code": error.status.code(),
             "message": error.message,
         }
-    })
+    });
+    // A register write refused for its version: the version it found, as `KvConflict` shows it.
+    if let Some(current_version) = error.current_version {
+        document["current_version"] = json!(current_version);
+    }
+    document
 }
 
 fn member_line(member: &Member) -> String {

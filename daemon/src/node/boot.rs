@@ -37,6 +37,8 @@ pub enum NodeError {
     Raft(String),
     #[error("peer transport: {0}")]
     Transport(String),
+    #[error("registers: {0}")]
+    Registers(String),
     #[error(transparent)]
     Fatal(#[from] FatalError),
 }
@@ -81,6 +83,9 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let (mut storage, recovered) =
         Storage::open(&config.data_dir.join("raft"), StorageOptions::default())?;
 
+    // What this node had committed before it stopped: the registers serve only once it has
+    // applied that much again (see `registers::runtime`).
+    let committed_before = recovered.hard_state.commit;
     let is_new = recovered.snapshot.is_none()
         && recovered.entries.is_empty()
         && recovered.hard_state == HardState::default();
@@ -129,9 +134,11 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
 
     let (events_tx, events_rx) = sync_channel(EVENT_QUEUE_MAX);
     let membership = Arc::new(MembershipView::of(&state));
+    let registers = Arc::new(state.registers().clone());
     let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView {
         status: initial_status(&config, &state),
         membership: membership.clone(),
+        registers: registers.clone(),
         applied_index: state.applied_index(),
         shutting_down: false,
         removed: None,
@@ -163,6 +170,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         events_tx: events_tx.clone(),
         view_tx,
         membership,
+        registers,
         pending: Pending::default(),
         // Proposals are matched to their clients by (origin, request id) when applied. An entry
         // proposed before a restart may commit after it: start each run at a random point so it
@@ -190,7 +198,25 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         .spawn(move || driver.run())
         .map_err(|err| NodeError::Raft(format!("cannot start the node thread: {err}")))?;
 
-    let handle = NodeHandle::new(events_tx.clone(), view_rx, config.limits.clone(), progress);
+    let registers = crate::registers::start(crate::registers::RegistersSetup {
+        id: config.node_id,
+        data_dir: &config.data_dir,
+        limits: config.limits.clone(),
+        transport: transport.clone(),
+        node: super::CommandSubmitter {
+            events: events_tx.clone(),
+        },
+        view: view_rx.clone(),
+        serve_from_index: committed_before,
+    })
+    .map_err(|err| NodeError::Registers(err.to_string()))?;
+    let handle = NodeHandle::new(
+        events_tx.clone(),
+        view_rx,
+        config.limits.clone(),
+        progress,
+        registers,
+    );
     if needs_admission && !config.join.is_empty() {
         tokio::spawn(ask_to_join(config.clone(), transport, handle.subscribe()));
     }

@@ -21,7 +21,9 @@ use super::removal::{removed_message, MembershipCheck, Removed};
 use super::view::{error as error_response, ClusterView, MembershipView};
 use super::{Command, Event, NodeExit};
 use crate::config::Config;
-use crate::state::{encode_command, Applied, ImageError, ReplicatedState, StateCommand};
+use crate::state::{
+    encode_command, Applied, ImageError, RegisterPlane, ReplicatedState, StateCommand,
+};
 use crate::transport::{Inbound, TransportHandle};
 
 /// Events handled before the loop looks at the core again: the batch that becomes one Ready and
@@ -51,6 +53,8 @@ pub(crate) struct Driver {
     pub(super) events_tx: SyncSender<Event>,
     pub(super) view_tx: watch::Sender<Arc<ClusterView>>,
     pub(super) membership: Arc<MembershipView>,
+    /// The registers' plane as last published (see `state::registers`).
+    pub(super) registers: Arc<RegisterPlane>,
     pub(super) pending: Pending,
     pub(super) failure: FailureDetector,
     pub(super) next_request_id: u64,
@@ -312,6 +316,7 @@ impl Driver {
                 deadline,
                 reply,
             } => self.handle_admin(request, deadline, reply, true),
+            Command::Submit { command } => self.propose_command(command),
             Command::AwaitApplied {
                 index,
                 deadline,
@@ -373,6 +378,7 @@ impl Driver {
         // local log), so they are applied and answered before this batch's fsync instead of
         // waiting one more fsync period for it.
         let mut membership_moved = false;
+        let mut registers_moved = false;
         let now = Instant::now();
         for entry in &ready.take_committed_entries() {
             let was_member = self.state.member(self.id).is_some();
@@ -397,6 +403,7 @@ impl Driver {
                         removed_at.get_or_insert(index);
                     }
                 }
+                Applied::RegistersChanged => registers_moved = true,
             }
         }
         for read in ready.take_read_states() {
@@ -407,6 +414,8 @@ impl Driver {
         }
         if membership_moved {
             self.membership_changed();
+        } else if registers_moved {
+            self.registers_changed();
         }
         // Readers see what was just answered before the loop blocks in fsync.
         self.publish();
@@ -425,7 +434,14 @@ impl Driver {
 
     fn membership_changed(&mut self) {
         self.membership = Arc::new(MembershipView::of(&self.state));
+        self.registers_changed();
         self.sync_peers();
+    }
+
+    fn registers_changed(&mut self) {
+        if *self.registers != *self.state.registers() {
+            self.registers = Arc::new(self.state.registers().clone());
+        }
     }
 
     /// Keeps the transport's peer table equal to the member list.
@@ -538,6 +554,7 @@ impl Driver {
         let removed = self.removed.as_ref().map(|removed| removed.epoch);
         if current.status == info
             && Arc::ptr_eq(&current.membership, &self.membership)
+            && Arc::ptr_eq(&current.registers, &self.registers)
             && current.shutting_down == shutting_down
             && current.removed == removed
         {
@@ -546,6 +563,7 @@ impl Driver {
         let view = ClusterView {
             status: info,
             membership: self.membership.clone(),
+            registers: self.registers.clone(),
             applied_index: self.state.applied_index(),
             shutting_down,
             removed,

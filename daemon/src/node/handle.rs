@@ -13,10 +13,11 @@ use super::view::{error, ClusterView};
 use super::{Command, Event};
 use crate::api::backend::{Backend, ResponseFuture, WatchStream};
 use crate::config::Limits;
+use crate::registers::RegistersHandle;
 
 /// How long a request that names no timeout may wait for the cluster (a linearizable read, an
 /// admin change).
-pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// Records buffered per watcher before the node loop waits for the client to catch up.
 const WATCH_BUFFER: usize = 64;
 
@@ -26,6 +27,7 @@ pub struct NodeHandle {
     view: watch::Receiver<Arc<ClusterView>>,
     limits: Limits,
     progress: Arc<AtomicU64>,
+    registers: RegistersHandle,
 }
 
 impl NodeHandle {
@@ -34,13 +36,19 @@ impl NodeHandle {
         view: watch::Receiver<Arc<ClusterView>>,
         limits: Limits,
         progress: Arc<AtomicU64>,
+        registers: RegistersHandle,
     ) -> NodeHandle {
         NodeHandle {
             events,
             view,
             limits,
             progress,
+            registers,
         }
+    }
+
+    pub fn registers(&self) -> &RegistersHandle {
+        &self.registers
     }
 
     /// A counter the node loop bumps on every turn (at least once per tick, even when idle).
@@ -214,10 +222,7 @@ impl Backend for NodeHandle {
                 })
             }
             Request::KvGet { .. } | Request::KvCas { .. } | Request::KvDelete { .. } => {
-                ready(error(
-                    Status::Unavailable,
-                    "the per-key registers are not running on this node yet",
-                ))
+                self.registers.handle(request)
             }
             Request::WatchLog { .. } | Request::Cancel { .. } => ready(error(
                 Status::Internal,

@@ -88,4 +88,23 @@ pub(crate) enum Command {
         deadline: Instant,
         reply: oneshot::Sender<Response>,
     },
+    /// Propose a state command of this node's own (the registers' handoff report). Nobody waits
+    /// for it: the sender watches the applied state and sends it again if it does not appear.
+    Submit { command: crate::state::StateCommand },
+}
+
+/// Lets a part of this node other than the API propose state commands (see `Command::Submit`).
+#[derive(Clone)]
+pub struct CommandSubmitter {
+    pub(crate) events: std::sync::mpsc::SyncSender<Event>,
+}
+
+impl CommandSubmitter {
+    /// Queues `command` without waiting; dropped if the node loop is saturated or stopped (the
+    /// caller sends it again).
+    pub fn submit(&self, command: crate::state::StateCommand) {
+        let _ = self
+            .events
+            .try_send(Event::Command(Command::Submit { command }));
+    }
 }

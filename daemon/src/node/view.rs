@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ringraft_proto::{Member, NodeId, Response, Status, StatusInfo};
 use ringraft_ring::Ring;
 
-use crate::state::ReplicatedState;
+use crate::state::{RegisterPlane, ReplicatedState};
 
 /// Membership at one epoch: rebuilt only when the epoch moves.
 #[derive(Debug)]
@@ -98,6 +98,8 @@ impl MembershipView {
 pub struct ClusterView {
     pub status: StatusInfo,
     pub membership: Arc<MembershipView>,
+    /// The per-key registers' acceptor rings and handoff (replaced when it changes).
+    pub registers: Arc<RegisterPlane>,
     /// Highest index applied locally; linearizable reads wait for it to reach their read index.
     pub applied_index: u64,
     pub shutting_down: bool,

@@ -23,6 +23,9 @@ pub enum StateCommand {
     },
     /// The failure detector's or an operator's verdict on a member.
     SetMemberState { id: NodeId, state: MemberState },
+    /// `node` has handed off every register it holds for the registers' transition at `epoch`
+    /// (see `state::registers`).
+    RegistersHandedOff { node: NodeId, epoch: u64 },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

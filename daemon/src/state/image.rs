@@ -2,22 +2,26 @@
 //! follower installs. Versioned, rkyv-encoded, and checked on the way in (it comes from a peer or
 //! the disk).
 //!
-//! Version 2 is `IMAGE_V2_MAGIC` followed by the rkyv bytes of `StateImage`. Version 1 (written by
-//! older daemons, still read) is the bare rkyv bytes of `StateImageV1`, which lacks
-//! `member_since`. The magic's first byte, 0xff, can begin no UTF-8 string, so a version-1 image,
-//! which begins with its first member's out-of-line bytes, is not mistaken for version 2.
+//! Version 3 is `IMAGE_V3_MAGIC` followed by the rkyv bytes of `StateImage`. Older versions, written
+//! by older daemons, are still read: version 2 (`IMAGE_V2_MAGIC`, `StateImageV2`) lacks the
+//! registers' plane (it loads as stable at the image's epoch: no daemon of that version ran
+//! registers), and version 1 is the bare rkyv bytes of `StateImageV1`, which also lacks
+//! `member_since`. The magics' first byte, 0xff, can begin no UTF-8 string, so a version-1 image,
+//! which begins with its first member's out-of-line bytes, is not mistaken for a later one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ringraft_proto::{LogRecord, Member};
 use ringraft_ring::RingState;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::command::decode_checked;
-use super::{AppLog, ReplicatedState, Retention};
+use super::{AppLog, RegisterPlane, ReplicatedState, Retention};
 
-const IMAGE_VERSION: u32 = 2;
+const IMAGE_VERSION: u32 = 3;
+const IMAGE_V2: u32 = 2;
 const IMAGE_V1: u32 = 1;
+const IMAGE_V3_MAGIC: &[u8; 8] = b"\xffRRIMG\x00\x03";
 const IMAGE_V2_MAGIC: &[u8; 8] = b"\xffRRIMG\x00\x02";
 
 #[derive(Archive, Serialize, Deserialize)]
@@ -32,6 +36,37 @@ struct StateImage {
     log_first_index: u64,
     log: Vec<LogRecord>,
     /// (member id, index of the change that added it).
+    member_since: Vec<MemberSince>,
+    registers: PlaneImage,
+}
+
+#[derive(Archive, Serialize, Deserialize)]
+struct PlaneImage {
+    stable_epoch: u64,
+    /// `ringraft_ring` encoding of the stable acceptor ring.
+    stable_ring: Vec<u8>,
+    pending: Option<TransitionImage>,
+}
+
+#[derive(Archive, Serialize, Deserialize)]
+struct TransitionImage {
+    epoch: u64,
+    ring: Vec<u8>,
+    reported: Vec<u64>,
+}
+
+/// The version-2 layout, kept to read snapshots written before the registers' plane existed.
+#[derive(Archive, Serialize, Deserialize)]
+struct StateImageV2 {
+    version: u32,
+    cluster_id: u64,
+    members: Vec<Member>,
+    ring: Vec<u8>,
+    replication_factor: u32,
+    epoch: u64,
+    applied_index: u64,
+    log_first_index: u64,
+    log: Vec<LogRecord>,
     member_since: Vec<MemberSince>,
 }
 
@@ -55,9 +90,9 @@ struct StateImageV1 {
     log: Vec<LogRecord>,
 }
 
-impl From<StateImageV1> for StateImage {
-    fn from(v1: StateImageV1) -> StateImage {
-        StateImage {
+impl From<StateImageV1> for StateImageV2 {
+    fn from(v1: StateImageV1) -> StateImageV2 {
+        StateImageV2 {
             version: v1.version,
             cluster_id: v1.cluster_id,
             members: v1.members,
@@ -72,12 +107,95 @@ impl From<StateImageV1> for StateImage {
     }
 }
 
+impl StateImageV2 {
+    /// Older daemons ran no registers: their plane is stable at the image's epoch.
+    fn upgrade(self) -> StateImage {
+        let registers = match RingState::decode(&self.ring) {
+            Ok(ring) => {
+                let plane = RegisterPlane::stable(self.epoch, &ring);
+                PlaneImage {
+                    stable_epoch: plane.stable_epoch(),
+                    stable_ring: plane.stable_ring().encode(),
+                    pending: None,
+                }
+            }
+            // Left for the ring check below to report.
+            Err(_) => PlaneImage {
+                stable_epoch: self.epoch,
+                stable_ring: self.ring.clone(),
+                pending: None,
+            },
+        };
+        StateImage {
+            version: IMAGE_VERSION,
+            cluster_id: self.cluster_id,
+            members: self.members,
+            ring: self.ring,
+            replication_factor: self.replication_factor,
+            epoch: self.epoch,
+            applied_index: self.applied_index,
+            log_first_index: self.log_first_index,
+            log: self.log,
+            member_since: self.member_since,
+            registers,
+        }
+    }
+}
+
+impl PlaneImage {
+    fn of(plane: &RegisterPlane) -> PlaneImage {
+        PlaneImage {
+            stable_epoch: plane.stable_epoch(),
+            stable_ring: plane.stable_ring().encode(),
+            pending: plane.pending().map(|t| TransitionImage {
+                epoch: t.epoch,
+                ring: t.ring.encode(),
+                reported: t.reported.iter().copied().collect(),
+            }),
+        }
+    }
+
+    fn restore(
+        self,
+        replication_factor: u32,
+        applied_index: u64,
+    ) -> Result<RegisterPlane, ImageError> {
+        let ring = |bytes: &[u8]| {
+            RingState::decode(bytes).map_err(|err| ImageError::Ring(format!("registers: {err}")))
+        };
+        let stable = ring(&self.stable_ring)?;
+        let pending = match self.pending {
+            None => None,
+            Some(t) => Some((
+                t.epoch,
+                ring(&t.ring)?,
+                t.reported.into_iter().collect::<BTreeSet<_>>(),
+            )),
+        };
+        if self.stable_epoch > applied_index
+            || pending
+                .as_ref()
+                .is_some_and(|(epoch, _, _)| *epoch > applied_index)
+        {
+            return Err(ImageError::Inconsistent(
+                "the registers' plane is ahead of the image".into(),
+            ));
+        }
+        RegisterPlane::from_parts(self.stable_epoch, stable, pending, replication_factor)
+            .ok_or_else(|| {
+                ImageError::Inconsistent(
+                    "the registers' transition is not after its stable epoch".into(),
+                )
+            })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("snapshot image: {0}")]
     Decode(#[from] super::command::DecodeError),
     #[error(
-        "snapshot image version {0} is not supported (this daemon reads versions {IMAGE_V1} and {IMAGE_VERSION})"
+        "snapshot image version {0} is not supported (this daemon reads versions {IMAGE_V1} to {IMAGE_VERSION})"
     )]
     Version(u32),
     #[error("snapshot image ring: {0}")]
@@ -106,31 +224,35 @@ impl ReplicatedState {
                     index: *index,
                 })
                 .collect(),
+            registers: PlaneImage::of(&self.registers),
         };
         let body = ringraft_proto::codec::encode(&image)
             .unwrap_or_else(|err| panic!("encoding the state image cannot fail: {err}"));
-        let mut bytes = Vec::with_capacity(IMAGE_V2_MAGIC.len() + body.len());
-        bytes.extend_from_slice(IMAGE_V2_MAGIC);
+        let mut bytes = Vec::with_capacity(IMAGE_V3_MAGIC.len() + body.len());
+        bytes.extend_from_slice(IMAGE_V3_MAGIC);
         bytes.extend_from_slice(&body);
         bytes
     }
 
     pub fn decode_image(bytes: &[u8], retention: Retention) -> Result<ReplicatedState, ImageError> {
-        let image: StateImage = match bytes.strip_prefix(IMAGE_V2_MAGIC.as_slice()) {
-            Some(body) => {
-                let image: StateImage = decode_checked(body)?;
-                if image.version != IMAGE_VERSION {
-                    return Err(ImageError::Version(image.version));
-                }
-                image
+        let image: StateImage = if let Some(body) = bytes.strip_prefix(IMAGE_V3_MAGIC.as_slice()) {
+            let image: StateImage = decode_checked(body)?;
+            if image.version != IMAGE_VERSION {
+                return Err(ImageError::Version(image.version));
             }
-            None => {
-                let image: StateImageV1 = decode_checked(bytes)?;
-                if image.version != IMAGE_V1 {
-                    return Err(ImageError::Version(image.version));
-                }
-                image.into()
+            image
+        } else if let Some(body) = bytes.strip_prefix(IMAGE_V2_MAGIC.as_slice()) {
+            let image: StateImageV2 = decode_checked(body)?;
+            if image.version != IMAGE_V2 {
+                return Err(ImageError::Version(image.version));
             }
+            image.upgrade()
+        } else {
+            let image: StateImageV1 = decode_checked(bytes)?;
+            if image.version != IMAGE_V1 {
+                return Err(ImageError::Version(image.version));
+            }
+            StateImageV2::from(image).upgrade()
         };
         let ring =
             RingState::decode(&image.ring).map_err(|err| ImageError::Ring(err.to_string()))?;
@@ -160,6 +282,9 @@ impl ReplicatedState {
             }
             member_since.insert(entry.id, entry.index);
         }
+        let registers = image
+            .registers
+            .restore(image.replication_factor, image.applied_index)?;
         Ok(ReplicatedState {
             cluster_id: image.cluster_id,
             members,
@@ -174,6 +299,7 @@ impl ReplicatedState {
                 image.applied_index,
                 image.log,
             ),
+            registers,
         })
     }
 }

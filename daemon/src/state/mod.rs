@@ -5,6 +5,7 @@
 pub mod app_log;
 pub mod command;
 mod image;
+pub mod registers;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ use tracing::warn;
 pub use app_log::{AppLog, Retention};
 pub use command::{decode_command, encode_command, encode_member, StateCommand};
 pub use image::ImageError;
+pub use registers::RegisterPlane;
 
 /// Tokens per unit of weight. The ring allocates tokens where they even out the load, so a small
 /// count already balances well (see BENCHMARKS.md, "Ring").
@@ -42,6 +44,8 @@ pub enum Applied {
     MembershipChanged {
         index: LogIndex,
     },
+    /// Only the registers' plane changed (a handoff was reported or a transition completed).
+    RegistersChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,8 @@ pub struct ReplicatedState {
     member_since: BTreeMap<NodeId, LogIndex>,
     applied_index: u64,
     log: AppLog,
+    /// The per-key registers' acceptor sets and their handoff (see `registers`).
+    registers: RegisterPlane,
 }
 
 impl ReplicatedState {
@@ -79,6 +85,7 @@ impl ReplicatedState {
             members.insert(member.id, member);
         }
         let member_since = members.keys().map(|id| (*id, BOOTSTRAP_INDEX)).collect();
+        let registers = RegisterPlane::stable(BOOTSTRAP_INDEX, &ring);
         Ok(ReplicatedState {
             cluster_id: cluster_id_of(members.values()),
             members,
@@ -88,16 +95,19 @@ impl ReplicatedState {
             member_since,
             applied_index: BOOTSTRAP_INDEX,
             log: AppLog::from_parts(retention, 1, BOOTSTRAP_INDEX, Vec::new()),
+            registers,
         })
     }
 
     /// The state of a node that has not received the cluster's state yet (joining).
     pub fn empty(retention: Retention) -> ReplicatedState {
+        let ring = RingState::new(DEFAULT_VNODES)
+            .unwrap_or_else(|err| panic!("the default vnodes setting is valid: {err}"));
         ReplicatedState {
             cluster_id: 0,
             members: BTreeMap::new(),
-            ring: RingState::new(DEFAULT_VNODES)
-                .unwrap_or_else(|err| panic!("the default vnodes setting is valid: {err}")),
+            registers: RegisterPlane::stable(0, &ring),
+            ring,
             replication_factor: 0,
             epoch: 0,
             member_since: BTreeMap::new(),
@@ -143,6 +153,10 @@ impl ReplicatedState {
         &self.log
     }
 
+    pub fn registers(&self) -> &RegisterPlane {
+        &self.registers
+    }
+
     /// Applies one committed entry. Entries at or below the applied index are ignored (a restart
     /// replays entries the snapshot already holds).
     pub fn apply(&mut self, entry: &Entry) -> Applied {
@@ -178,6 +192,8 @@ impl ReplicatedState {
                     self.apply_conf_step(entry.index, *step, context.as_ref());
                 }
                 self.epoch = entry.index;
+                self.registers
+                    .ring_changed(&self.ring, self.replication_factor);
                 Applied::MembershipChanged { index: entry.index }
             }
         };
@@ -219,7 +235,20 @@ impl ReplicatedState {
                     warn!(index, id, %err, "ring refused a member state change");
                 }
                 self.epoch = index;
+                self.registers
+                    .ring_changed(&self.ring, self.replication_factor);
                 Applied::MembershipChanged { index }
+            }
+            StateCommand::RegistersHandedOff { node, epoch } => {
+                let changed = self.members.contains_key(&node)
+                    && self
+                        .registers
+                        .handed_off(node, epoch, &self.ring, self.replication_factor);
+                if changed {
+                    Applied::RegistersChanged
+                } else {
+                    Applied::Nothing
+                }
             }
         }
     }

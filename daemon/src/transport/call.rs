@@ -1,4 +1,4 @@
-//! Daemon-level calls between members: one short connection per call (ALPN `ringraft-call/1`),
+//! Daemon-level calls between members: one short connection per call (ALPN `ringraft-call/2`),
 //! one bidirectional stream carrying one request frame and one response frame.
 
 use std::net::SocketAddr;

@@ -77,7 +77,7 @@ pub(crate) fn spawn_link(
 struct Link {
     shared: Arc<Shared>,
     peer: NodeId,
-    raft_rx: mpsc::Receiver<Message>,
+    raft_rx: mpsc::Receiver<LinkFrame>,
     candidate_rx: mpsc::Receiver<Candidate>,
     dial_tx: mpsc::Sender<(SocketAddr, Result<Candidate, TransportError>)>,
     dial_rx: mpsc::Receiver<(SocketAddr, Result<Candidate, TransportError>)>,
@@ -237,15 +237,13 @@ impl Link {
         );
     }
 
-    async fn write_batch(&mut self, first: Message) {
+    async fn write_batch(&mut self, first: LinkFrame) {
         let frame_bytes_max = self.shared.config.frame_bytes_max;
         let mut buf = Vec::new();
         let mut next = Some(first);
         let mut count = 0;
         while let Some(msg) = next.take() {
-            if let Err(e) =
-                ringraft_proto::encode_frame_into(&LinkFrame::Raft(msg), frame_bytes_max, &mut buf)
-            {
+            if let Err(e) = ringraft_proto::encode_frame_into(&msg, frame_bytes_max, &mut buf) {
                 tracing::error!("cannot send a message to node {}: {e}", self.peer);
             }
             count += 1;
@@ -279,7 +277,7 @@ impl Link {
     }
 
     /// Drops `first` and everything queued behind it, reporting the peer unreachable once.
-    fn drop_queued(&mut self, first: Option<Message>) {
+    fn drop_queued(&mut self, first: Option<LinkFrame>) {
         let mut dropped = usize::from(first.is_some());
         while self.raft_rx.try_recv().is_ok() {
             dropped += 1;

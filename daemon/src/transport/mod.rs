@@ -3,12 +3,15 @@
 //!
 //! Shape:
 //! - One endpoint per daemon, serving and dialing.
-//! - One *link* connection per peer (ALPN `ringraft-link/1`). Its first bidirectional stream is a
+//! - One *link* connection per peer (ALPN `ringraft-link/2`). Its first bidirectional stream is a
 //!   handshake where each side sends a [`wire::Hello`] with its id and incarnation. Raft messages
 //!   go on one long-lived unidirectional stream in each direction; every `InstallSnapshot`
 //!   message goes on a fresh unidirectional stream of lower priority, so a snapshot never holds
 //!   up heartbeats.
-//! - Calls ([`PeerRequest`]) use short connections with ALPN `ringraft-call/1`, one
+//!   Per-key register messages share the Raft stream (`LinkFrame::Registers`) and are handed to
+//!   the registers' own channel ([`TransportHandle::take_register_inbound`]), never to the node
+//!   loop; they are dropped, not waited for, when that channel is full (proposers resend).
+//! - Calls ([`PeerRequest`]) use short connections with ALPN `ringraft-call/2`, one
 //!   bidirectional stream per call.
 //!
 //! Identity: the peer's node id is the `node-<id>.ringraft` name in its CA-verified certificate.
@@ -27,6 +30,7 @@
 mod accept;
 mod call;
 mod link;
+pub mod register_wire;
 mod stream;
 pub mod tls;
 pub mod wire;
@@ -45,6 +49,7 @@ use tracing::Instrument;
 use crate::certs::TlsMaterial;
 pub use ringraft_proto::CodecError;
 pub use tls::QuicLimits;
+use wire::LinkFrame;
 pub use wire::{PeerRequest, PeerResponse};
 
 /// QUIC application close codes, so a peer's logs say why a connection ended.
@@ -127,6 +132,8 @@ pub struct TransportConfig {
     /// Capacity of the channel to the node loop; when full, readers wait (QUIC flow control
     /// then slows the peers down).
     pub inbound_queue_max: usize,
+    /// Capacity of the channel to the registers; when full, register messages are dropped.
+    pub register_queue_max: usize,
     pub keep_alive_interval: Duration,
     /// A peer silent this long is considered gone and its connection closed.
     pub idle_timeout: Duration,
@@ -152,6 +159,7 @@ impl TransportConfig {
             peer_queue_max: 4096,
             snapshot_queue_max: 16,
             inbound_queue_max: 8192,
+            register_queue_max: 8192,
             keep_alive_interval: Duration::from_millis(1000),
             idle_timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_millis(5000),
@@ -170,7 +178,11 @@ impl TransportConfig {
         if self.frame_bytes_max == 0 || self.frame_bytes_max > u32::MAX as usize {
             return bad("frame_bytes_max must be in 1..=u32::MAX");
         }
-        if self.peer_queue_max == 0 || self.snapshot_queue_max == 0 || self.inbound_queue_max == 0 {
+        if self.peer_queue_max == 0
+            || self.snapshot_queue_max == 0
+            || self.inbound_queue_max == 0
+            || self.register_queue_max == 0
+        {
             return bad("queue sizes must be at least 1");
         }
         if self.keep_alive_interval >= self.idle_timeout {
@@ -229,6 +241,7 @@ impl Transport {
                 source,
             })?;
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_max);
+        let (register_tx, register_rx) = mpsc::channel(config.register_queue_max);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             node_id: config.node_id,
@@ -238,6 +251,8 @@ impl Transport {
             endpoint,
             local_addr,
             inbound_tx,
+            register_tx,
+            register_rx: Mutex::new(Some(register_rx)),
             peers: Mutex::new(HashMap::new()),
             shutdown_tx,
             shutdown_rx,
@@ -317,7 +332,7 @@ impl TransportHandle {
             match peers.get(&to) {
                 None => false,
                 Some(entry) if is_snapshot => entry.snapshot_tx.try_send(msg).is_ok(),
-                Some(entry) => entry.raft_tx.try_send(msg).is_ok(),
+                Some(entry) => entry.raft_tx.try_send(LinkFrame::Raft(msg)).is_ok(),
             }
         };
         if !queued {
@@ -332,6 +347,28 @@ impl TransportHandle {
                 self.shared.report(Inbound::Unreachable(to));
             }
         }
+    }
+
+    /// Queues a register message for `msg.to` without waiting; dropped if the peer is unknown
+    /// or its queue is full (the proposer resends, so nothing is reported).
+    pub fn send_register(&self, msg: ringraft_paxos::Message) {
+        let to = msg.to;
+        let frame = LinkFrame::Registers(msg.into());
+        let queued = lock(&self.shared.peers)
+            .get(&to)
+            .is_some_and(|entry| entry.raft_tx.try_send(frame).is_ok());
+        if !queued {
+            tracing::debug!(
+                node = self.shared.node_id,
+                peer = to,
+                "dropping register message: peer queue full or unknown"
+            );
+        }
+    }
+
+    /// The register messages peers send to this node. Given once; `None` after.
+    pub fn take_register_inbound(&self) -> Option<mpsc::Receiver<ringraft_paxos::Message>> {
+        lock(&self.shared.register_rx).take()
     }
 
     /// Sends `request` to the daemon at `addr` and waits for its answer. The server is verified
@@ -379,6 +416,8 @@ struct Shared {
     link_client: quinn::ClientConfig,
     call_client: quinn::ClientConfig,
     inbound_tx: mpsc::Sender<Inbound>,
+    register_tx: mpsc::Sender<ringraft_paxos::Message>,
+    register_rx: Mutex<Option<mpsc::Receiver<ringraft_paxos::Message>>>,
     peers: Mutex<HashMap<NodeId, PeerEntry>>,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -397,6 +436,17 @@ impl Shared {
             tracing::debug!(
                 node = self.node_id,
                 "inbound channel full, report dropped: {e}"
+            );
+        }
+    }
+
+    /// Never waits: a full registers channel must not hold up the Raft messages behind it on
+    /// the same stream.
+    fn deliver_register_message(&self, msg: ringraft_paxos::Message) {
+        if self.register_tx.try_send(msg).is_err() {
+            tracing::debug!(
+                node = self.node_id,
+                "registers channel full, message dropped"
             );
         }
     }
@@ -424,7 +474,7 @@ impl Shared {
 }
 
 struct PeerEntry {
-    raft_tx: mpsc::Sender<Message>,
+    raft_tx: mpsc::Sender<LinkFrame>,
     snapshot_tx: mpsc::Sender<Message>,
     candidate_tx: mpsc::Sender<link::Candidate>,
     addr_tx: watch::Sender<Option<SocketAddr>>,

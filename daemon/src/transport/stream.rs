@@ -103,7 +103,9 @@ async fn read_hello(
         .ok_or_else(|| protocol("stream ended before Hello".into()))?;
     match codec::decode::<LinkFrame>(&body)? {
         LinkFrame::Hello(hello) => Ok(hello),
-        LinkFrame::Raft(_) => Err(protocol("expected Hello, got a Raft message".into())),
+        LinkFrame::Raft(_) | LinkFrame::Registers(_) => Err(protocol(
+            "expected Hello, got a Raft or register message".into(),
+        )),
     }
 }
 
@@ -170,6 +172,18 @@ async fn read_raft_stream(shared: Arc<Shared>, mut recv: RecvStream, peer: NodeI
         };
         let msg = match codec::decode::<LinkFrame>(&body) {
             Ok(LinkFrame::Raft(msg)) => msg,
+            Ok(LinkFrame::Registers(msg)) => {
+                if msg.from != peer || msg.to != shared.node_id {
+                    tracing::warn!(
+                        "dropping register message from={} to={} on the link certified for node {peer}",
+                        msg.from,
+                        msg.to
+                    );
+                } else {
+                    shared.deliver_register_message(msg.into());
+                }
+                continue;
+            }
             Ok(LinkFrame::Hello(_)) => {
                 tracing::warn!("Hello outside the handshake from node {peer}, closing the stream");
                 let _ = recv.stop(close_code::BAD_FRAME.into());

@@ -12,9 +12,12 @@ use rkyv::{Archive, Deserialize, Serialize};
 use ringraft_raft::{Message, NodeId};
 
 /// Version of the link protocol carried in [`Hello`]; peers with another version are refused.
-pub const PEER_PROTOCOL_VERSION: u32 = 1;
-/// ALPN of a connection that carries Raft traffic between two members.
-pub const LINK_ALPN: &[u8] = b"ringraft-link/1";
+/// 2: `LinkFrame::Registers`.
+pub const PEER_PROTOCOL_VERSION: u32 = 2;
+/// ALPN of a connection that carries Raft and register traffic between two members. The version
+/// is in the ALPN too, so a member of another link version fails the TLS handshake instead of
+/// misreading a frame.
+pub const LINK_ALPN: &[u8] = b"ringraft-link/2";
 /// ALPN of a short connection that carries one or more [`PeerRequest`] calls. The version is in
 /// the ALPN, so a member of another call version fails the TLS handshake ("no application
 /// protocol") instead of misreading a call. 2: `Admin` carries the typed request and answer
@@ -41,6 +44,8 @@ pub enum LinkFrame {
     Hello(Hello),
     /// Only on unidirectional streams.
     Raft(Message),
+    /// A per-key register message (only on unidirectional streams).
+    Registers(super::register_wire::RegisterMessage),
 }
 
 /// A daemon-level request from one node to a member (not Raft traffic).
