@@ -85,6 +85,12 @@ pub enum Command {
         #[arg(long)]
         records: Option<u64>,
     },
+    /// Per-key registers: get, put (compare-and-set with --expect-version), delete.
+    ///
+    /// A linearizable value and version per key (0: absent; every write adds 1), replicated by
+    /// CASPaxos on the key's ring replicas.
+    #[command(subcommand)]
+    Kv(KvCommand),
     /// Add a member (as a learner); prints the index of the change (the ring's new epoch).
     /// Refused (conflict) if another member has the id, name or address. Admin.
     Join {
@@ -116,4 +122,55 @@ pub enum Command {
     Snapshot,
     /// Create a cluster CA and issue node certificates (no daemon needed).
     Certs(CertsArgs),
+}
+
+/// The register subcommands. Exit status 0 on success, 1 on any error (the register absent on
+/// `get`, a version mismatch, a timeout...), 2 on a usage error.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Print the value of KEY's register.
+    ///
+    /// As text, or `hex:...` when it is not printable text; --json adds its version and ring
+    /// epoch. An absent register prints nothing on stdout and exits 1 (`error: not_found: ...`
+    /// on stderr).
+    Get {
+        /// The key, as UTF-8 bytes (at most 4096).
+        key: String,
+        /// How long the daemon may take for the read.
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u32,
+    },
+    /// Write VALUE to KEY's register; prints the new version.
+    ///
+    /// With --expect-version N only if the version is N (0: only if absent); a mismatch writes
+    /// nothing, prints the current version (`error: conflict: the register's version is M ...`)
+    /// and exits 1. A write that times out may still have taken effect: read the register
+    /// before trying again.
+    Put {
+        /// The key, as UTF-8 bytes (at most 4096).
+        key: String,
+        /// The value, as UTF-8 bytes (at most the daemon's kv_value_bytes_max, 64 KiB by default).
+        value: String,
+        /// Write only if the register's version is N (0: only if absent).
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u64>,
+        /// How long the daemon may take for the write.
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u32,
+    },
+    /// Delete KEY's register (afterwards absent, version 0).
+    ///
+    /// With --expect-version N only if the version is N; a mismatch deletes nothing, prints the
+    /// current version and exits 1. Deleting an absent register succeeds. A delete that times
+    /// out may still have taken effect.
+    Delete {
+        /// The key, as UTF-8 bytes (at most 4096).
+        key: String,
+        /// Delete only if the register's version is N.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u64>,
+        /// How long the daemon may take for the delete.
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u32,
+    },
 }

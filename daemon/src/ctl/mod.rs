@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ringraft_client::{Client, Error as ClientError};
+use ringraft_client::{Client, Error as ClientError, KV_ANY_VERSION};
 use ringraft_proto::{Request, Response, Status};
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, KvCommand};
 
 /// Extra time given to a propose beyond its own timeout, so the daemon's answer (even a
 /// `timeout`) arrives before ours gives up.
@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
                 .map_err(|message| ClientError::new(Status::InvalidArgument, message))
         }
         Command::Watch { from, records } => return watch(&cli, from, records),
+        Command::Kv(ref command) => return kv(&cli, command),
         Command::Status => Request::Status,
         Command::Members { linearizable } => Request::Members { linearizable },
         Command::Ring { linearizable } => Request::Ring { linearizable },
@@ -116,6 +117,63 @@ fn emit(text: &str) {
     {
         std::process::exit(0);
     }
+}
+
+/// One register request. Successes print as their answer (`KvEntry`, `KvWritten`); an absent
+/// register on get is a `not_found` error and a version mismatch a `conflict` error naming the
+/// current version, so both exit non-zero like every other error.
+fn kv(cli: &Cli, command: &KvCommand) -> Result<(), ClientError> {
+    let timeout_ms = match *command {
+        KvCommand::Get { timeout_ms, .. }
+        | KvCommand::Put { timeout_ms, .. }
+        | KvCommand::Delete { timeout_ms, .. } => timeout_ms,
+    };
+    let wait = Duration::from_millis(cli.wait_ms)
+        .max(Duration::from_millis(timeout_ms.into()) + PROPOSE_WAIT_MARGIN);
+    let client = Client::connect(&cli.socket, Some(wait))?;
+    let response = match command {
+        KvCommand::Get { key, .. } => {
+            let entry = client.kv_get(key.as_bytes(), timeout_ms)?;
+            if entry.value.is_none() {
+                return Err(ClientError::new(
+                    Status::NotFound,
+                    format!("the register of {key:?} is absent (epoch {})", entry.epoch),
+                ));
+            }
+            Response::KvEntry {
+                value: entry.value,
+                version: entry.version,
+                epoch: entry.epoch,
+            }
+        }
+        KvCommand::Put {
+            key,
+            value,
+            expect_version,
+            ..
+        } => {
+            let expected = expect_version.unwrap_or(KV_ANY_VERSION);
+            let written = client.kv_cas(key.as_bytes(), expected, value.as_bytes(), timeout_ms)?;
+            Response::KvWritten {
+                version: written.version,
+                epoch: written.epoch,
+            }
+        }
+        KvCommand::Delete {
+            key,
+            expect_version,
+            ..
+        } => {
+            let expected = expect_version.unwrap_or(KV_ANY_VERSION);
+            let written = client.kv_delete(key.as_bytes(), expected, timeout_ms)?;
+            Response::KvWritten {
+                version: written.version,
+                epoch: written.epoch,
+            }
+        }
+    };
+    show(&response, cli.json);
+    Ok(())
 }
 
 fn watch(cli: &Cli, from: u64, records_max: Option<u64>) -> Result<(), ClientError> {
