@@ -13,11 +13,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::node::ClusterView;
+use crate::registers::RegisterMetrics;
 
 /// Longest request head we read before answering; scrapers send far less.
 const REQUEST_BYTES_MAX: usize = 4096;
 
-pub fn render(view: &ClusterView) -> String {
+pub fn render(view: &ClusterView, registers: &RegisterMetrics) -> String {
     let status = &view.status;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
@@ -63,10 +64,62 @@ pub fn render(view: &ClusterView) -> String {
         "Members in the cluster.",
         u64::from(status.member_count),
     );
+    let plane = &view.registers;
+    gauge(
+        "ringraft_registers_stable_epoch",
+        "Ring epoch of the registers' last completed acceptor-set transition.",
+        plane.stable_epoch(),
+    );
+    gauge(
+        "ringraft_registers_transition_epoch",
+        "Ring epoch of the registers' transition in progress (0 = none).",
+        plane.pending().map_or(0, |t| t.epoch),
+    );
+    gauge(
+        "ringraft_registers_transition_sets_waiting",
+        "Acceptor sets of the transition in progress still short of a majority of handoff reports.",
+        plane.pending().map_or(0, |t| t.sets_waiting() as u64),
+    );
+    gauge(
+        "ringraft_registers_transition_reports",
+        "Members that reported their handoff for the transition in progress.",
+        plane.pending().map_or(0, |t| t.reported.len() as u64),
+    );
+    let local =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    gauge(
+        "ringraft_registers_handoff_keys_remaining",
+        "Keys this node still has to hand off for the transition in progress.",
+        local(&registers.handoff_keys_remaining),
+    );
+    gauge(
+        "ringraft_registers_keys_held",
+        "Registers this node's acceptor holds.",
+        local(&registers.keys_held),
+    );
+    gauge(
+        "ringraft_registers_ops_waiting",
+        "Register operations of this node's clients in flight.",
+        local(&registers.ops_waiting),
+    );
+    gauge(
+        "ringraft_registers_store_log_bytes",
+        "Bytes in the register store's log since its last checkpoint.",
+        local(&registers.store_log_bytes),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ringraft_registers_ops_total Register operations started on this node.\n# TYPE ringraft_registers_ops_total counter\nringraft_registers_ops_total {}",
+        local(&registers.ops)
+    );
     out
 }
 
-pub async fn serve(addr: SocketAddr, view: watch::Receiver<Arc<ClusterView>>) {
+pub async fn serve(
+    addr: SocketAddr,
+    view: watch::Receiver<Arc<ClusterView>>,
+    registers: Arc<RegisterMetrics>,
+) {
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -79,7 +132,7 @@ pub async fn serve(addr: SocketAddr, view: watch::Receiver<Arc<ClusterView>>) {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
-        let body = render(&view.borrow());
+        let body = render(&view.borrow(), &registers);
         tokio::spawn(async move {
             let mut head = vec![0u8; REQUEST_BYTES_MAX];
             let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await;

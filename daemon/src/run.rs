@@ -147,7 +147,11 @@ async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<NodeExit, Fa
     let backend = Arc::new(node.handle.clone());
     let server = tokio::spawn(api::serve(listener, backend, api_config, api_stopped));
     if let Some(addr) = config.metrics_listen {
-        tokio::spawn(metrics::serve(addr, node.handle.subscribe()));
+        tokio::spawn(metrics::serve(
+            addr,
+            node.handle.subscribe(),
+            node.handle.registers().metrics().clone(),
+        ));
     }
     tokio::spawn(
         systemd::report(node.handle.subscribe(), node.handle.loop_progress()).in_current_span(),

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{wait_until, Cluster};
+use common::{prepare_joiner, wait_until, Cluster};
 use ringraft_proto::{Request, Response, Status};
 
 const KEYS: usize = 10_000;
@@ -220,47 +220,6 @@ fn reading_the_log_from_index_0_is_an_invalid_argument() {
         client.call(Request::ReadLog { from: 1, max: 10 }).is_ok(),
         "from 1 is fine"
     );
-}
-
-/// Gives node `id` a certificate from the dev cluster's CA and a config that joins through node 1.
-fn prepare_joiner(cluster: &Cluster, id: u64) {
-    use ringraft_daemon::certs::{CertificateAuthority, Overwrite, TlsFiles};
-    use ringraft_daemon::config::{Config, TlsConfig};
-    use ringraft_daemon::dev;
-
-    let dir = dev::node_dir(&cluster.dir, id);
-    let ca = CertificateAuthority::load(&cluster.dir.join("certs")).expect("dev CA");
-    ca.issue_node(id, &["127.0.0.1".to_string()])
-        .expect("issue")
-        .write(&dir, Overwrite::Replace)
-        .expect("write node certificate");
-    let files = TlsFiles::in_dir(&dir);
-    std::fs::copy(cluster.dir.join("certs").join("ca.pem"), &files.ca_cert).expect("copy CA");
-    let first = Config::load(&dev::config_path(&cluster.dir, 1)).expect("n1 config");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port();
-    let config = Config {
-        node_id: id,
-        name: format!("n{id}"),
-        data_dir: dir.clone(),
-        socket_path: dev::socket_path(&cluster.dir, id),
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        tls: TlsConfig {
-            ca: files.ca_cert,
-            cert: files.node_cert,
-            key: files.node_key,
-        },
-        initial_members: Vec::new(),
-        join: vec![first.listen],
-        ..first
-    };
-    std::fs::write(
-        dev::config_path(&cluster.dir, id),
-        toml::to_string_pretty(&config).expect("config"),
-    )
-    .expect("write config");
 }
 
 fn admin(cluster: &Cluster, via: u64, request: Request) -> Response {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Cluster, WAIT};
+use common::{prepare_joiner, unused_udp_address, wait_until, Cluster, WAIT};
 use ringraft_client::{Client, Error as ClientError};
 use ringraft_daemon::dev;
 use ringraft_proto::{MemberRole, Request, Response, Status};
@@ -49,8 +49,7 @@ fn join(id: u64, name: &str, address: &str) -> Request {
 
 /// A loopback address nothing listens on (the port was free a moment ago).
 fn unused_address() -> String {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("address").to_string()
+    unused_udp_address().to_string()
 }
 
 fn member_address(cluster: &Cluster, id: u64) -> String {
@@ -225,45 +224,6 @@ fn assert_logs_agree(cluster: &Cluster, ids: &[u64], changes: &[(u64, ConfChange
             }
         }
     }
-}
-
-/// Gives node `id` a certificate from the dev cluster's CA and a config that joins through node
-/// 1; returns the address it will listen on.
-fn prepare_joiner(cluster: &Cluster, id: u64) -> String {
-    use ringraft_daemon::certs::{CertificateAuthority, Overwrite, TlsFiles};
-    use ringraft_daemon::config::{Config, TlsConfig};
-
-    let dir = dev::node_dir(&cluster.dir, id);
-    let ca = CertificateAuthority::load(&cluster.dir.join("certs")).expect("dev CA");
-    ca.issue_node(id, &["127.0.0.1".to_string()])
-        .expect("issue")
-        .write(&dir, Overwrite::Replace)
-        .expect("write node certificate");
-    let files = TlsFiles::in_dir(&dir);
-    std::fs::copy(cluster.dir.join("certs").join("ca.pem"), &files.ca_cert).expect("copy CA");
-    let first = Config::load(&dev::config_path(&cluster.dir, 1)).expect("n1 config");
-    let listen: std::net::SocketAddr = unused_address().parse().expect("address");
-    let config = Config {
-        node_id: id,
-        name: format!("n{id}"),
-        data_dir: dir.clone(),
-        socket_path: dev::socket_path(&cluster.dir, id),
-        listen,
-        tls: TlsConfig {
-            ca: files.ca_cert,
-            cert: files.node_cert,
-            key: files.node_key,
-        },
-        initial_members: Vec::new(),
-        join: vec![first.listen],
-        ..first
-    };
-    std::fs::write(
-        dev::config_path(&cluster.dir, id),
-        toml::to_string_pretty(&config).expect("config"),
-    )
-    .expect("write config");
-    listen.to_string()
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{wait_until, Cluster};
+use common::{prepare_joiner_with, wait_until, Cluster};
 use ringraft_client::{Client, Status};
 use ringraft_proto::limits::KV_ANY_VERSION;
 
@@ -163,4 +163,85 @@ fn cas_increments_survive_a_killed_acceptor() {
         assert!(count >= acked, "{key:?}: {count} < {acked} acknowledged");
         assert_eq!(count, entry.version, "{key:?}: count and version differ");
     }
+}
+
+/// Reads one gauge from a node's `/metrics`.
+fn gauge(metrics: std::net::SocketAddr, name: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(metrics).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A join moves acceptor sets (replication 3 of 4 members: node 4 replaces one member of many
+/// keys' sets). Values are written while node 2 is down, so they live on nodes 1 and 3 only;
+/// after the join's transition completes node 3 is killed, so every read needs nodes of the new
+/// sets that never saw the writes (2 and 4) unless the handoff carried the values to them.
+/// Every value is read back unchanged from every live node, and writes go on.
+#[test]
+fn a_join_hands_registers_off_to_the_new_sets() {
+    let cluster = Cluster::start("registers-join", 3, &[]);
+    cluster.kill9(2);
+    let writer = cluster.client(1).expect("connect");
+    let keys: Vec<Vec<u8>> = (0..100).map(|k| format!("key-{k}").into_bytes()).collect();
+    for (k, key) in keys.iter().enumerate() {
+        let value = format!("value-{k}");
+        writer
+            .kv_put(key, value.as_bytes(), TIMEOUT_MS)
+            .expect("put");
+    }
+    let before = writer.kv_get(&keys[0], TIMEOUT_MS).expect("get").epoch;
+    cluster.restart(2);
+
+    let metrics = unused_tcp_address();
+    prepare_joiner_with(&cluster, 4, |config| {
+        config.metrics_listen = Some(metrics);
+    });
+    cluster.restart(4);
+    wait_until(
+        "node 4 is a member and its registers' transition completed",
+        || {
+            gauge(metrics, "ringraft_registers_stable_epoch").is_some_and(|epoch| epoch > before)
+                && gauge(metrics, "ringraft_registers_transition_epoch") == Some(0)
+        },
+    );
+    cluster.kill9(3);
+    let live = [1, 2, 4];
+    for (k, key) in keys.iter().enumerate() {
+        let expected = format!("value-{k}");
+        for id in live {
+            let client = cluster.client(id).expect("connect");
+            let entry = client.kv_get(key, TIMEOUT_MS).expect("get after the join");
+            assert_eq!(
+                entry.value.as_deref(),
+                Some(expected.as_bytes()),
+                "key-{k} read through n{id}"
+            );
+            assert_eq!(entry.version, 1, "key-{k}");
+            assert!(entry.epoch > before, "key-{k} answered under the new sets");
+        }
+    }
+    let newcomer = cluster.client(4).expect("connect");
+    let written = newcomer
+        .kv_cas(&keys[7], 1, b"after", TIMEOUT_MS)
+        .expect("cas");
+    assert_eq!(written.version, 2);
+    let first = cluster.client(1).expect("connect");
+    assert_eq!(
+        first
+            .kv_get(&keys[7], TIMEOUT_MS)
+            .expect("get")
+            .value
+            .as_deref(),
+        Some(&b"after"[..])
+    );
+}
+
+fn unused_tcp_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
 }

@@ -306,6 +306,62 @@ impl Drop for Cluster {
     }
 }
 
+/// Gives node `id` a certificate from the dev cluster's CA and a config that joins through node
+/// 1 (`tweak` may change it further); returns the address it will listen on. Start it with
+/// `cluster.restart(id)`.
+pub fn prepare_joiner_with(
+    cluster: &Cluster,
+    id: u64,
+    tweak: impl FnOnce(&mut ringraft_daemon::config::Config),
+) -> String {
+    use ringraft_daemon::certs::{CertificateAuthority, Overwrite, TlsFiles};
+    use ringraft_daemon::config::{Config, TlsConfig};
+
+    let dir = dev::node_dir(&cluster.dir, id);
+    let ca = CertificateAuthority::load(&cluster.dir.join("certs")).expect("dev CA");
+    ca.issue_node(id, &["127.0.0.1".to_string()])
+        .expect("issue")
+        .write(&dir, Overwrite::Replace)
+        .expect("write node certificate");
+    let files = TlsFiles::in_dir(&dir);
+    std::fs::copy(cluster.dir.join("certs").join("ca.pem"), &files.ca_cert).expect("copy CA");
+    let first = Config::load(&dev::config_path(&cluster.dir, 1)).expect("n1 config");
+    let listen = unused_udp_address();
+    let mut config = Config {
+        node_id: id,
+        name: format!("n{id}"),
+        data_dir: dir.clone(),
+        socket_path: dev::socket_path(&cluster.dir, id),
+        listen,
+        tls: TlsConfig {
+            ca: files.ca_cert,
+            cert: files.node_cert,
+            key: files.node_key,
+        },
+        initial_members: Vec::new(),
+        join: vec![first.listen],
+        ..first
+    };
+    tweak(&mut config);
+    std::fs::write(
+        dev::config_path(&cluster.dir, id),
+        toml::to_string_pretty(&config).expect("config"),
+    )
+    .expect("write config");
+    listen.to_string()
+}
+
+pub fn prepare_joiner(cluster: &Cluster, id: u64) -> String {
+    prepare_joiner_with(cluster, id, |_| {})
+}
+
+/// A loopback address no one listens on (UDP port picked by the kernel, then released).
+pub fn unused_udp_address() -> std::net::SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+}
+
 /// Polls `condition` until it holds, panicking with `what` after `WAIT`.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
