@@ -5,6 +5,8 @@
 #   bindings/c/run-tests.sh            build libringraft and ringraftd, start
 #                                      `ringraftd dev --nodes 3 --dir <tmpdir>`, run the suite
 #   bindings/c/run-tests.sh --offline  only the tests that need no daemon
+#   bindings/c/run-tests.sh [--offline] NAME
+#                                      only the tests whose name contains NAME (e.g. kv_)
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target); RINGRAFT_PROFILE (debug, the default,
 # reuses what `cargo build`/`cargo test` built; or release); RINGRAFTD to use a ringraftd
@@ -23,7 +25,8 @@ profile=${RINGRAFT_PROFILE:-debug}
 make -s -C "$here" test PROFILE="$profile"
 
 if [[ "${1:-}" == "--offline" ]]; then
-    exec "$stage/test_ringraft"
+    shift
+    exec "$stage/test_ringraft" "$@"
 fi
 
 if [[ -z "${RINGRAFTD:-}" ]]; then
@@ -75,4 +78,4 @@ fi
 export RINGRAFT_TEST_DIR="$dir"
 export RINGRAFT_TEST_KILL_CMD="'$here/node-ctl.sh' kill '$dir' 1"
 export RINGRAFT_TEST_START_CMD="'$here/node-ctl.sh' start '$dir' 1 '$RINGRAFTD'"
-"$stage/test_ringraft"
+"$stage/test_ringraft" "$@"
