@@ -9,12 +9,7 @@ use ringraft_proto::{Request, Response, ServerLimits, Status};
 
 use crate::error::{Error, Result};
 
-pub use ringraft_proto::limits::KV_ANY_VERSION;
-
-/// The longest key a register takes, in bytes: the registers' own
-/// `ringraft_paxos::limits::KEY_BYTES_MAX` (daemon/tests/ctl_kv.rs asserts they are equal). The
-/// handshake does not carry it: it is the same for every daemon of this protocol version.
-pub const KV_KEY_BYTES_MAX: usize = 4096;
+pub use ringraft_proto::limits::{KV_ANY_VERSION, KV_KEY_BYTES_MAX};
 
 /// A register as a `KvGet` found it.
 #[derive(Debug, Clone, PartialEq, Eq)]

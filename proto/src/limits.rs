@@ -22,3 +22,8 @@ pub const KV_ANY_VERSION: u64 = u64::MAX;
 /// Default bound on a register's value (`limits.kv_value_bytes_max`); the daemon asserts it is
 /// `ringraft_paxos::limits::VALUE_BYTES_MAX_DEFAULT`.
 pub const KV_VALUE_BYTES_MAX_DEFAULT: usize = 64 << 10;
+
+/// The longest key a register takes, in bytes. The handshake does not carry it: it is the same
+/// for every daemon of this protocol version. The daemon asserts it is
+/// `ringraft_paxos::limits::KEY_BYTES_MAX`.
+pub const KV_KEY_BYTES_MAX: usize = 4096;
