@@ -267,8 +267,13 @@ impl Config {
                 "raft.heartbeat_interval_ticks must be in 1..election_timeout_ticks".into(),
             );
         }
-        if self.ring.replication_factor == 0 {
-            return invalid("ring.replication_factor must be at least 1".into());
+        let acceptors_max = ringraft_paxos::limits::ACCEPTORS_MAX as u32;
+        if self.ring.replication_factor == 0 || self.ring.replication_factor > acceptors_max {
+            // A key's replicas are its registers' acceptors: the registers' completion rule
+            // counts majorities of exactly those sets.
+            return invalid(format!(
+                "ring.replication_factor must be in 1..={acceptors_max}"
+            ));
         }
         if self.snapshot_every_entries == 0 || self.snapshot_every_bytes < 1 << 20 {
             return invalid(
@@ -339,6 +344,19 @@ mod tests {
         config
             .validate()
             .expect("packaging/ringraftd.toml is valid");
+    }
+
+    #[test]
+    fn replication_is_bounded_by_the_registers_acceptor_sets() {
+        let mut c = single_node();
+        c.ring.replication_factor = ringraft_paxos::limits::ACCEPTORS_MAX as u32;
+        assert!(c.validate().is_ok());
+        c.ring.replication_factor += 1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("replication_factor must be in 1..=16"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -247,19 +247,27 @@ impl Loop {
         }
     }
 
-    /// A peer's (or this node's own) register message.
+    /// A peer's (or this node's own) register message. Nothing is remembered for a key the
+    /// message cannot be about: an over-long key, or a reply about a key this proposer never
+    /// proposed for (a peer could otherwise make both cores keep a view per key it invents).
     fn step(&mut self, msg: Message) {
-        if self.sets.is_none() || !self.configure(&msg.key) {
+        if self.sets.is_none() || msg.key.len() > ringraft_paxos::limits::KEY_BYTES_MAX {
             return;
         }
-        match msg.body {
-            Body::Prepare { .. } | Body::Accept { .. } | Body::Forget { .. } => {
-                self.rt.acceptor.step(msg)
-            }
-            Body::Promise { .. }
-            | Body::Accepted { .. }
-            | Body::Refuse { .. }
-            | Body::Forgot { .. } => self.rt.proposer.step(msg),
+        let is_request = matches!(
+            msg.body,
+            Body::Prepare { .. } | Body::Accept { .. } | Body::Forget { .. }
+        );
+        if !is_request && self.rt.proposer.key_config(&msg.key).is_none() {
+            return;
+        }
+        if !self.configure(&msg.key) {
+            return;
+        }
+        if is_request {
+            self.rt.acceptor.step(msg);
+        } else {
+            self.rt.proposer.step(msg);
         }
     }
 

@@ -192,7 +192,8 @@ fn majority_reported(set: &[NodeId], reported: &BTreeSet<NodeId>) -> bool {
 /// constant between consecutive token positions of either ring, so looking at every position
 /// of both covers every key.
 fn moving_sets(from: &RingState, to: &RingState, replication: u32) -> Vec<Vec<NodeId>> {
-    let n = replication as usize;
+    // The same clamp as the registers' key configurations (`registers::acceptor_sets`).
+    let n = (replication as usize).min(ringraft_paxos::limits::ACCEPTORS_MAX);
     let (old, new) = (Ring::new(from.clone()), Ring::new(to.clone()));
     let positions: BTreeSet<u64> = from
         .tokens()
