@@ -206,3 +206,64 @@ async fn call_fails_when_the_member_drops_the_reply() {
     member.handle.shutdown().await;
     caller.handle.shutdown().await;
 }
+
+fn register_message(from: u64, to: u64, n: u64) -> ringraft_paxos::Message {
+    ringraft_paxos::Message {
+        from,
+        to,
+        key: format!("key-{n}").into_bytes(),
+        epoch: 1,
+        body: ringraft_paxos::Body::Accept {
+            ballot: ringraft_paxos::Ballot {
+                counter: n,
+                node: from,
+            },
+            register: ringraft_paxos::Register {
+                value: Some(vec![7; 1024]),
+                version: 1,
+            },
+        },
+    }
+}
+
+/// Register messages travel apart from Raft's: a flood of them (far more than a peer's queue
+/// holds, to a peer that never drains its registers channel) neither displaces nor delays a
+/// Raft message, which arrives without the sender ever reporting the peer unreachable; and the
+/// register messages that do arrive reach the registers' channel, not the node loop's.
+#[tokio::test]
+async fn register_floods_do_not_displace_raft_messages() {
+    let ca = new_ca();
+    let mut a = start(&ca, 1);
+    let mut b = start(&ca, 2);
+    mesh(&[&a, &b]);
+    deliver(&a, &mut b, heartbeat(1, 2, 1)).await;
+    // Reports from before the link was up (messages dropped while dialing) are not the flood's.
+    while a.inbound.try_recv().is_ok() {}
+    let mut registers = b.handle.take_register_inbound().expect("register channel");
+    for n in 0..20_000 {
+        a.handle.send_register(register_message(1, 2, n));
+    }
+    for round in 10..20 {
+        a.handle.send(heartbeat(1, 2, round));
+    }
+    let deadline = Instant::now() + DEADLINE;
+    for round in 10..20 {
+        let got = next_raft(&mut b.inbound, deadline, |m| round_of(m) >= Some(10))
+            .await
+            .expect("a Raft message behind the flood");
+        assert_eq!(round_of(&got), Some(round));
+    }
+    while let Ok(report) = a.inbound.try_recv() {
+        assert!(
+            !matches!(report, Inbound::Unreachable(2)),
+            "a Raft message to node 2 was dropped"
+        );
+    }
+    let first = tokio::time::timeout_at(deadline, registers.recv())
+        .await
+        .expect("a register message arrives")
+        .expect("channel open");
+    assert_eq!((first.from, first.to), (1, 2));
+    a.handle.shutdown().await;
+    b.handle.shutdown().await;
+}

@@ -20,6 +20,8 @@ use crate::certs::node_dns_name;
 
 /// quinn sends higher priorities first: Raft traffic always goes before snapshot bytes.
 const RAFT_STREAM_PRIORITY: i32 = 10;
+/// Register traffic yields to Raft's (heartbeats keep the leader) but not to snapshots.
+const REGISTER_STREAM_PRIORITY: i32 = 0;
 const SNAPSHOT_STREAM_PRIORITY: i32 = -10;
 /// One write to the Raft stream carries at most this much, so a long queue is written in
 /// pieces and the task gets to look at connection changes in between.
@@ -41,6 +43,7 @@ pub(crate) fn spawn_link(
     let config = &shared.config;
     let (raft_tx, raft_rx) = mpsc::channel(config.peer_queue_max);
     let (snapshot_tx, snapshot_rx) = mpsc::channel(config.snapshot_queue_max);
+    let (register_tx, register_rx) = mpsc::channel(config.register_peer_queue_max);
     let (candidate_tx, candidate_rx) = mpsc::channel(4);
     let (dial_tx, dial_rx) = mpsc::channel(1);
     let (addr_tx, addr_rx) = watch::channel(addr);
@@ -62,14 +65,19 @@ pub(crate) fn spawn_link(
     };
     let link_task = tokio::spawn(link.run().instrument(span.clone()));
     let snapshot_task = tokio::spawn(
-        send_snapshots(shared.clone(), peer, snapshot_rx, current_rx.clone()).instrument(span),
+        send_snapshots(shared.clone(), peer, snapshot_rx, current_rx.clone())
+            .instrument(span.clone()),
+    );
+    let register_task = tokio::spawn(
+        send_registers(shared.clone(), peer, register_rx, current_rx.clone()).instrument(span),
     );
     PeerEntry {
         raft_tx,
         snapshot_tx,
+        register_tx,
         candidate_tx,
         addr_tx,
-        tasks: vec![link_task, snapshot_task],
+        tasks: vec![link_task, snapshot_task, register_task],
         current: current_rx,
     }
 }
@@ -381,6 +389,64 @@ async fn send_snapshots(
                     to: peer,
                     ok: false,
                 });
+            }
+        }
+    }
+}
+
+/// Register messages have their own queue, task and stream: however they back up (a slow peer,
+/// many rounds resending), they never hold up a Raft message or take its place in a queue.
+/// Undeliverable ones are dropped; proposers resend.
+async fn send_registers(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    mut queue: mpsc::Receiver<LinkFrame>,
+    mut current: watch::Receiver<Option<Connection>>,
+) {
+    let frame_bytes_max = shared.config.frame_bytes_max;
+    let mut stream: Option<(usize, SendStream)> = None;
+    let mut buf = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let conn = current.borrow_and_update().clone();
+        let Some(conn) = conn else {
+            while queue.try_recv().is_ok() {}
+            continue;
+        };
+        buf.clear();
+        let mut next = Some(first);
+        let mut count = 0;
+        while let Some(frame) = next.take() {
+            if let Err(e) = ringraft_proto::encode_frame_into(&frame, frame_bytes_max, &mut buf) {
+                tracing::error!("cannot send a register message to node {peer}: {e}");
+            }
+            count += 1;
+            if count < WRITE_BATCH_MESSAGES_MAX && buf.len() < WRITE_BATCH_BYTES_MAX {
+                next = queue.try_recv().ok();
+            }
+        }
+        // A stream belongs to one connection: a new connection gets a new stream.
+        if stream
+            .as_ref()
+            .is_some_and(|(id, _)| *id != conn.stable_id())
+        {
+            stream = None;
+        }
+        if stream.is_none() {
+            match conn.open_uni().await {
+                Ok(opened) => {
+                    let _ = opened.set_priority(REGISTER_STREAM_PRIORITY);
+                    stream = Some((conn.stable_id(), opened));
+                }
+                Err(e) => {
+                    tracing::debug!("no register stream to node {peer}: {e}");
+                    continue;
+                }
+            }
+        }
+        if let Some((_, open)) = stream.as_mut() {
+            if let Err(e) = open.write_all(&buf).await {
+                tracing::debug!("register stream to node {peer} failed: {e}");
+                stream = None;
             }
         }
     }

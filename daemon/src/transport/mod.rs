@@ -8,9 +8,10 @@
 //!   go on one long-lived unidirectional stream in each direction; every `InstallSnapshot`
 //!   message goes on a fresh unidirectional stream of lower priority, so a snapshot never holds
 //!   up heartbeats.
-//!   Per-key register messages share the Raft stream (`LinkFrame::Registers`) and are handed to
-//!   the registers' own channel ([`TransportHandle::take_register_inbound`]), never to the node
-//!   loop; they are dropped, not waited for, when that channel is full (proposers resend).
+//!   Per-key register messages (`LinkFrame::Registers`) have their own queue, task and
+//!   unidirectional stream per peer, so they never delay or displace a Raft message; on receipt
+//!   they go to the registers' own channel ([`TransportHandle::take_register_inbound`]), never
+//!   to the node loop, and are dropped, not waited for, when a queue is full (proposers resend).
 //! - Calls ([`PeerRequest`]) use short connections with ALPN `ringraft-call/2`, one
 //!   bidirectional stream per call.
 //!
@@ -134,6 +135,9 @@ pub struct TransportConfig {
     pub inbound_queue_max: usize,
     /// Capacity of the channel to the registers; when full, register messages are dropped.
     pub register_queue_max: usize,
+    /// Register messages waiting for one peer (their own queue and stream, apart from Raft's);
+    /// beyond it they are dropped.
+    pub register_peer_queue_max: usize,
     pub keep_alive_interval: Duration,
     /// A peer silent this long is considered gone and its connection closed.
     pub idle_timeout: Duration,
@@ -160,6 +164,7 @@ impl TransportConfig {
             snapshot_queue_max: 16,
             inbound_queue_max: 8192,
             register_queue_max: 8192,
+            register_peer_queue_max: 1024,
             keep_alive_interval: Duration::from_millis(1000),
             idle_timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_millis(5000),
@@ -182,6 +187,7 @@ impl TransportConfig {
             || self.snapshot_queue_max == 0
             || self.inbound_queue_max == 0
             || self.register_queue_max == 0
+            || self.register_peer_queue_max == 0
         {
             return bad("queue sizes must be at least 1");
         }
@@ -356,7 +362,7 @@ impl TransportHandle {
         let frame = LinkFrame::Registers(msg.into());
         let queued = lock(&self.shared.peers)
             .get(&to)
-            .is_some_and(|entry| entry.raft_tx.try_send(frame).is_ok());
+            .is_some_and(|entry| entry.register_tx.try_send(frame).is_ok());
         if !queued {
             tracing::debug!(
                 node = self.shared.node_id,
@@ -476,6 +482,7 @@ impl Shared {
 struct PeerEntry {
     raft_tx: mpsc::Sender<LinkFrame>,
     snapshot_tx: mpsc::Sender<Message>,
+    register_tx: mpsc::Sender<LinkFrame>,
     candidate_tx: mpsc::Sender<link::Candidate>,
     addr_tx: watch::Sender<Option<SocketAddr>>,
     tasks: Vec<JoinHandle<()>>,
