@@ -100,6 +100,16 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
             return Err(err);
         }
     };
+    // The handlers are in place before "ready" is printed: a caller may send SIGTERM the moment
+    // it reads that line, and without them the default action would kill this launcher and
+    // leave its nodes to stop on their own, unwaited for.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            stop_all(&dir, &ids, &mut children);
+            return Err(err);
+        }
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -119,7 +129,7 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
     let _ = out.flush();
     drop(out);
 
-    wait_for_signal(&ids, &mut children)?;
+    signals.wait(&ids, &mut children)?;
     stop_all(&dir, &ids, &mut children);
     Ok(())
 }
@@ -353,32 +363,56 @@ fn wait_for_leader(dir: &Path, ids: &[u64], children: &mut [Child]) -> Result<u6
     }
 }
 
-/// Waits for SIGINT or SIGTERM, telling the operator about every node that dies meanwhile.
-fn wait_for_signal(ids: &[u64], children: &mut [Child]) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| err.to_string())?;
-    let mut reported = vec![false; children.len()];
-    runtime.block_on(async {
-        let mut sigterm = signal(SignalKind::terminate()).map_err(|err| err.to_string())?;
-        let mut sigint = signal(SignalKind::interrupt()).map_err(|err| err.to_string())?;
-        let mut poll = tokio::time::interval(CHILD_POLL_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = sigterm.recv() => return Ok(()),
-                _ = sigint.recv() => return Ok(()),
-                _ = poll.tick() => {
-                    for ((id, child), reported) in ids.iter().zip(children.iter_mut()).zip(&mut reported) {
-                        if let (false, Ok(Some(exit))) = (*reported, child.try_wait()) {
-                            *reported = true;
-                            eprintln!("ringraftd dev: n{id} exited: {}", describe_exit(exit));
+/// SIGINT and SIGTERM, caught from the moment `install` returns.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    sigterm: tokio::signal::unix::Signal,
+    sigint: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| err.to_string())?;
+        let _entered = runtime.enter();
+        let sigterm = signal(SignalKind::terminate()).map_err(|err| err.to_string())?;
+        let sigint = signal(SignalKind::interrupt()).map_err(|err| err.to_string())?;
+        drop(_entered);
+        Ok(Signals {
+            runtime,
+            sigterm,
+            sigint,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM, telling the operator about every node that dies meanwhile.
+    fn wait(self, ids: &[u64], children: &mut [Child]) -> Result<(), String> {
+        let Signals {
+            runtime,
+            mut sigterm,
+            mut sigint,
+        } = self;
+        let mut reported = vec![false; children.len()];
+        runtime.block_on(async {
+            let mut poll = tokio::time::interval(CHILD_POLL_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = sigterm.recv() => return Ok(()),
+                    _ = sigint.recv() => return Ok(()),
+                    _ = poll.tick() => {
+                        for ((id, child), reported) in ids.iter().zip(children.iter_mut()).zip(&mut reported) {
+                            if let (false, Ok(Some(exit))) = (*reported, child.try_wait()) {
+                                *reported = true;
+                                eprintln!("ringraftd dev: n{id} exited: {}", describe_exit(exit));
+                            }
                         }
                     }
                 }
             }
-        }
-    })
+        })
+    }
 }
 
 /// SIGTERM to every node (by pid file, so nodes a test restarted are stopped too), then SIGKILL

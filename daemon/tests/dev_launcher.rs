@@ -98,3 +98,36 @@ fn a_launcher_reports_a_node_that_dies() {
     unsafe { libc::kill(launcher.id() as i32, libc::SIGTERM) };
     let _ = launcher.wait();
 }
+
+/// SIGTERM the moment "ready" is read (as a test harness does) stops the cluster cleanly: the
+/// launcher catches it (exit 0, not killed by the signal) and waits for its nodes, so none
+/// outlives it.
+#[test]
+fn sigterm_right_after_ready_stops_every_node_before_the_launcher_exits() {
+    let tmp = TempDir::new("dev-early-sigterm");
+    let dir = tmp.0.join("cluster");
+    let mut launcher = Command::new(RINGRAFTD)
+        .args(["dev", "--nodes", "1", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ringraftd dev");
+    let stdout = launcher.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    // SAFETY: kill(2) on the launcher this test started.
+    unsafe { libc::kill(launcher.id() as i32, libc::SIGTERM) };
+    assert!(ready.starts_with("ringraft dev cluster ready"), "{ready}");
+    let pid: i32 = std::fs::read_to_string(dev::pid_path(&dir, 1))
+        .expect("n1 pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    let status = launcher.wait().expect("launcher exit");
+    assert_eq!(status.code(), Some(0), "launcher: {status:?}");
+    // SAFETY: kill(pid, 0) only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "node pid {pid} outlived the launcher");
+}
