@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
+use crate::limits::BALLOT_JUMP_MAX;
 use crate::message::{Body, Message, Refusal};
 use crate::mutants::Mutant;
 use crate::outcome::PaxosError;
@@ -19,6 +20,10 @@ pub struct Acceptor {
     /// Every ballot up to this is refused for a key held nothing of: it covers the promises of
     /// the keys dropped, so dropping one never takes a promise back.
     floor: Ballot,
+    /// The highest ballot counter this acceptor promised for any key (or covers with its
+    /// floor). A request more than `BALLOT_JUMP_MAX` above it is refused. Derived from the
+    /// durable state (rebuilt by `restore`), so a restart never lowers it below a promise.
+    counter_high: u64,
     ready: Ready,
 }
 
@@ -29,6 +34,7 @@ impl Acceptor {
             keys: BTreeMap::new(),
             views: BTreeMap::new(),
             floor: Ballot::ZERO,
+            counter_high: 0,
             ready: Ready::default(),
         }
     }
@@ -50,11 +56,13 @@ impl Acceptor {
                     if !sane {
                         return Err(PaxosError::InvalidRecord(format!("{state:?}")));
                     }
+                    acceptor.counter_high = acceptor.counter_high.max(state.promised.counter);
                     acceptor.keys.insert(key.clone(), state.clone());
                 }
                 Record::Forgot { key, floor } => {
                     acceptor.keys.remove(key);
                     acceptor.floor = acceptor.floor.max(*floor);
+                    acceptor.counter_high = acceptor.counter_high.max(floor.counter);
                 }
                 Record::BallotsReserved { .. } => {}
             }
@@ -98,6 +106,35 @@ impl Acceptor {
     /// The configuration the ring last gave `key` (what [`Acceptor::set_key_config`] kept).
     pub fn key_config(&self, key: &[u8]) -> Option<&KeyConfig> {
         self.views.get(key)
+    }
+
+    /// Forgets the configuration of every key this acceptor holds no state of (a key it
+    /// refused as `NotAcceptor`, dropped, or only heard of); held keys keep theirs. Returns how
+    /// many were forgotten. O(keys configured): call it now and then, not per message.
+    ///
+    /// Contract: before the next message about a forgotten key, the shell hands in the key's
+    /// configuration again, **no older than the one it handed in before** (the same rule as
+    /// after a restart, when every configuration is gone). Then the acceptor behaves exactly as
+    /// if it had never forgotten: for a key without state its answers depend only on the
+    /// configuration and the floor, and the floor stays. Until it does, requests about the key
+    /// are refused `EpochAhead` (nothing is promised). Why the contract matters, in
+    /// docs/paxos.md "Bounded state".
+    pub fn forget_views_without_state(&mut self) -> usize {
+        let before = self.views.len();
+        let keys = &self.keys;
+        self.views.retain(|key, _| keys.contains_key(key));
+        before - self.views.len()
+    }
+
+    /// How many keys this acceptor holds a configuration of.
+    pub fn configured_keys(&self) -> usize {
+        self.views.len()
+    }
+
+    /// The highest ballot counter this acceptor promised for any key, or covers with its
+    /// floor: it refuses requests more than [`crate::limits::BALLOT_JUMP_MAX`] above.
+    pub fn counter_high(&self) -> u64 {
+        self.counter_high
     }
 
     /// The keys this acceptor holds state of, in key order.
@@ -186,10 +223,17 @@ impl Acceptor {
         })
     }
 
+    /// True if `ballot` jumps implausibly far above every counter promised here: a buggy peer's
+    /// request, refused so that it cannot push this key (and, once the key is dropped, the
+    /// floor of every key) to `BALLOT_COUNTER_MAX`. Refusing is always safe.
+    fn is_implausible(&self, ballot: Ballot) -> bool {
+        ballot.counter > self.counter_high.saturating_add(BALLOT_JUMP_MAX)
+    }
+
     /// Phase 1b: promise if `ballot` is at or above the promise (at: a resent prepare).
     fn on_prepare(&mut self, message: &Message, ballot: Ballot) {
         let mut state = self.state_of(&message.key);
-        if ballot < state.promised {
+        if ballot < state.promised || self.is_implausible(ballot) {
             return self.refuse(message, state.epoch, Refusal::Promised(state.promised));
         }
         state.promised = ballot;
@@ -210,7 +254,7 @@ impl Acceptor {
             .as_ref()
             .is_some_and(|(b, r)| *b == ballot && *r == register);
         let promise_ok = ballot >= state.promised || self.config.mutated(Mutant::SkipPromiseCheck);
-        if !again && !promise_ok {
+        if !again && (!promise_ok || self.is_implausible(ballot)) {
             return self.refuse(message, state.epoch, Refusal::Promised(state.promised));
         }
         if !again && state.accepted.as_ref().is_some_and(|(b, _)| *b >= ballot) {
@@ -246,6 +290,7 @@ impl Acceptor {
         };
         let accepted = state.accepted.map_or(Ballot::ZERO, |(b, _)| b);
         self.floor = self.floor.max(state.promised).max(accepted);
+        self.counter_high = self.counter_high.max(self.floor.counter);
         self.ready.records.push(Record::Forgot {
             key: key.to_vec(),
             floor: self.floor,
@@ -255,6 +300,7 @@ impl Acceptor {
     fn persist_and_reply(&mut self, message: &Message, state: KeyState, reply: Body) {
         let epoch = state.epoch;
         if self.keys.get(&message.key) != Some(&state) {
+            self.counter_high = self.counter_high.max(state.promised.counter);
             self.keys.insert(message.key.clone(), state.clone());
             self.ready.records.push(Record::Key {
                 key: message.key.clone(),

@@ -29,3 +29,17 @@ pub const BALLOT_RESERVE_BLOCK: u64 = 1 << 16;
 /// counter reaches it refuses to start rounds (at one round per microsecond that takes 146,000
 /// years).
 pub const BALLOT_COUNTER_MAX: u64 = u64::MAX / 4;
+
+/// A ballot counter more than this far above what a party has seen is implausible: an acceptor
+/// refuses a request whose counter is that far above every counter it promised (its
+/// `counter_high`), and a proposer does not adopt a refusal's counter that far above its own.
+/// So one message from a buggy peer cannot push a key, an acceptor's floor or a proposer to
+/// [`BALLOT_COUNTER_MAX`] (that takes at least `BALLOT_COUNTER_MAX / BALLOT_JUMP_MAX` = 64
+/// maximal jumps). Honest counters grow by one per round plus [`BALLOT_RESERVE_BLOCK`] per
+/// restart, so honest parties differ by less than this for centuries (2^56 rounds is 2,283 years
+/// at a million rounds per second across the cluster). Refusing is always safe (Paxos never
+/// depends on which ballots are refused); see docs/paxos.md, "Ballots".
+pub const BALLOT_JUMP_MAX: u64 = 1 << 56;
+
+const _: () = assert!(BALLOT_JUMP_MAX < BALLOT_COUNTER_MAX / 16);
+const _: () = assert!(BALLOT_RESERVE_BLOCK < BALLOT_JUMP_MAX >> 32);

@@ -2,7 +2,7 @@
 //! operation once a quorum accepted its change (or tells why not). Its only durable state is the
 //! ballot reservation (see `limits::BALLOT_RESERVE_BLOCK`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +22,8 @@ struct Pending {
     deadline_tick: u64,
 }
 
+/// A key's work. Kept only while it holds something: a round, queued operations, or a cache; an
+/// empty one is removed (see [`Proposer::settle`]).
 #[derive(Default)]
 struct KeyWork {
     queue: VecDeque<Pending>,
@@ -30,11 +32,19 @@ struct KeyWork {
     cache: Option<Cache>,
 }
 
+impl KeyWork {
+    fn is_active(&self) -> bool {
+        self.round.is_some() || !self.queue.is_empty()
+    }
+}
+
 pub struct Proposer {
     pub(crate) config: Config,
     rng: ChaCha8Rng,
     views: BTreeMap<Vec<u8>, KeyConfig>,
     keys: BTreeMap<Vec<u8>, KeyWork>,
+    /// The keys of `keys` with a round or queued operations: all that `tick` walks.
+    active: BTreeSet<Vec<u8>>,
     /// The highest ballot counter seen anywhere: the next fresh ballot goes above it.
     pub(crate) counter_seen: u64,
     /// Counters below this are covered by a durable reservation.
@@ -44,6 +54,8 @@ pub struct Proposer {
     /// (Ready number, counter_below) of reservations not yet acknowledged by `advance`.
     reservations: Vec<(u64, u64)>,
     pub(crate) ticks: u64,
+    /// Keys visited by every tick so far: what ticking costs.
+    keys_walked: u64,
     queued: usize,
     pub(crate) ready: Ready,
     next_number: u64,
@@ -57,11 +69,13 @@ impl Proposer {
             rng,
             views: BTreeMap::new(),
             keys: BTreeMap::new(),
+            active: BTreeSet::new(),
             counter_seen: 0,
             counter_durable: 0,
             counter_reserved: 0,
             reservations: Vec::new(),
             ticks: 0,
+            keys_walked: 0,
             queued: 0,
             ready: Ready::default(),
             next_number: 1,
@@ -99,8 +113,45 @@ impl Proposer {
                 work.cache = None;
             }
             self.views.insert(key.to_vec(), view);
+            self.settle(key);
         }
         Ok(())
+    }
+
+    /// Lets go of every key with no round and no queued operation: its one-round-trip cache
+    /// (the next write of that key prepares again: one more round trip) and, for keys with no
+    /// work at all, the configuration. Returns how many configurations were forgotten. Before
+    /// the next operation on a forgotten key the shell hands its configuration in again
+    /// (without one, `propose` answers [`ProposeError::NoAcceptors`]); replies about it are
+    /// dropped, as they would be anyway with no round running. O(keys configured): call it now
+    /// and then (the daemon: every few seconds), not every tick.
+    pub fn forget_idle(&mut self) -> usize {
+        self.keys.retain(|_, work| work.is_active());
+        let before = self.views.len();
+        let keys = &self.keys;
+        self.views.retain(|key, _| keys.contains_key(key));
+        debug_assert_eq!(self.active.len(), self.keys.len());
+        before - self.views.len()
+    }
+
+    /// How many keys this proposer holds a configuration of.
+    pub fn configured_keys(&self) -> usize {
+        self.views.len()
+    }
+
+    /// How many keys have a round running or operations queued (what a tick walks).
+    pub fn active_keys(&self) -> usize {
+        self.active.len()
+    }
+
+    /// How many keys this proposer keeps any work of (active, or only a one-round-trip cache).
+    pub fn tracked_keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// How many keys all ticks so far visited together (a gauge of what ticking costs).
+    pub fn keys_walked(&self) -> u64 {
+        self.keys_walked
     }
 
     pub fn key_config(&self, key: &[u8]) -> Option<&KeyConfig> {
@@ -157,46 +208,83 @@ impl Proposer {
             deadline_tick,
         });
         self.start_next(key);
+        self.settle(key);
         Ok(())
     }
 
     /// One tick of the proposer's clock: resend to silent acceptors, give up on late rounds.
+    /// Walks only the keys with a round or queued operations (O(active keys), not O(keys ever
+    /// proposed)).
     pub fn tick(&mut self) {
         self.ticks += 1;
-        let keys: Vec<Vec<u8>> = self.keys.keys().cloned().collect();
+        let keys: Vec<Vec<u8>> = self.active.iter().cloned().collect();
+        self.keys_walked += keys.len() as u64;
         for key in keys {
-            self.expire_queued(&key);
-            let Some(mut round) = self.keys.get_mut(&key).and_then(|w| w.round.take()) else {
-                continue;
-            };
-            if self.ticks >= round.deadline_tick {
-                self.finish_aborted(&key, round, RetryReason::TimedOut);
-                continue;
-            }
-            if self.ticks >= round.resend_tick {
-                round.resend_tick = self.ticks + self.config.resend_interval_ticks;
-                let messages = round.messages_to_silent(self.config.id, &key);
-                self.send_all(messages);
-            }
-            if let Some(work) = self.keys.get_mut(&key) {
-                work.round = Some(round);
-            }
+            self.tick_key(&key);
+            self.settle(&key);
         }
     }
 
-    fn expire_queued(&mut self, key: &[u8]) {
-        let Some(work) = self.keys.get_mut(key) else {
+    fn tick_key(&mut self, key: &[u8]) {
+        self.expire_queued(key);
+        let Some(mut round) = self.keys.get_mut(key).and_then(|w| w.round.take()) else {
             return;
         };
-        let ticks = self.ticks;
-        let (late, waiting): (Vec<Pending>, Vec<Pending>) =
-            work.queue.drain(..).partition(|p| ticks >= p.deadline_tick);
-        work.queue = waiting.into();
+        if self.ticks >= round.deadline_tick {
+            return self.finish_aborted(key, round, RetryReason::TimedOut);
+        }
+        if self.ticks >= round.resend_tick {
+            round.resend_tick = self.ticks + self.config.resend_interval_ticks;
+            let messages = round.messages_to_silent(self.config.id, key);
+            self.send_all(messages);
+        }
+        if let Some(work) = self.keys.get_mut(key) {
+            work.round = Some(round);
+        }
+    }
+
+    /// Answers the queued operations whose deadline passed. Deadlines grow in queue order (each
+    /// is the tick of its submission plus the same timeout), so the late ones are a prefix.
+    fn expire_queued(&mut self, key: &[u8]) {
         let epoch = self.views.get(key).map_or(0, |v| v.epoch);
-        for pending in late {
+        loop {
+            let ticks = self.ticks;
+            let Some(work) = self.keys.get_mut(key) else {
+                return;
+            };
+            if work.queue.front().is_none_or(|p| ticks < p.deadline_tick) {
+                return;
+            }
+            let Some(pending) = work.queue.pop_front() else {
+                return;
+            };
             let outcome = self.retry(RetryReason::TimedOut);
             self.answer(pending.op, key, epoch, outcome);
         }
+    }
+
+    /// Restores the index after `key`'s work changed: active exactly when it has a round or
+    /// queued operations, and no entry at all once it holds nothing (not even a cache).
+    fn settle(&mut self, key: &[u8]) {
+        let Some(work) = self.keys.get(key) else {
+            self.active.remove(key);
+            return;
+        };
+        if work.is_active() {
+            if !self.active.contains(key) {
+                self.active.insert(key.to_vec());
+            }
+        } else {
+            self.active.remove(key);
+            if work.cache.is_none() {
+                self.keys.remove(key);
+            }
+        }
+        debug_assert!(self
+            .keys
+            .get(key)
+            .is_none_or(|w| w.is_active() || w.cache.is_some()));
+        debug_assert!(self.views.contains_key(key) || !self.keys.contains_key(key));
     }
 
     /// Handles one reply from an acceptor. Replies that are malformed or match no running round
@@ -212,6 +300,7 @@ impl Proposer {
             return;
         };
         self.on_reply(&key, round, message);
+        self.settle(&key);
     }
 
     pub fn ready(&mut self) -> Ready {
@@ -250,16 +339,18 @@ impl Proposer {
             let Some(work) = self.keys.get_mut(key) else {
                 return;
             };
-            if work.round.is_some() {
+            if work.round.is_some() || work.queue.is_empty() {
                 return;
             }
+            // Checked before an operation leaves the queue, so none is ever lost unanswered
+            // (a key with work always has a view: `forget_idle` keeps those).
+            let Some(view) = self.views.get(key).cloned() else {
+                return;
+            };
             let Some(pending) = work.queue.pop_front() else {
                 return;
             };
             let cache = work.cache.take();
-            let Some(view) = self.views.get(key).cloned() else {
-                return;
-            };
             match self.begin(
                 key,
                 pending.op,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::limits::BALLOT_JUMP_MAX;
 use crate::message::{Body, Message, Refusal};
 use crate::mutants::Mutant;
 use crate::outcome::{Outcome, RetryReason};
@@ -226,7 +227,7 @@ impl Proposer {
             }
             (Body::Refuse { reason, .. }, _) => {
                 if let Refusal::Promised(b) = reason {
-                    self.counter_seen = self.counter_seen.max(b.counter);
+                    self.adopt_counter(b.counter);
                 }
                 round.refused.insert(message.from);
                 let lost = match (&round.task, &round.phase) {
@@ -241,6 +242,18 @@ impl Proposer {
             _ => {}
         }
         self.keep(key, round);
+    }
+
+    /// Raises `counter_seen` to a counter an acceptor says it promised, unless the jump is
+    /// implausible (more than `BALLOT_JUMP_MAX` above what this proposer has seen): one buggy
+    /// acceptor must not push every key of this node to `BALLOT_COUNTER_MAX`, where no round
+    /// starts any more. The refusal still counts against the round. See docs/paxos.md,
+    /// "Ballots".
+    fn adopt_counter(&mut self, counter: u64) {
+        let plausible = self.counter_seen.saturating_add(BALLOT_JUMP_MAX);
+        if counter <= plausible {
+            self.counter_seen = self.counter_seen.max(counter);
+        }
     }
 
     fn keep(&mut self, key: &[u8], round: Round) {
@@ -306,7 +319,8 @@ impl Proposer {
         };
         let outcome = outcome.clone();
         // A cache from sets the ring has since replaced would skip phase 1 on the new ones.
-        let still_current = self.view_of(key) == Some(&round.config);
+        // Without one round trip the cache is never used: none is kept (the key's work ends).
+        let still_current = self.config.one_round_trip && self.view_of(key) == Some(&round.config);
         self.set_cache(key, still_current.then_some(cache));
         self.finish(key, round, outcome);
     }

@@ -42,11 +42,15 @@ impl Net {
     }
 
     fn set_view(&mut self, view: KeyConfig) {
+        self.set_view_of(KEY, view);
+    }
+
+    fn set_view_of(&mut self, key: &[u8], view: KeyConfig) {
         for a in self.acceptors.values_mut() {
-            a.set_key_config(KEY, view.clone()).expect("valid view");
+            a.set_key_config(key, view.clone()).expect("valid view");
         }
         for p in self.proposers.values_mut() {
-            p.set_key_config(KEY, view.clone()).expect("valid view");
+            p.set_key_config(key, view.clone()).expect("valid view");
         }
     }
 
@@ -104,8 +108,12 @@ impl Net {
     }
 
     fn run_once(&mut self, proposer: NodeId, op: Op) -> Outcome {
+        self.run_once_on(proposer, KEY, op)
+    }
+
+    fn run_once_on(&mut self, proposer: NodeId, key: &[u8], op: Op) -> Outcome {
         let p = self.proposers.get_mut(&proposer).expect("a proposer");
-        p.propose(7, KEY, op).expect("accepted for proposing");
+        p.propose(7, key, op).expect("accepted for proposing");
         let answers = self.pump();
         answers
             .into_iter()
@@ -853,4 +861,214 @@ fn checkpoints_replay_to_the_same_state() {
             counter_below: reserved
         }
     );
+}
+
+fn keyed(from: NodeId, to: NodeId, key: &[u8], epoch: u64, body: Body) -> Message {
+    Message {
+        key: key.to_vec(),
+        ..request(from, to, epoch, body)
+    }
+}
+
+/// Per-key state shrinks (docs/paxos.md, "Bounded state"): a tick visits only keys with a round
+/// or queued work; a key's work goes once it holds nothing; `forget_idle` lets caches and the
+/// configurations of keys without work go, and a forgotten key works again once configured.
+#[test]
+fn a_tick_walks_only_keys_with_work_and_idle_keys_are_let_go() {
+    let view = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut net = Net::new(&[1, 2, 3], view.clone());
+    let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("key-{i}").into_bytes()).collect();
+    for key in &keys {
+        net.set_view_of(key, view.clone());
+        let outcome = net.run_once_on(1, key, put(b"v"));
+        assert_eq!(outcome, Outcome::Written { version: 1 });
+    }
+    let p = net.proposers.get_mut(&1).expect("p");
+    assert_eq!(p.active_keys(), 0, "no key has work");
+    assert_eq!(p.tracked_keys(), 100, "one-round-trip caches only");
+    assert_eq!(p.configured_keys(), 101);
+
+    // One key with a round running: each tick visits that key and no other.
+    net.cut = [2, 3].into();
+    let p = net.proposers.get_mut(&1).expect("p");
+    p.propose(8, &keys[0], put(b"w")).expect("ok");
+    assert_eq!(p.active_keys(), 1);
+    let walked = p.keys_walked();
+    for _ in 0..10 {
+        net.proposers.get_mut(&1).expect("p").tick();
+        net.pump();
+    }
+    let p = net.proposers.get_mut(&1).expect("p");
+    assert_eq!(p.keys_walked(), walked + 10, "O(active keys) per tick");
+    let mut answers = Vec::new();
+    for _ in 0..60 {
+        net.proposers.get_mut(&1).expect("p").tick();
+        answers.extend(net.pump());
+    }
+    assert!(matches!(answers[0].outcome, Outcome::Unknown { .. }));
+    let p = net.proposers.get_mut(&1).expect("p");
+    assert_eq!(p.active_keys(), 0);
+    assert_eq!(
+        p.tracked_keys(),
+        99,
+        "the aborted round dropped its cache: no work left"
+    );
+
+    // The shell lets idle keys go; a forgotten key needs its configuration again.
+    net.cut.clear();
+    let p = net.proposers.get_mut(&1).expect("p");
+    assert_eq!(p.forget_idle(), 101);
+    assert_eq!((p.tracked_keys(), p.configured_keys()), (0, 0));
+    assert_eq!(
+        p.propose(9, &keys[5], Op::Get),
+        Err(ProposeError::NoAcceptors)
+    );
+    net.set_view_of(&keys[5], view);
+    let prepares = net.prepares_in_log();
+    let outcome = net.run_once_on(1, &keys[5], put(b"x"));
+    assert_eq!(outcome, Outcome::Written { version: 2 });
+    assert!(
+        net.prepares_in_log() > prepares,
+        "without its cache the write prepares again"
+    );
+}
+
+/// An acceptor forgets the configurations of keys it holds nothing of, never of held keys; a
+/// forgotten key is refused until configured again, and the floor stays.
+#[test]
+fn an_acceptor_forgets_only_the_views_of_keys_it_holds_nothing_of() {
+    let held = KeyConfig::stable(1, vec![1, 2, 3]);
+    let elsewhere = KeyConfig::stable(1, vec![2, 3, 4]);
+    let mut a = acceptor_with(held.clone(), 1);
+    a.step(request(2, 1, 1, Body::Prepare { ballot: b(3, 2) }));
+    let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("key-{i}").into_bytes()).collect();
+    for key in &keys {
+        a.set_key_config(key, elsewhere.clone()).expect("valid");
+        a.step(keyed(2, 1, key, 1, Body::Prepare { ballot: b(4, 2) }));
+    }
+    let _ = a.ready();
+    assert_eq!(a.configured_keys(), 51);
+    assert_eq!(a.forget_views_without_state(), 50);
+    assert_eq!(a.configured_keys(), 1);
+    assert_eq!(a.key_config(KEY), Some(&held), "a held key keeps its view");
+
+    let refusal = |a: &mut Acceptor| {
+        let ready = a.ready();
+        assert!(ready.records.is_empty() && ready.persisted_messages.is_empty());
+        match ready.messages[..] {
+            [Message {
+                body: Body::Refuse { reason, .. },
+                ..
+            }] => reason,
+            _ => panic!("one refusal: {ready:?}"),
+        }
+    };
+    a.step(keyed(2, 1, &keys[0], 1, Body::Prepare { ballot: b(5, 2) }));
+    assert_eq!(
+        refusal(&mut a),
+        Refusal::EpochAhead,
+        "no view: nothing promised"
+    );
+    a.set_key_config(&keys[0], elsewhere).expect("valid");
+    a.step(keyed(2, 1, &keys[0], 1, Body::Prepare { ballot: b(5, 2) }));
+    assert_eq!(
+        refusal(&mut a),
+        Refusal::NotAcceptor,
+        "as before forgetting"
+    );
+
+    // KEY moves away (dropped, floor raised over its promise); its view may now go too, and
+    // when the key comes back the floor still refuses every ballot it covered.
+    a.set_key_config(KEY, KeyConfig::stable(2, vec![2, 3, 4]))
+        .expect("valid");
+    assert!(a.key_state(KEY).is_none());
+    let _ = a.ready();
+    assert_eq!(a.forget_views_without_state(), 2);
+    a.set_key_config(KEY, KeyConfig::stable(3, vec![1, 2, 3]))
+        .expect("valid");
+    a.step(request(2, 1, 3, Body::Prepare { ballot: b(2, 2) }));
+    assert_eq!(refusal(&mut a), Refusal::Promised(b(3, 2)));
+}
+
+/// One message from a buggy peer, a prepare at the largest well-formed counter, must not
+/// disable the key: the acceptors refuse a jump that far above every promise they made, so the
+/// key's honest proposers keep writing. A jump within `BALLOT_JUMP_MAX` is still promised.
+#[test]
+fn one_prepare_at_the_counter_limit_cannot_disable_a_key() {
+    use ringraft_paxos::limits::{BALLOT_COUNTER_MAX, BALLOT_JUMP_MAX};
+    let mut net = Net::new(&[1, 2, 3], KeyConfig::stable(1, vec![1, 2, 3]));
+    assert_eq!(net.run(1, put(b"a")), Outcome::Written { version: 1 });
+    for to in [1, 2, 3] {
+        let a = net.acceptors.get_mut(&to).expect("a");
+        let poison = b(BALLOT_COUNTER_MAX, 9);
+        a.step(request(9, to, 1, Body::Prepare { ballot: poison }));
+        let ready = a.ready();
+        assert!(ready.records.is_empty() && ready.persisted_messages.is_empty());
+        let refused_low = matches!(
+            ready.messages[0].body,
+            Body::Refuse { reason: Refusal::Promised(p), .. } if p.counter < 100
+        );
+        assert!(refused_low, "{ready:?}");
+    }
+    assert_eq!(net.run(2, put(b"b")), Outcome::Written { version: 2 });
+    let a = net.acceptors.get_mut(&1).expect("a");
+    let far = b(a.counter_high() + BALLOT_JUMP_MAX, 9);
+    a.step(request(9, 1, 1, Body::Prepare { ballot: far }));
+    let ready = a.ready();
+    assert!(matches!(
+        ready.persisted_messages[0].body,
+        Body::Promise { .. }
+    ));
+}
+
+/// A buggy acceptor's refusal claiming a promise at the counter limit must not exhaust the
+/// proposer (which would refuse to start rounds for every key, forever): the implausible counter
+/// is not adopted, and the next rounds use ballots near the proposer's own.
+#[test]
+fn a_refusal_implausibly_far_above_does_not_exhaust_the_proposer() {
+    use ringraft_paxos::limits::BALLOT_COUNTER_MAX;
+    let view = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut p = Proposer::new(Config::new(1));
+    p.set_key_config(KEY, view.clone()).expect("valid");
+    p.set_key_config(b"other", view).expect("valid");
+    p.propose(1, KEY, Op::Get).expect("ok");
+    let first = p.ready().persisted_messages[0].body.ballot();
+    for from in [2, 3] {
+        let reason = Refusal::Promised(b(BALLOT_COUNTER_MAX, from));
+        p.step(keyed(
+            from,
+            1,
+            KEY,
+            1,
+            Body::Refuse {
+                ballot: first,
+                reason,
+            },
+        ));
+    }
+    let ready = p.ready();
+    let contended = matches!(
+        ready.answers[..],
+        [Answer {
+            outcome: Outcome::Retry {
+                reason: RetryReason::Contended,
+                ..
+            },
+            ..
+        }]
+    );
+    assert!(contended, "{:?}", ready.answers);
+    for (op, key) in [(2, b"other".as_slice()), (3, KEY)] {
+        p.propose(op, key, Op::Get).expect("ok");
+        let ready = p.ready();
+        assert!(
+            ready.answers.is_empty(),
+            "a round runs: {:?}",
+            ready.answers
+        );
+        let mut sent = ready.messages;
+        sent.extend(ready.persisted_messages);
+        let next = sent[0].body.ballot();
+        assert!(next.counter <= first.counter + 3, "{next:?}");
+    }
 }
