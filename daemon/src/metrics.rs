@@ -107,11 +107,29 @@ pub fn render(view: &ClusterView, registers: &RegisterMetrics) -> String {
         "Bytes in the register store's log since its last checkpoint.",
         local(&registers.store_log_bytes),
     );
-    let _ = writeln!(
-        out,
-        "# HELP ringraft_registers_ops_total Register operations started on this node.\n# TYPE ringraft_registers_ops_total counter\nringraft_registers_ops_total {}",
-        local(&registers.ops)
-    );
+    for (name, help, counter) in [
+        (
+            "ringraft_registers_ops_total",
+            "Register operations proposed on this node.",
+            &registers.ops,
+        ),
+        (
+            "ringraft_registers_forwarded_total",
+            "Register requests this node forwarded to their key's owner.",
+            &registers.forwarded,
+        ),
+        (
+            "ringraft_registers_answered_for_peers_total",
+            "Register requests forwarded to this node as the key's owner.",
+            &registers.answered_for_peers,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            local(counter)
+        );
+    }
     out
 }
 

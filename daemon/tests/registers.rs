@@ -185,6 +185,15 @@ fn gauge(metrics: std::net::SocketAddr, name: &str) -> Option<u64> {
 fn a_join_hands_registers_off_to_the_new_sets() {
     let cluster = Cluster::start("registers-join", 3, &[]);
     cluster.kill9(2);
+    // Requests for keys node 2 owns are forwarded to it until the failure detector holds it
+    // down; this test is about the handoff, not that window.
+    wait_until("node 2 is marked down", || {
+        cluster
+            .members(1)
+            .1
+            .iter()
+            .any(|m| m.id == 2 && m.state == ringraft_proto::MemberState::Down)
+    });
     let writer = cluster.client(1).expect("connect");
     let keys: Vec<Vec<u8>> = (0..100).map(|k| format!("key-{k}").into_bytes()).collect();
     for (k, key) in keys.iter().enumerate() {
@@ -209,6 +218,13 @@ fn a_join_hands_registers_off_to_the_new_sets() {
         },
     );
     cluster.kill9(3);
+    wait_until("node 3 is marked down", || {
+        cluster
+            .members(1)
+            .1
+            .iter()
+            .any(|m| m.id == 3 && m.state == ringraft_proto::MemberState::Down)
+    });
     let live = [1, 2, 4];
     for (k, key) in keys.iter().enumerate() {
         let expected = format!("value-{k}");

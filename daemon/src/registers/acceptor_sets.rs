@@ -63,6 +63,13 @@ impl AcceptorSets {
         }
     }
 
+    /// The key's owner on the newest acceptor ring: the node requests for the key are
+    /// forwarded to, so that one proposer keeps its next ballot promised.
+    pub fn owner_of(&self, key: &[u8]) -> Option<u64> {
+        let ring = self.pending.as_ref().map_or(&self.stable, |(_, ring)| ring);
+        ring.owner(key).map(|owner| owner.member)
+    }
+
     fn replicas(&self, ring: &Ring, key: &[u8]) -> Vec<u64> {
         let mut set = ring.replicas(key, self.replication).members;
         set.sort_unstable();

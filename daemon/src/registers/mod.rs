@@ -7,10 +7,10 @@
 //! `<data_dir>/registers`) → the answer. The Raft log contributes only who the acceptors are
 //! (`state::registers`, published in the node's view) and the handoff reports.
 //!
-//! Every request is proposed by the node whose socket received it (each node is a proposer for
-//! every key): a write from one client stream keeps its ballot's successor promised on the
-//! acceptors and so takes one round trip; see BENCHMARKS.md for the measured cost against
-//! forwarding to the key's owner.
+//! A request is forwarded over the link to the key's owner (on the newest acceptor ring), which
+//! proposes it: one proposer per key keeps its ballot's successor promised on the acceptors, so
+//! an uncontended write takes one round trip. A node proposes itself when the owner is down (as
+//! the failure detector says), unconnected, or the request was forwarded to it already.
 
 mod acceptor_sets;
 mod handoff;
@@ -48,6 +48,9 @@ pub struct RegisterMetrics {
     pub keys_held: AtomicU64,
     pub handoff_keys_remaining: AtomicU64,
     pub plane_epoch: AtomicU64,
+    /// Requests this node forwarded to their key's owner, and forwarded requests it answered.
+    pub forwarded: AtomicU64,
+    pub answered_for_peers: AtomicU64,
     pub store_log_bytes: AtomicU64,
 }
 
@@ -112,6 +115,7 @@ pub fn start(setup: RegistersSetup<'_>) -> Result<RegistersHandle, RegistersErro
     let metrics = Arc::new(RegisterMetrics::default());
     let runtime = Runtime {
         id: setup.id,
+        limits: setup.limits.clone(),
         acceptor,
         proposer,
         store,
@@ -153,10 +157,10 @@ fn core_config(id: u64, limits: &Limits) -> ringraft_paxos::Config {
     // deadline allows): on a LAN an answer takes well under a tick.
     config.op_timeout_ticks = (1000 / TICK.as_millis() as u64).max(1);
     config.resend_interval_ticks = 5;
-    // Every node proposes for every key (requests are not yet forwarded to the key's owner), so
-    // a cached accept would often meet another node's newer promise and leave the client an
-    // unknown outcome; a refused prepare is a clean retry.
-    config.one_round_trip = false;
+    // Requests are forwarded to the key's owner, so one proposer writes each key and its cached
+    // promise holds: an uncontended write takes one round trip. (A node proposes itself only
+    // when the owner is down or unreachable; then a refused cached accept is an unknown outcome.)
+    config.one_round_trip = true;
     config.seed = rand::RngCore::next_u64(&mut rand::rngs::OsRng);
     config
 }
@@ -168,43 +172,10 @@ impl RegistersHandle {
 
     /// Answers `KvGet`, `KvCas` and `KvDelete`.
     pub fn handle(&self, request: Request) -> ResponseFuture {
-        let (key, op, timeout_ms) = match request {
-            Request::KvGet { key, timeout_ms } => (key, Op::Get, timeout_ms),
-            Request::KvCas {
-                key,
-                expected_version,
-                value,
-                timeout_ms,
-            } => (
-                key,
-                Op::Cas {
-                    expected_version,
-                    value,
-                },
-                timeout_ms,
-            ),
-            Request::KvDelete {
-                key,
-                expected_version,
-                timeout_ms,
-            } => (
-                key,
-                Op::Delete {
-                    expected_version: (expected_version != KV_ANY_VERSION)
-                        .then_some(expected_version),
-                },
-                timeout_ms,
-            ),
-            other => {
-                return ready(error(
-                    Status::Internal,
-                    format!("the registers cannot answer {}", other.name()),
-                ))
-            }
+        let (key, op, timeout_ms) = match parse_request(&self.limits, request) {
+            Ok(parsed) => parsed,
+            Err(response) => return ready(response),
         };
-        if let Err(response) = self.check(&key, &op, timeout_ms) {
-            return ready(response);
-        }
         let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
         let (reply, answer) = oneshot::channel();
         let sent = self.requests.try_send(ClientOp {
@@ -212,6 +183,7 @@ impl RegistersHandle {
             op,
             deadline,
             reply,
+            forwarded_to: None,
         });
         Box::pin(async move {
             match sent {
@@ -231,47 +203,84 @@ impl RegistersHandle {
             })
         })
     }
+}
 
-    // The error is the answer itself, sent once: its size does not matter (as in `node`).
-    #[allow(clippy::result_large_err)]
-    fn check(&self, key: &[u8], op: &Op, timeout_ms: u32) -> Result<(), Response> {
-        let limits = &self.limits;
-        if key.is_empty() {
-            return Err(error(Status::InvalidArgument, "the key is empty"));
+/// A register request as (key, operation, timeout), checked against the limits: from the local
+/// socket, or forwarded by a peer (which checked it too, but is not trusted).
+// The error is the answer itself, sent once: its size does not matter (as in `node`).
+#[allow(clippy::result_large_err)]
+pub(crate) fn parse_request(
+    limits: &Limits,
+    request: Request,
+) -> Result<(Vec<u8>, Op, u32), Response> {
+    let (key, op, timeout_ms) = match request {
+        Request::KvGet { key, timeout_ms } => (key, Op::Get, timeout_ms),
+        Request::KvCas {
+            key,
+            expected_version,
+            value,
+            timeout_ms,
+        } => (
+            key,
+            Op::Cas {
+                expected_version,
+                value,
+            },
+            timeout_ms,
+        ),
+        Request::KvDelete {
+            key,
+            expected_version,
+            timeout_ms,
+        } => (
+            key,
+            Op::Delete {
+                expected_version: (expected_version != KV_ANY_VERSION).then_some(expected_version),
+            },
+            timeout_ms,
+        ),
+        other => {
+            return Err(error(
+                Status::Internal,
+                format!("the registers cannot answer {}", other.name()),
+            ))
         }
-        if key.len() > limits.key_bytes_max {
+    };
+    if key.is_empty() {
+        return Err(error(Status::InvalidArgument, "the key is empty"));
+    }
+    if key.len() > limits.key_bytes_max {
+        return Err(error(
+            Status::TooLarge,
+            format!(
+                "key of {} bytes exceeds the limit of {}",
+                key.len(),
+                limits.key_bytes_max
+            ),
+        ));
+    }
+    if let Op::Cas { value, .. } = &op {
+        if value.len() > limits.kv_value_bytes_max {
             return Err(error(
                 Status::TooLarge,
                 format!(
-                    "key of {} bytes exceeds the limit of {}",
-                    key.len(),
-                    limits.key_bytes_max
+                    "value of {} bytes exceeds the limit of {}",
+                    value.len(),
+                    limits.kv_value_bytes_max
                 ),
             ));
         }
-        if let Op::Cas { value, .. } = op {
-            if value.len() > limits.kv_value_bytes_max {
-                return Err(error(
-                    Status::TooLarge,
-                    format!(
-                        "value of {} bytes exceeds the limit of {}",
-                        value.len(),
-                        limits.kv_value_bytes_max
-                    ),
-                ));
-            }
-        }
-        if timeout_ms == 0 || timeout_ms > limits.propose_timeout_ms_max {
-            return Err(error(
-                Status::InvalidArgument,
-                format!(
-                    "timeout_ms must be in 1..={}",
-                    limits.propose_timeout_ms_max
-                ),
-            ));
-        }
-        Ok(())
     }
+    if timeout_ms == 0 || timeout_ms > limits.propose_timeout_ms_max {
+        return Err(error(
+            Status::InvalidArgument,
+            format!(
+                "timeout_ms must be in 1..={}",
+                limits.propose_timeout_ms_max
+            ),
+        ));
+    }
+    Ok((key, op, timeout_ms))
 }
 
 fn ready(response: Response) -> ResponseFuture {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ringraft_paxos::{Answer, Op, OpId, Outcome, ProposeError, RetryReason};
-use ringraft_proto::{Response, Status};
+use ringraft_proto::limits::KV_ANY_VERSION;
+use ringraft_proto::{Request, Response, Status};
 use tokio::sync::oneshot;
 
 use crate::node::view::error;
@@ -17,6 +18,57 @@ pub struct ClientOp {
     pub op: Op,
     pub deadline: Instant,
     pub reply: oneshot::Sender<Response>,
+    /// The owner this op was forwarded to (only that node's answer counts).
+    pub forwarded_to: Option<u64>,
+}
+
+impl ClientOp {
+    pub fn forwarded_to(mut self, owner: u64) -> ClientOp {
+        self.forwarded_to = Some(owner);
+        self
+    }
+
+    /// The request that asks the same of another node, with what is left of the deadline.
+    pub fn to_request(&self, now: Instant) -> Request {
+        let left = self.deadline.saturating_duration_since(now).as_millis();
+        let timeout_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
+        let key = self.key.clone();
+        match &self.op {
+            Op::Get => Request::KvGet { key, timeout_ms },
+            Op::Cas {
+                expected_version,
+                value,
+            } => Request::KvCas {
+                key,
+                expected_version: *expected_version,
+                value: value.clone(),
+                timeout_ms,
+            },
+            Op::Put { value } => Request::KvCas {
+                key,
+                expected_version: KV_ANY_VERSION,
+                value: value.clone(),
+                timeout_ms,
+            },
+            Op::Delete { expected_version } => Request::KvDelete {
+                key,
+                expected_version: expected_version.unwrap_or(KV_ANY_VERSION),
+                timeout_ms,
+            },
+        }
+    }
+
+    /// The answer when the deadline passed with the op in flight somewhere (a round, or at the
+    /// owner it was forwarded to): a read did nothing; a write may have taken effect.
+    pub fn late_answer(&self) -> Response {
+        match self.op {
+            Op::Get => error(
+                Status::Timeout,
+                "no quorum of the key's acceptors answered before the deadline",
+            ),
+            _ => unknown("the deadline passed while it was in flight"),
+        }
+    }
 }
 
 struct Waiting {
@@ -153,10 +205,7 @@ impl ClientOps {
                 continue;
             };
             let response = match (&waiting.client.op, waiting.retry_at_tick) {
-                (Op::Get, _) => error(
-                    Status::Timeout,
-                    "no quorum of the key's acceptors answered before the deadline",
-                ),
+                (Op::Get, _) | (_, None) => waiting.client.late_answer(),
                 (_, Some(_)) => error(
                     Status::Timeout,
                     format!(
@@ -165,7 +214,6 @@ impl ClientOps {
                         waiting.last_retry.map_or("no answer", reason_text)
                     ),
                 ),
-                (_, None) => unknown("the deadline passed while its round ran"),
             };
             let _ = waiting.client.reply.send(response);
         }

@@ -4,11 +4,11 @@
 //! order their contract gives (docs/paxos.md, "Durability rule"): messages and answers at once,
 //! the records appended and made durable with one fdatasync, then the messages that rest on them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringraft_paxos::{Acceptor, Answer, Body, Message, NodeId, OpId, Proposer, Ready};
+use ringraft_paxos::{Acceptor, Answer, Body, Message, NodeId, Op, OpId, Proposer, Ready};
 use ringraft_proto::Status;
 use ringraft_storage::{RegisterStore, StorageError};
 use tokio::sync::{mpsc, watch};
@@ -21,15 +21,20 @@ use super::RegisterMetrics;
 use crate::node::view::error;
 use crate::node::{ClusterView, CommandSubmitter};
 use crate::state::StateCommand;
-use crate::transport::TransportHandle;
+use crate::transport::{RegisterInbound, TransportHandle};
 
 /// One tick of the proposers' clock (timeouts, resends and backoffs are counted in ticks).
 pub const TICK: Duration = Duration::from_millis(10);
 /// Inputs taken in one turn before the batch is made durable: bounds a turn's latency.
 const INPUTS_PER_TURN_MAX: usize = 1024;
+/// A forwarded read not answered within this is proposed here instead: a read changes nothing,
+/// so running it twice is harmless, and the owner may have just died (a write cannot be
+/// retried this way: it may have taken effect at the owner).
+const FORWARDED_READ_PATIENCE: Duration = Duration::from_millis(500);
 
 pub struct Runtime {
     pub id: NodeId,
+    pub limits: crate::config::Limits,
     pub acceptor: Acceptor,
     pub proposer: Proposer,
     pub store: RegisterStore,
@@ -52,13 +57,19 @@ struct Loop {
     /// Messages from this node to itself (its proposer and its acceptor).
     local: VecDeque<Message>,
     tick: u64,
+    /// Requests forwarded to their key's owner, by call id, until its answer or the deadline,
+    /// with when they were sent.
+    forwarded: BTreeMap<u64, (Instant, ClientOp)>,
+    next_call: u64,
+    /// The node's latest view (who is down, for forwarding).
+    latest: Option<Arc<ClusterView>>,
 }
 
 impl Runtime {
     pub async fn run(
         self,
         mut requests: mpsc::Receiver<ClientOp>,
-        mut inbound: mpsc::Receiver<Message>,
+        mut inbound: mpsc::Receiver<RegisterInbound>,
     ) {
         let mut this = Loop {
             rt: self,
@@ -68,6 +79,9 @@ impl Runtime {
             handoff: None,
             local: VecDeque::new(),
             tick: 0,
+            forwarded: BTreeMap::new(),
+            next_call: 1,
+            latest: None,
         };
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -78,7 +92,7 @@ impl Runtime {
                     Some(op) => this.start_client_op(op),
                     None => break "every handle was dropped",
                 },
-                Some(msg) = inbound.recv() => this.step(msg),
+                Some(msg) = inbound.recv() => this.on_inbound(msg),
                 _ = ticker.tick() => this.on_tick(),
                 changed = this.rt.view.changed() => {
                     if changed.is_err() {
@@ -89,7 +103,7 @@ impl Runtime {
             }
             for _ in 0..INPUTS_PER_TURN_MAX {
                 if let Ok(msg) = inbound.try_recv() {
-                    this.step(msg);
+                    this.on_inbound(msg);
                 } else if let Ok(op) = requests.try_recv() {
                     this.start_client_op(op);
                 } else {
@@ -106,8 +120,11 @@ impl Runtime {
             }
         };
         info!("registers stopped: {stopped}");
-        this.ops
-            .fail_all(&error(Status::ShuttingDown, "the node is shutting down"));
+        let stopping = error(Status::ShuttingDown, "the node is shutting down");
+        this.ops.fail_all(&stopping);
+        for (_, (_, op)) in std::mem::take(&mut this.forwarded) {
+            let _ = op.reply.send(stopping.clone());
+        }
     }
 }
 
@@ -138,6 +155,7 @@ impl Loop {
 
     fn on_view(&mut self) {
         let view = self.rt.view.borrow_and_update().clone();
+        self.latest = Some(view.clone());
         if view.removed.is_some() || view.membership.members.is_empty() {
             self.sets = None;
             return;
@@ -216,7 +234,105 @@ impl Loop {
         id
     }
 
+    fn on_inbound(&mut self, inbound: RegisterInbound) {
+        match inbound {
+            RegisterInbound::Message(msg) => self.step(msg),
+            RegisterInbound::Call {
+                from,
+                call,
+                request,
+            } => self.answer_call(from, call, request),
+            RegisterInbound::Answer {
+                from,
+                call,
+                response,
+            } => {
+                // Only the node the call went to may answer it.
+                let from_owner = self
+                    .forwarded
+                    .get(&call)
+                    .is_some_and(|(_, op)| op.forwarded_to == Some(from));
+                if let Some((_, op)) = from_owner.then(|| self.forwarded.remove(&call)).flatten() {
+                    let _ = op.reply.send(response);
+                }
+            }
+        }
+    }
+
+    /// A peer forwarded a request to this node as the key's owner: propose it here (never
+    /// forward again) and send the answer back.
+    fn answer_call(&mut self, from: NodeId, call: u64, request: ringraft_proto::Request) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let transport = self.rt.transport.clone();
+        let parsed = super::parse_request(&self.rt.limits, request);
+        tokio::spawn(async move {
+            if let Ok(response) = answer.await {
+                transport.send_register_answer(from, call, response);
+            }
+        });
+        match parsed {
+            Err(response) => {
+                let _ = reply.send(response);
+            }
+            Ok((key, op, timeout_ms)) => {
+                self.rt
+                    .metrics
+                    .answered_for_peers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+                self.start_local(ClientOp {
+                    key,
+                    op,
+                    deadline,
+                    reply,
+                    forwarded_to: None,
+                });
+            }
+        }
+    }
+
+    /// The node this key's requests go to, if not this one: the owner on the newest acceptor
+    /// ring, when the failure detector does not hold it down.
+    fn forward_target(&self, key: &[u8]) -> Option<NodeId> {
+        let owner = self.sets.as_ref()?.owner_of(key)?;
+        let view = self.latest.as_ref()?;
+        let active = view
+            .membership
+            .members
+            .get(&owner)
+            .is_some_and(|m| m.state == ringraft_proto::MemberState::Active);
+        (owner != self.rt.id && active).then_some(owner)
+    }
+
     fn start_client_op(&mut self, op: ClientOp) {
+        if self.sets.is_none() {
+            let _ = op.reply.send(error(
+                Status::Unavailable,
+                "the registers are not serving yet (the node is joining, recovering or removed)",
+            ));
+            return;
+        }
+        if let Some(owner) = self.forward_target(&op.key) {
+            let call = self.next_call;
+            self.next_call += 1;
+            if self
+                .rt
+                .transport
+                .send_register_call(owner, call, op.to_request(Instant::now()))
+            {
+                self.rt
+                    .metrics
+                    .forwarded
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.forwarded
+                    .insert(call, (Instant::now(), op.forwarded_to(owner)));
+                return;
+            }
+        }
+        self.start_local(op);
+    }
+
+    fn start_local(&mut self, op: ClientOp) {
         if self.sets.is_none() {
             let _ = op.reply.send(error(
                 Status::Unavailable,
@@ -274,7 +390,32 @@ impl Loop {
     fn on_tick(&mut self) {
         self.tick += 1;
         self.rt.proposer.tick();
-        self.ops.expire(Instant::now());
+        let now = Instant::now();
+        self.ops.expire(now);
+        let late: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, (sent, op))| {
+                op.deadline <= now
+                    || (op.op == Op::Get && now.duration_since(*sent) >= FORWARDED_READ_PATIENCE)
+            })
+            .map(|(call, _)| *call)
+            .collect();
+        for call in late {
+            let Some((_, op)) = self.forwarded.remove(&call) else {
+                continue;
+            };
+            if op.deadline > now {
+                // A read the owner has not answered: run it here.
+                self.start_local(ClientOp {
+                    forwarded_to: None,
+                    ..op
+                });
+            } else {
+                let response = op.late_answer();
+                let _ = op.reply.send(response);
+            }
+        }
         for id in self.ops.due(self.tick) {
             self.propose(id);
         }

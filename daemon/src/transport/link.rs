@@ -72,6 +72,7 @@ pub(crate) fn spawn_link(
         send_registers(shared.clone(), peer, register_rx, current_rx.clone()).instrument(span),
     );
     PeerEntry {
+        heard: std::sync::Mutex::new((0, std::time::Instant::now())),
         raft_tx,
         snapshot_tx,
         register_tx,

@@ -118,6 +118,25 @@ pub enum Inbound {
     },
 }
 
+/// What the transport hands to the registers (never to the node loop). `from` is the peer's
+/// certified id.
+#[derive(Debug)]
+pub enum RegisterInbound {
+    Message(ringraft_paxos::Message),
+    /// A register request forwarded by `from` to this node as the key's owner.
+    Call {
+        from: NodeId,
+        call: u64,
+        request: ringraft_proto::Request,
+    },
+    /// The owner's answer to a call this node forwarded.
+    Answer {
+        from: NodeId,
+        call: u64,
+        response: ringraft_proto::Response,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
     pub node_id: NodeId,
@@ -359,11 +378,7 @@ impl TransportHandle {
     /// or its queue is full (the proposer resends, so nothing is reported).
     pub fn send_register(&self, msg: ringraft_paxos::Message) {
         let to = msg.to;
-        let frame = LinkFrame::Registers(msg.into());
-        let queued = lock(&self.shared.peers)
-            .get(&to)
-            .is_some_and(|entry| entry.register_tx.try_send(frame).is_ok());
-        if !queued {
+        if !self.queue_register(to, LinkFrame::Registers(msg.into())) {
             tracing::debug!(
                 node = self.shared.node_id,
                 peer = to,
@@ -372,8 +387,35 @@ impl TransportHandle {
         }
     }
 
-    /// The register messages peers send to this node. Given once; `None` after.
-    pub fn take_register_inbound(&self) -> Option<mpsc::Receiver<ringraft_paxos::Message>> {
+    /// Forwards a register request to `to` (the key's owner). False if it was not sent: no
+    /// link to that peer, nothing heard from it within `PEER_FRESH_WITHIN` (QUIC keep-alives
+    /// arrive every `keep_alive_interval` from a live peer), or its queue is full; then it
+    /// certainly never arrives and the caller may do the work itself.
+    pub fn send_register_call(
+        &self,
+        to: NodeId,
+        call: u64,
+        request: ringraft_proto::Request,
+    ) -> bool {
+        let fresh = lock(&self.shared.peers)
+            .get(&to)
+            .is_some_and(|entry| entry.heard_within(self.shared.config.keep_alive_interval * 2));
+        fresh && self.queue_register(to, LinkFrame::RegisterCall { call, request })
+    }
+
+    /// Answers a forwarded register request; lost if `to` is gone (the caller times out).
+    pub fn send_register_answer(&self, to: NodeId, call: u64, response: ringraft_proto::Response) {
+        self.queue_register(to, LinkFrame::RegisterAnswer { call, response });
+    }
+
+    fn queue_register(&self, to: NodeId, frame: LinkFrame) -> bool {
+        lock(&self.shared.peers)
+            .get(&to)
+            .is_some_and(|entry| entry.register_tx.try_send(frame).is_ok())
+    }
+
+    /// What peers send this node's registers. Given once; `None` after.
+    pub fn take_register_inbound(&self) -> Option<mpsc::Receiver<RegisterInbound>> {
         lock(&self.shared.register_rx).take()
     }
 
@@ -422,8 +464,8 @@ struct Shared {
     link_client: quinn::ClientConfig,
     call_client: quinn::ClientConfig,
     inbound_tx: mpsc::Sender<Inbound>,
-    register_tx: mpsc::Sender<ringraft_paxos::Message>,
-    register_rx: Mutex<Option<mpsc::Receiver<ringraft_paxos::Message>>>,
+    register_tx: mpsc::Sender<RegisterInbound>,
+    register_rx: Mutex<Option<mpsc::Receiver<RegisterInbound>>>,
     peers: Mutex<HashMap<NodeId, PeerEntry>>,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -448,8 +490,8 @@ impl Shared {
 
     /// Never waits: a full registers channel must not hold up the Raft messages behind it on
     /// the same stream.
-    fn deliver_register_message(&self, msg: ringraft_paxos::Message) {
-        if self.register_tx.try_send(msg).is_err() {
+    fn deliver_register(&self, inbound: RegisterInbound) {
+        if self.register_tx.try_send(inbound).is_err() {
             tracing::debug!(
                 node = self.node_id,
                 "registers channel full, message dropped"
@@ -480,6 +522,8 @@ impl Shared {
 }
 
 struct PeerEntry {
+    /// (datagrams received on the current connection, when that count last grew).
+    heard: Mutex<(u64, std::time::Instant)>,
     raft_tx: mpsc::Sender<LinkFrame>,
     snapshot_tx: mpsc::Sender<Message>,
     register_tx: mpsc::Sender<LinkFrame>,
@@ -490,6 +534,20 @@ struct PeerEntry {
 }
 
 impl PeerEntry {
+    /// True if a datagram arrived from the peer within `window` (as far as the last calls saw).
+    fn heard_within(&self, window: Duration) -> bool {
+        let Some(conn) = self.current.borrow().clone() else {
+            return false;
+        };
+        let received = conn.stats().udp_rx.datagrams;
+        let now = std::time::Instant::now();
+        let mut heard = lock(&self.heard);
+        if received != heard.0 {
+            *heard = (received, now);
+        }
+        now.duration_since(heard.1) <= window
+    }
+
     fn abort(self) {
         if let Some(conn) = self.current.borrow().as_ref() {
             conn.close(close_code::PEER_REMOVED.into(), b"peer removed");

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::close_code;
 use super::wire::{Hello, LinkFrame, PEER_PROTOCOL_VERSION};
+use super::RegisterInbound;
 use super::{Inbound, Shared, TransportError};
 
 /// Reads one frame body. `Ok(None)` when the stream ends cleanly between frames. The length is
@@ -103,7 +104,7 @@ async fn read_hello(
         .ok_or_else(|| protocol("stream ended before Hello".into()))?;
     match codec::decode::<LinkFrame>(&body)? {
         LinkFrame::Hello(hello) => Ok(hello),
-        LinkFrame::Raft(_) | LinkFrame::Registers(_) => Err(protocol(
+        _ => Err(protocol(
             "expected Hello, got a Raft or register message".into(),
         )),
     }
@@ -180,8 +181,24 @@ async fn read_raft_stream(shared: Arc<Shared>, mut recv: RecvStream, peer: NodeI
                         msg.to
                     );
                 } else {
-                    shared.deliver_register_message(msg.into());
+                    shared.deliver_register(RegisterInbound::Message(msg.into()));
                 }
+                continue;
+            }
+            Ok(LinkFrame::RegisterCall { call, request }) => {
+                shared.deliver_register(RegisterInbound::Call {
+                    from: peer,
+                    call,
+                    request,
+                });
+                continue;
+            }
+            Ok(LinkFrame::RegisterAnswer { call, response }) => {
+                shared.deliver_register(RegisterInbound::Answer {
+                    from: peer,
+                    call,
+                    response,
+                });
                 continue;
             }
             Ok(LinkFrame::Hello(_)) => {

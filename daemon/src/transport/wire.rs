@@ -46,6 +46,16 @@ pub enum LinkFrame {
     Raft(Message),
     /// A per-key register message (only on unidirectional streams).
     Registers(super::register_wire::RegisterMessage),
+    /// A register request forwarded to the key's owner, the one proposer that keeps the key's
+    /// next ballot promised (one round trip); answered with `RegisterAnswer` of the same `call`.
+    RegisterCall {
+        call: u64,
+        request: ringraft_proto::Request,
+    },
+    RegisterAnswer {
+        call: u64,
+        response: ringraft_proto::Response,
+    },
 }
 
 /// A daemon-level request from one node to a member (not Raft traffic).
