@@ -85,8 +85,9 @@ fn print_totals(summaries: &[RunSummary]) {
     let total = |f: fn(&RunSummary) -> u64| summaries.iter().map(f).sum::<u64>();
     eprintln!(
         "  {} runs: {} events, {} messages ({} dropped, {} duplicated), {} crashes, {} \
-         partitions, {} ring changes, {} handoffs, {} tombstones collected, {} hostile messages; \
-         operations: {} answered, {} unknown, {} retried; {} inconclusive checks",
+         partitions, {} ring changes, {} handoffs, {} tombstones collected, {} hostile messages, {} \
+         configurations forgotten; operations: {} answered, {} unknown, {} retried; {} \
+         inconclusive checks",
         summaries.len(),
         total(|s| s.events),
         total(|s| s.messages),
@@ -98,6 +99,7 @@ fn print_totals(summaries: &[RunSummary]) {
         total(|s| s.handoffs),
         total(|s| s.collected),
         total(|s| s.hostile),
+        total(|s| s.forgotten),
         total(|s| s.ops_ok),
         total(|s| s.ops_unknown),
         total(|s| s.ops_retried),

@@ -84,6 +84,7 @@ impl World {
             self.at(d, Event::ClientWake(c));
             return Ok(());
         }
+        self.node(n).configure(&key_name(k))?;
         // Now and then a value past the limit: refused before anything is sent.
         if self.rng.gen_ratio(1, 50) {
             let op = Op::Put {
@@ -135,6 +136,7 @@ impl World {
         });
         self.failed.push(false);
         let index = self.history.len() - 1;
+        self.node(n).configure(&key_name(k))?;
         self.node(n)
             .proposer
             .propose(id, &key_name(k), Op::Get)

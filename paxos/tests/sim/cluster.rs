@@ -59,6 +59,7 @@ pub struct RunSummary {
     pub ops_unknown: u64,
     pub ops_retried: u64,
     pub hostile: u64,
+    pub forgotten: u64,
     pub inconclusive: bool,
 }
 
@@ -275,7 +276,7 @@ impl World {
             Event::Tick(n, inc) => {
                 let node = self.node(n);
                 if node.up && node.incarnation == inc {
-                    node.proposer.tick();
+                    node.tick();
                     let interval = node.tick_interval;
                     self.at(interval, Event::Tick(n, inc));
                     self.drain(n).map_err(safety)?;
@@ -323,6 +324,7 @@ impl World {
             m.body,
             Body::Prepare { .. } | Body::Accept { .. } | Body::Forget { .. }
         );
+        self.node(n).configure(&m.key)?;
         if is_request {
             self.node(n).acceptor.step(m);
         } else {
@@ -406,6 +408,7 @@ impl World {
         self.summary.trace_hash = self.hasher.finish();
         self.summary.dropped = self.net.stats.dropped;
         self.summary.duplicated = self.net.stats.duplicated;
+        self.summary.forgotten = self.nodes.iter().map(|n| n.forgotten).sum();
         let history: Vec<Operation> = self
             .history
             .iter()

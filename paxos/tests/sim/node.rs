@@ -36,6 +36,12 @@ pub struct Node {
     /// Every ring change in the order applied: a restart hands all of them in again, as a Raft
     /// node replays its log, so an acceptor sees each change it was not part of (and drops).
     view_log: Vec<(Vec<u8>, KeyConfig)>,
+    /// Every this many ticks the shell lets idle per-key state go (`Proposer::forget_idle`,
+    /// `Acceptor::forget_views_without_state`); 0: never. Drawn from the seed.
+    forget_every_ticks: u64,
+    ticks: u64,
+    /// Configurations the two cores forgot (and were handed in again on their next use).
+    pub forgotten: u64,
 }
 
 /// What the shell does with one drained pair of Readies.
@@ -75,7 +81,42 @@ impl Node {
             durable_floor: Ballot::ZERO,
             views: BTreeMap::new(),
             view_log: Vec::new(),
+            // Independent of the world's RNG, so the run's other draws stay what they were.
+            forget_every_ticks: [0, 1, 10, 100][((seed / 4) % 4) as usize],
+            ticks: 0,
+            forgotten: 0,
         }
+    }
+
+    /// One tick of the proposer's clock, and now and then the shell's sweep of idle state.
+    pub fn tick(&mut self) {
+        self.proposer.tick();
+        self.ticks += 1;
+        if self.forget_every_ticks > 0 && self.ticks.is_multiple_of(self.forget_every_ticks) {
+            let forgotten =
+                self.proposer.forget_idle() + self.acceptor.forget_views_without_state();
+            self.forgotten += forgotten as u64;
+        }
+    }
+
+    /// What the daemon's `configure` does before every step and operation: hand both cores the
+    /// key's configuration as this node applied it, if they do not hold it (they may have
+    /// forgotten it). Never older than what they had: `views` only moves forward.
+    pub fn configure(&mut self, key: &[u8]) -> Result<(), String> {
+        let Some(view) = self.views.get(key) else {
+            return Ok(());
+        };
+        if self.acceptor.key_config(key) != Some(view) {
+            self.acceptor
+                .set_key_config(key, view.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        if self.proposer.key_config(key) != Some(view) {
+            self.proposer
+                .set_key_config(key, view.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Takes both cores' Readies: messages to send now, answers, and one batch to fsync.

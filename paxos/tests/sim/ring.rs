@@ -5,7 +5,7 @@
 
 use rand::seq::SliceRandom;
 use rand::Rng;
-use ringraft_paxos::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT};
+use ringraft_paxos::limits::{BALLOT_COUNTER_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX_DEFAULT};
 use ringraft_paxos::{
     Answer, Ballot, Body, KeyConfig, Message, NodeId, Outcome, Refusal, Register,
 };
@@ -93,6 +93,7 @@ impl World {
         };
         let id = self.next_op;
         self.next_op += 1;
+        self.node(n).configure(&key)?;
         self.node(n)
             .proposer
             .handoff(id, &key)
@@ -133,6 +134,7 @@ impl World {
         }
         let id = self.next_op;
         self.next_op += 1;
+        self.node(n).configure(&key_name(k))?;
         self.node(n)
             .proposer
             .collect(id, &key_name(k))
@@ -144,7 +146,8 @@ impl World {
         self.drain(n)
     }
 
-    /// Malformed messages a buggy peer might send: each must be dropped or refused.
+    /// Malformed or implausible messages a buggy peer might send: each must be dropped or
+    /// refused.
     fn hostile(&mut self, n: NodeId, k: usize) {
         let from = if n == 1 { 2 } else { 1 };
         let key = key_name(k);
@@ -171,6 +174,14 @@ impl World {
             Body::Prepare {
                 ballot: Ballot {
                     counter: 0,
+                    node: from,
+                },
+            },
+            // Well formed, the sender's own ballot, at the largest counter: promised, it would
+            // make the key's proposers adopt the cap (refused: it jumps too far).
+            Body::Prepare {
+                ballot: Ballot {
+                    counter: BALLOT_COUNTER_MAX,
                     node: from,
                 },
             },
@@ -230,6 +241,7 @@ impl World {
         };
         self.summary.hostile += 1;
         let node = self.node(n);
+        let _ = node.configure(&m.key);
         node.acceptor.step(m.clone());
         node.proposer.step(m);
     }
