@@ -13,7 +13,11 @@
 //!   if malformed; neither ever panics on input;
 //! - [`Proposer::tick`]: the logical clock (timeouts and resends; never safety);
 //! - `set_key_config` on both: the ring's acceptor sets of a key and whether a handoff is pending
-//!   ([`KeyConfig`]).
+//!   ([`KeyConfig`]);
+//! - [`Proposer::forget_idle`] / [`Acceptor::forget_views_without_state`]: let idle per-key state
+//!   go (call now and then). Afterwards hand a forgotten key's configuration in again before
+//!   its next operation or message, never an older one than before (`docs/paxos.md`, "Bounded
+//!   state").
 //!
 //! # Outputs and the durability rule
 //!

@@ -124,7 +124,7 @@ impl Proposer {
     /// the next operation on a forgotten key the shell hands its configuration in again
     /// (without one, `propose` answers [`ProposeError::NoAcceptors`]); replies about it are
     /// dropped, as they would be anyway with no round running. O(keys configured): call it now
-    /// and then (the daemon: every few seconds), not every tick.
+    /// and then (say, once `configured_keys()` passes a bound), not every tick.
     pub fn forget_idle(&mut self) -> usize {
         self.keys.retain(|_, work| work.is_active());
         let before = self.views.len();
