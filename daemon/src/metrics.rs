@@ -78,7 +78,9 @@ pub fn render(view: &ClusterView, registers: &RegisterMetrics) -> String {
     gauge(
         "ringraft_registers_transition_sets_waiting",
         "Acceptor sets of the transition in progress still short of a majority of handoff reports.",
-        plane.pending().map_or(0, |t| t.sets_waiting() as u64),
+        plane
+            .pending()
+            .map_or(0, |t| t.sets_waiting(view.membership.ring.state()) as u64),
     );
     gauge(
         "ringraft_registers_transition_reports",

@@ -197,8 +197,16 @@ impl Driver {
                 Ok(Admitted::Waiting { description, wait })
             }
             Request::Remove { id } => {
-                self.known_member(*id)?;
+                let member = self.known_member(*id)?;
                 self.settled(&description)?;
+                let down = member.state == MemberState::Down;
+                if let Some(why) =
+                    self.state
+                        .registers()
+                        .removal_hazard(*id, self.state.ring(), down)
+                {
+                    return Err(Refusal::Later(format!("{description} waits: {why}")));
+                }
                 let wait =
                     self.propose_change(&description, ConfChangeStep::RemoveNode(*id), Vec::new())?;
                 info!(id, ?wait, "removing a member");

@@ -47,16 +47,17 @@ impl Transition {
         }
     }
 
-    /// The acceptor sets still short of a reporting majority.
-    pub fn sets_waiting(&self) -> usize {
+    /// The acceptor sets still waiting for reports; `ring` is the current ring (who is still a
+    /// member).
+    pub fn sets_waiting(&self, ring: &RingState) -> usize {
         self.moving_sets
             .iter()
-            .filter(|set| !majority_reported(set, &self.reported))
+            .filter(|set| !set_handed_off(set, &self.reported, ring))
             .count()
     }
 
-    fn is_complete(&self) -> bool {
-        self.sets_waiting() == 0
+    fn is_complete(&self, ring: &RingState) -> bool {
+        self.sets_waiting(ring) == 0
     }
 }
 
@@ -114,8 +115,11 @@ impl RegisterPlane {
     /// the acceptor sets differ. True if the plane changed.
     pub(super) fn ring_changed(&mut self, ring: &RingState, replication: u32) -> bool {
         if self.pending.is_some() {
-            // The next transition starts from the newest ring once this one completes.
-            return false;
+            // The next transition starts from the newest ring once this one completes; a
+            // removal may complete this one (see `set_handed_off`).
+            let before = self.pending.as_ref().map(|t| t.epoch);
+            self.complete_if_done(ring, replication);
+            return self.pending.as_ref().map(|t| t.epoch) != before;
         }
         let next = acceptor_ring(ring);
         if same_acceptor_sets(&self.stable, &next) {
@@ -149,7 +153,7 @@ impl RegisterPlane {
     /// Completes the pending transition if every moving set has a reporting majority, then
     /// starts the next one if the ring has moved on meanwhile.
     fn complete_if_done(&mut self, ring: &RingState, replication: u32) {
-        if !self.pending.as_ref().is_some_and(Transition::is_complete) {
+        if !self.pending.as_ref().is_some_and(|t| t.is_complete(ring)) {
             return;
         }
         if let Some(done) = self.pending.take() {
@@ -159,6 +163,34 @@ impl RegisterPlane {
         if ring.epoch() > self.stable_epoch {
             self.ring_changed(ring, replication);
         }
+    }
+}
+
+impl RegisterPlane {
+    /// Why removing `id` now could lose registers, if it could: it is in a set of the pending
+    /// transition that still waits for reports, it has not reported, and without it the set's
+    /// remaining members are no majority (so they might all lack a register that only `id`
+    /// and members already removed hold). A member held down is not waited for: it may never
+    /// come back, and the operator removing it knows.
+    pub fn removal_hazard(&self, id: NodeId, ring: &RingState, down: bool) -> Option<String> {
+        let transition = self.pending.as_ref()?;
+        if down || transition.reported.contains(&id) {
+            return None;
+        }
+        let set = transition.moving_sets.iter().find(|set| {
+            set.contains(&id) && !set_handed_off(set, &transition.reported, ring) && {
+                let others = set
+                    .iter()
+                    .filter(|m| **m != id && ring.member(**m).is_some())
+                    .count();
+                others <= set.len() / 2
+            }
+        })?;
+        Some(format!(
+            "member {id} has not yet handed off its registers for the transition at epoch {} and \
+             without it their acceptor set {set:?} has no majority left to do so",
+            transition.epoch
+        ))
     }
 }
 
@@ -183,9 +215,18 @@ fn same_acceptor_sets(a: &RingState, b: &RingState) -> bool {
     a.vnodes() == b.vnodes() && a.members().eq(b.members()) && a.tokens().eq(b.tokens())
 }
 
-fn majority_reported(set: &[NodeId], reported: &BTreeSet<NodeId>) -> bool {
+/// A moving set is handed off once a majority of it reported, or once every member of it that
+/// is still in the cluster reported. The second case is a set that lost members to removal
+/// before they reported: a register chosen on a majority of the set that includes a remaining
+/// member was carried by it; one chosen only on removed members went with them (as a Raft log
+/// goes with a removed majority), and waiting would bring nothing back but would stop every
+/// later change of acceptor sets.
+fn set_handed_off(set: &[NodeId], reported: &BTreeSet<NodeId>, ring: &RingState) -> bool {
     let count = set.iter().filter(|id| reported.contains(id)).count();
     count > set.len() / 2
+        || set
+            .iter()
+            .all(|id| reported.contains(id) || ring.member(*id).is_none())
 }
 
 /// Every distinct acceptor set of `from` whose keys have another set in `to`. The sets are
@@ -277,6 +318,60 @@ mod tests {
         let next = plane.pending().expect("the next transition started");
         assert_eq!(next.epoch, 9);
         assert_eq!(next.ring, acceptor_ring(&ring));
+    }
+
+    #[test]
+    fn a_set_that_lost_members_to_removal_completes_once_the_rest_reported() {
+        let mut ring = ring_of(&[1, 2, 3], 1);
+        let mut plane = RegisterPlane::stable(1, &ring);
+        ring.join(Member::new(4, 1), 7).unwrap();
+        plane.ring_changed(&ring, 3);
+        // Old set {1, 2, 3}: 1 and 2 are removed before reporting; 3 alone is no majority.
+        ring.leave(1, 8).unwrap();
+        assert!(!plane.ring_changed(&ring, 3));
+        ring.leave(2, 9).unwrap();
+        assert!(plane.pending().is_some());
+        assert!(plane.handed_off(3, 7, &ring, 3));
+        assert_eq!(
+            plane.stable_epoch(),
+            7,
+            "every remaining member of the set reported"
+        );
+        assert_eq!(
+            plane.pending().map(|t| t.epoch),
+            Some(9),
+            "the next one started"
+        );
+    }
+
+    #[test]
+    fn removing_a_live_member_that_a_set_still_needs_is_a_hazard() {
+        let mut ring = ring_of(&[1, 2, 3], 1);
+        let mut plane = RegisterPlane::stable(1, &ring);
+        ring.leave(1, 5).unwrap();
+        plane.ring_changed(&ring, 3);
+        // {1, 2, 3} waits; 1 is gone: removing 2 would leave 3 alone.
+        assert!(plane.removal_hazard(2, &ring, false).is_some());
+        assert!(
+            plane.removal_hazard(2, &ring, true).is_none(),
+            "down: not waited for"
+        );
+        plane.handed_off(2, 5, &ring, 3);
+        assert!(
+            plane.removal_hazard(2, &ring, false).is_none(),
+            "2 reported"
+        );
+        let mut ring4 = ring_of(&[1, 2, 3, 4], 1);
+        let mut plane4 = RegisterPlane::stable(1, &ring4);
+        ring4.join(Member::new(5, 1), 5).unwrap();
+        plane4.ring_changed(&ring4, 3);
+        let any_set_member = plane4.pending().unwrap().moving_sets[0][0];
+        assert!(
+            plane4
+                .removal_hazard(any_set_member, &ring4, false)
+                .is_none(),
+            "the other two of its set are a majority"
+        );
     }
 
     #[test]
