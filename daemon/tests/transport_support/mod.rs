@@ -165,7 +165,7 @@ pub async fn raw_link(
         .ok_or("no Hello in answer")?;
     match ringraft_proto::codec::decode::<LinkFrame>(&body).map_err(|e| e.to_string())? {
         LinkFrame::Hello(_) => Ok((endpoint, conn)),
-        LinkFrame::Raft(_) | LinkFrame::Registers(_) => Err("expected Hello".into()),
+        _ => Err("expected Hello".into()),
     }
 }
 
