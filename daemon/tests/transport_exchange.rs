@@ -263,6 +263,9 @@ async fn register_floods_do_not_displace_raft_messages() {
         .await
         .expect("a register message arrives")
         .expect("channel open");
+    let ringraft_daemon::transport::RegisterInbound::Message(first) = first else {
+        panic!("expected a register message, got {first:?}");
+    };
     assert_eq!((first.from, first.to), (1, 2));
     a.handle.shutdown().await;
     b.handle.shutdown().await;
