@@ -274,4 +274,30 @@ mod tests {
             assert_eq!(Message::from(back), message);
         }
     }
+
+    #[test]
+    fn forwarded_calls_and_answers_survive_the_wire() {
+        let frames = vec![
+            LinkFrame::RegisterCall {
+                call: 9,
+                request: ringraft_proto::Request::KvCas {
+                    key: b"k".to_vec(),
+                    expected_version: 3,
+                    value: b"v".to_vec(),
+                    timeout_ms: 500,
+                },
+            },
+            LinkFrame::RegisterAnswer {
+                call: 9,
+                response: ringraft_proto::Response::KvConflict {
+                    current_version: 4,
+                    epoch: 12,
+                },
+            },
+        ];
+        for frame in frames {
+            let bytes = codec::encode(&frame).unwrap();
+            assert_eq!(codec::decode::<LinkFrame>(&bytes).unwrap(), frame);
+        }
+    }
 }
