@@ -31,6 +31,14 @@ const INPUTS_PER_TURN_MAX: usize = 1024;
 /// so running it twice is harmless, and the owner may have just died (a write cannot be
 /// retried this way: it may have taken effect at the owner).
 const FORWARDED_READ_PATIENCE: Duration = Duration::from_millis(500);
+/// Past this many keys configured or tracked in either core, idle per-key state is forgotten
+/// (docs/paxos.md, "Bounded state"): a sweep costs the owner one extra prepare per cached key
+/// it writes again, so it runs on size, not on a timer. `configure` hands every key's current
+/// configuration in again before its next message or operation, from a plane that only moves
+/// forward: the contract of both forget calls.
+const KEYS_TRACKED_MAX: usize = 100_000;
+/// The sweep bound is checked this often (in ticks).
+const SWEEP_CHECK_TICKS: u64 = 100;
 
 pub struct Runtime {
     pub id: NodeId,
@@ -420,11 +428,31 @@ impl Loop {
             self.propose(id);
         }
         self.drive_handoff();
+        if self.tick.is_multiple_of(SWEEP_CHECK_TICKS) {
+            self.sweep_idle_keys();
+        }
         self.rt.metrics.publish(
             self.ops.len(),
             self.rt.acceptor.held_keys().len(),
             self.handoff.as_ref().map_or(0, Handoff::remaining),
             self.rt.store.log_bytes(),
+        );
+    }
+
+    fn sweep_idle_keys(&mut self) {
+        let proposer = &self.rt.proposer;
+        let largest = proposer
+            .configured_keys()
+            .max(proposer.tracked_keys())
+            .max(self.rt.acceptor.configured_keys());
+        if largest <= KEYS_TRACKED_MAX {
+            return;
+        }
+        let proposer_forgot = self.rt.proposer.forget_idle();
+        let acceptor_forgot = self.rt.acceptor.forget_views_without_state();
+        info!(
+            proposer_forgot,
+            acceptor_forgot, "forgot idle per-key state of the registers"
         );
     }
 
