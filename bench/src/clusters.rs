@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cpu;
 use crate::etcd::{EtcdCluster, EtcdPutClient};
-use crate::load::{run_load, LoadResult};
+use crate::load::{run_load, LoadResult, OpCounts};
 use crate::ringraft::{DevCluster, OwnerClient, ProposeClient};
 use crate::suite::{
     disk_probe, failed, progress, Measurement, PhaseBounds, Placement, System, Test,
@@ -28,36 +28,40 @@ pub struct ClusterPlan<'a> {
     pub payload: &'a [u8],
 }
 
-struct RingraftSide {
-    cluster: DevCluster,
-    leader: usize,
-    pids: Vec<i32>,
-    sockets: Vec<PathBuf>,
+/// A running `ringraftd dev` cluster and what the phases need of it.
+pub struct RingraftSide {
+    pub cluster: DevCluster,
+    /// Index (0-based) of the Raft leader in `sockets`.
+    pub leader: usize,
+    pub pids: Vec<i32>,
+    pub sockets: Vec<PathBuf>,
 }
 
-struct EtcdSide {
-    cluster: EtcdCluster,
-    leader: usize,
-    pids: Vec<i32>,
-    addrs: Vec<SocketAddr>,
+/// A running etcd cluster and what the phases need of it.
+pub struct EtcdSide {
+    pub cluster: EtcdCluster,
+    /// Index (0-based) of the leader in `addrs`.
+    pub leader: usize,
+    pub pids: Vec<i32>,
+    pub addrs: Vec<SocketAddr>,
 }
 
 pub fn run_clusters(plan: &ClusterPlan, report: &mut Vec<Measurement>) {
     let mut ringraft = plan.ringraftd.and_then(|ringraftd| {
-        start_ringraft(ringraftd, plan.dir)
+        start_ringraft(ringraftd, &plan.dir.join("ringraft"), 3)
             .map_err(|err| report.push(failed(System::Ringraft, err)))
             .ok()
     });
     let mut etcd = plan.etcd.and_then(|etcd| {
-        start_etcd(etcd, plan.dir)
+        start_etcd(etcd, &plan.dir.join("etcd"), 3)
             .map_err(|err| report.push(failed(System::Etcd, err)))
             .ok()
     });
     if let Some(side) = &ringraft {
-        report.push(idle_phase(System::Ringraft, &side.pids));
+        report.push(idle_measurement(System::Ringraft, &side.pids));
     }
     if let Some(side) = &etcd {
-        report.push(idle_phase(System::Etcd, &side.pids));
+        report.push(idle_measurement(System::Etcd, &side.pids));
     }
     let mut phases = vec![
         (Test::Write, 1, Placement::Leader),
@@ -91,9 +95,12 @@ pub fn run_clusters(plan: &ClusterPlan, report: &mut Vec<Measurement>) {
     }
 }
 
-fn start_ringraft(ringraftd: &Path, dir: &Path) -> Result<RingraftSide, String> {
-    progress("ringraft: starting `ringraftd dev --nodes 3`");
-    let cluster = DevCluster::start(ringraftd, &dir.join("ringraft"), 3, FORMATION_DEADLINE)?;
+/// `ringraftd dev --nodes N` in `dir`, once every node agrees on a leader.
+pub fn start_ringraft(ringraftd: &Path, dir: &Path, nodes: usize) -> Result<RingraftSide, String> {
+    progress(&format!(
+        "ringraft: starting `ringraftd dev --nodes {nodes}`"
+    ));
+    let cluster = DevCluster::start(ringraftd, dir, nodes, FORMATION_DEADLINE)?;
     let leader = cluster.leader()?;
     let pids = cluster.node_pids()?;
     let sockets = cluster.sockets.clone();
@@ -109,9 +116,10 @@ fn start_ringraft(ringraftd: &Path, dir: &Path) -> Result<RingraftSide, String> 
     })
 }
 
-fn start_etcd(etcd: &Path, dir: &Path) -> Result<EtcdSide, String> {
-    progress("etcd: starting 3 members");
-    let mut cluster = EtcdCluster::start(etcd, &dir.join("etcd"), 3)?;
+/// An etcd cluster of `members` in `dir`, once every member agrees on a leader.
+pub fn start_etcd(etcd: &Path, dir: &Path, members: usize) -> Result<EtcdSide, String> {
+    progress(&format!("etcd: starting {members} members"));
+    let mut cluster = EtcdCluster::start(etcd, dir, members)?;
     let leader = cluster.wait_for_leader(FORMATION_DEADLINE)?;
     let pids = cluster.pids();
     let addrs = cluster.client_addrs();
@@ -171,12 +179,23 @@ fn etcd_phase(
     measurement(System::Etcd, Test::Write, clients, placement, result)
 }
 
-/// CPU the three idle nodes spend together (ticks, heartbeats) over a quiet window: the floor
+fn idle_measurement(system: System, pids: &[i32]) -> Measurement {
+    Measurement {
+        system,
+        test: Test::Idle,
+        clients: 0,
+        placement: None,
+        outcome: idle_phase(pids),
+        disk_sync_p50: None,
+    }
+}
+
+/// CPU the idle nodes spend together (ticks, heartbeats) over a quiet window of 2 s: the floor
 /// under every per-operation CPU figure at low rates.
-fn idle_phase(system: System, pids: &[i32]) -> Measurement {
+pub fn idle_phase(pids: &[i32]) -> Result<LoadResult, String> {
     progress("measuring idle CPU");
     let window = Duration::from_secs(2);
-    let outcome = (|| {
+    (|| {
         let before = cpu::processes_cpu(pids)?;
         let started = Instant::now();
         std::thread::sleep(window);
@@ -187,19 +206,12 @@ fn idle_phase(system: System, pids: &[i32]) -> Measurement {
             ops: 0,
             errors: 0,
             first_error: None,
+            counts: OpCounts::default(),
             elapsed: started.elapsed(),
             server_cpu: Some(after.saturating_sub(before)),
             client_cpu: None,
         })
-    })();
-    Measurement {
-        system,
-        test: Test::Idle,
-        clients: 0,
-        placement: None,
-        outcome,
-        disk_sync_p50: None,
-    }
+    })()
 }
 
 fn measurement(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cas::{CasAnswer, CasStore};
 use crate::http::{base64_encode, HttpConnection};
 use crate::load::Operation;
 use crate::procs::{free_tcp_ports, spawn_tied, stop_child};
@@ -210,9 +211,132 @@ impl Operation for EtcdPutClient {
     }
 }
 
+/// One connection for compare-and-swap through Txn: compare the key's mod_revision, then put;
+/// when the compare fails, the same Txn reads the key, so its current mod_revision comes back
+/// in the one round trip (as etcd's own STM does).
+pub struct EtcdTxnStore {
+    addr: SocketAddr,
+    connection: HttpConnection,
+    body: Vec<u8>,
+}
+
+impl EtcdTxnStore {
+    pub fn connect(addr: SocketAddr) -> Result<Self, String> {
+        Ok(EtcdTxnStore {
+            addr,
+            connection: HttpConnection::connect(addr, REQUEST_TIMEOUT)?,
+            body: Vec::with_capacity(512),
+        })
+    }
+}
+
+/// `POST /v3/kv/txn`: if mod_revision(key) == `expected` put `value`, else range `key`.
+pub fn txn_cas_body(key: &[u8], expected: u64, value: &[u8]) -> String {
+    let key = base64_encode(key);
+    format!(
+        "{{\"compare\":[{{\"key\":\"{key}\",\"target\":\"MOD\",\"result\":\"EQUAL\",\
+         \"mod_revision\":\"{expected}\"}}],\
+         \"success\":[{{\"request_put\":{{\"key\":\"{key}\",\"value\":\"{}\"}}}}],\
+         \"failure\":[{{\"request_range\":{{\"key\":\"{key}\"}}}}]}}",
+        base64_encode(value)
+    )
+}
+
+/// A Txn answer: `"succeeded":true` and the header's revision (the key's new mod_revision), or
+/// the mod_revision the failure's range found (0: the key is absent, and the range has no kvs).
+/// etcd's JSON omits false and zero fields.
+pub fn txn_cas_answer(status: u16, body: &str) -> CasAnswer {
+    if status != 200 {
+        let lower = body.to_ascii_lowercase();
+        let text = format!("txn answered {status}: {body}");
+        if lower.contains("timed out") || lower.contains("deadline") {
+            return CasAnswer::Unknown(text);
+        }
+        if lower.contains("too many requests") {
+            return CasAnswer::Busy(text);
+        }
+        return CasAnswer::Failed(text);
+    }
+    let revision = |field| json_string_field(body, field).and_then(|r| r.parse::<u64>().ok());
+    if body.contains("\"succeeded\":true") {
+        return match revision("revision") {
+            Some(revision) => CasAnswer::Written(revision),
+            None => CasAnswer::Failed(format!("txn succeeded without a revision: {body}")),
+        };
+    }
+    if !body.contains("\"response_range\"") {
+        return CasAnswer::Failed(format!("txn failed without its range: {body}"));
+    }
+    CasAnswer::Conflict(revision("mod_revision").unwrap_or(0))
+}
+
+impl CasStore for EtcdTxnStore {
+    fn cas(&mut self, key: &[u8], expected: u64, value: &[u8]) -> CasAnswer {
+        self.body.clear();
+        self.body
+            .extend_from_slice(txn_cas_body(key, expected, value).as_bytes());
+        match self.connection.post_json("/v3/kv/txn", &self.body) {
+            Ok(answer) => txn_cas_answer(answer.status, &String::from_utf8_lossy(&answer.body)),
+            // The request may have reached the leader: its outcome is unknown. The connection
+            // is not reused after a lost answer (a late answer would be read as the next one's).
+            Err(err) => match HttpConnection::connect(self.addr, REQUEST_TIMEOUT) {
+                Ok(connection) => {
+                    self.connection = connection;
+                    CasAnswer::Unknown(err)
+                }
+                Err(reconnect) => CasAnswer::Failed(format!("{err}; reconnecting: {reconnect}")),
+            },
+        }
+    }
+
+    fn version(&mut self, key: &[u8]) -> Result<u64, String> {
+        let body = format!("{{\"key\":\"{}\"}}", base64_encode(key));
+        let answer = self.connection.post_json("/v3/kv/range", body.as_bytes())?;
+        let text = String::from_utf8_lossy(&answer.body);
+        if answer.status != 200 {
+            return Err(format!("range answered {}: {text}", answer.status));
+        }
+        Ok(json_string_field(&text, "mod_revision")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn txn_answers_become_cas_answers() {
+        let written = r#"{"header":{"cluster_id":"1","member_id":"2","revision":"42","raft_term":"2"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"42"}}}]}"#;
+        assert_eq!(txn_cas_answer(200, written), CasAnswer::Written(42));
+        let conflict = r#"{"header":{"revision":"43"},"responses":[{"response_range":{"header":{"revision":"43"},"kvs":[{"key":"aw==","create_revision":"5","mod_revision":"40","version":"3","value":"dg=="}],"count":"1"}}]}"#;
+        assert_eq!(txn_cas_answer(200, conflict), CasAnswer::Conflict(40));
+        let absent = r#"{"header":{"revision":"43"},"responses":[{"response_range":{"header":{"revision":"43"}}}]}"#;
+        assert_eq!(txn_cas_answer(200, absent), CasAnswer::Conflict(0));
+        let timeout = r#"{"error":"etcdserver: request timed out","code":14}"#;
+        assert!(matches!(
+            txn_cas_answer(503, timeout),
+            CasAnswer::Unknown(_)
+        ));
+        assert!(matches!(
+            txn_cas_answer(400, r#"{"error":"bad"}"#),
+            CasAnswer::Failed(_)
+        ));
+        assert!(matches!(
+            txn_cas_answer(200, r#"{"header":{}}"#),
+            CasAnswer::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn a_txn_body_compares_the_mod_revision_then_puts() {
+        let body = txn_cas_body(b"k", 7, b"v");
+        assert_eq!(
+            body,
+            r#"{"compare":[{"key":"aw==","target":"MOD","result":"EQUAL","mod_revision":"7"}],"success":[{"request_put":{"key":"aw==","value":"dg=="}}],"failure":[{"request_range":{"key":"aw=="}}]}"#
+        );
+    }
 
     #[test]
     fn reads_string_fields_of_the_status_answer() {

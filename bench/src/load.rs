@@ -11,6 +11,41 @@ use crate::stats::{summarize, LatencySummary};
 /// One client's connection: `run` performs one complete operation (request and answer).
 pub trait Operation {
     fn run(&mut self, sequence: u64) -> Result<(), String>;
+
+    /// What this client counted so far besides completed operations (attempts refused and
+    /// retried inside `run`, outcomes it could not learn). Only the growth over the measured
+    /// window is reported.
+    fn counts(&self) -> OpCounts {
+        OpCounts::default()
+    }
+}
+
+/// Attempts inside operations that did not complete them: a compare-and-swap that met another
+/// version and was retried, one whose outcome is unknown (a timeout: it may have taken effect),
+/// one the server refused as overloaded.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OpCounts {
+    pub conflicts: u64,
+    pub unknown: u64,
+    pub busy: u64,
+}
+
+impl OpCounts {
+    fn since(self, earlier: OpCounts) -> OpCounts {
+        OpCounts {
+            conflicts: self.conflicts.saturating_sub(earlier.conflicts),
+            unknown: self.unknown.saturating_sub(earlier.unknown),
+            busy: self.busy.saturating_sub(earlier.busy),
+        }
+    }
+
+    fn add(self, other: OpCounts) -> OpCounts {
+        OpCounts {
+            conflicts: self.conflicts + other.conflicts,
+            unknown: self.unknown + other.unknown,
+            busy: self.busy + other.busy,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +64,8 @@ pub struct LoadResult {
     pub ops: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Over the measured window, summed over the clients.
+    pub counts: OpCounts,
     pub elapsed: Duration,
     /// CPU time of the measured processes during the window, if any were given.
     pub server_cpu: Option<Duration>,
@@ -63,6 +100,7 @@ const CLIENT_ERRORS_MAX: u64 = 100;
 
 struct ClientOutcome {
     latencies_ns: Vec<u64>,
+    counts: OpCounts,
     errors: u64,
     first_error: Option<String>,
     started: Option<Instant>,
@@ -118,6 +156,7 @@ where
 {
     let mut outcome = ClientOutcome {
         latencies_ns: Vec::new(),
+        counts: OpCounts::default(),
         errors: 0,
         first_error: None,
         started: None,
@@ -151,6 +190,7 @@ where
         return outcome;
     };
     outcome.errors = 0;
+    let counts_before = client.counts();
     let started = Instant::now();
     let deadline = started + spec.duration;
     outcome
@@ -171,6 +211,7 @@ where
         sequence += 1;
     }
     outcome.errors += warmup_errors;
+    outcome.counts = client.counts().since(counts_before);
     outcome.started = Some(started);
     outcome.finished = Some(Instant::now());
     outcome
@@ -199,6 +240,9 @@ fn combine(
     };
     let errors = outcomes.iter().map(|o| o.errors).sum();
     let first_error = outcomes.iter().find_map(|o| o.first_error.clone());
+    let counts = outcomes
+        .iter()
+        .fold(OpCounts::default(), |sum, o| sum.add(o.counts));
     let latencies: Vec<u64> = outcomes.into_iter().flat_map(|o| o.latencies_ns).collect();
     let delta = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before)),
@@ -210,6 +254,7 @@ fn combine(
         latency: summarize(latencies),
         errors,
         first_error,
+        counts,
         elapsed,
         server_cpu: delta(cpu_before.0, cpu_after.0),
         client_cpu: delta(cpu_before.1, cpu_after.1),
@@ -275,6 +320,37 @@ mod tests {
         });
         assert!(result.ops > 0);
         assert!(result.elapsed >= Duration::from_millis(50));
+    }
+
+    /// Counts one conflict per operation, warm-up included.
+    struct Conflicting(u64);
+
+    impl Operation for Conflicting {
+        fn run(&mut self, _sequence: u64) -> Result<(), String> {
+            self.0 += 1;
+            Ok(())
+        }
+
+        fn counts(&self) -> OpCounts {
+            OpCounts {
+                conflicts: self.0,
+                ..OpCounts::default()
+            }
+        }
+    }
+
+    #[test]
+    fn counts_cover_the_window_only_and_add_over_clients() {
+        let result = run_load(&spec(2, 10), &[], |_| Ok(Conflicting(0)));
+        assert_eq!(result.ops, 20);
+        assert_eq!(
+            result.counts,
+            OpCounts {
+                conflicts: 20,
+                unknown: 0,
+                busy: 0
+            }
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ringraft_client::Client;
-use ringraft_proto::{Request, Response};
+use ringraft_proto::{Request, Response, Status};
 
+use crate::cas::{CasAnswer, CasStore};
 use crate::load::Operation;
 use crate::procs::{process_exists, spawn_tied, stop_child, stop_pid};
 
@@ -19,6 +20,8 @@ const NODE_STOP_GRACE: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Propose timeout the daemon is given; longer than any healthy commit.
 const PROPOSE_TIMEOUT_MS: u32 = 5_000;
+/// The deadline of a register operation (its rounds, retries and backoffs) in the daemon.
+const KV_TIMEOUT_MS: u32 = 5_000;
 
 pub struct DevCluster {
     launcher: Child,
@@ -250,6 +253,66 @@ impl Operation for OwnerClient {
             Ok(other) => Err(format!("unexpected answer to Owner: {other:?}")),
             Err(err) => Err(err.to_string()),
         }
+    }
+}
+
+impl DevCluster {
+    /// Waits until every node answers a register read (a node serves registers only once it has
+    /// applied what the cluster committed before it started).
+    pub fn wait_for_registers(&self, deadline: Duration) -> Result<(), String> {
+        let give_up = Instant::now() + deadline;
+        for socket in &self.sockets {
+            loop {
+                let answer = Client::connect(socket, Some(REQUEST_TIMEOUT))
+                    .and_then(|client| client.kv_get(b"bench/ready", KV_TIMEOUT_MS));
+                match answer {
+                    Ok(_) => break,
+                    Err(err) if Instant::now() >= give_up => {
+                        return Err(format!(
+                            "{} serves no registers after {deadline:?}: {err}",
+                            socket.display()
+                        ))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One connection to a node's registers (`kv_cas`, `kv_get`); the node proposes every request
+/// itself.
+pub struct RegisterStore {
+    client: Client,
+}
+
+impl RegisterStore {
+    pub fn connect(socket: &Path) -> Result<Self, String> {
+        let client =
+            Client::connect(socket, Some(REQUEST_TIMEOUT)).map_err(|err| err.to_string())?;
+        Ok(RegisterStore { client })
+    }
+}
+
+impl CasStore for RegisterStore {
+    fn cas(&mut self, key: &[u8], expected: u64, value: &[u8]) -> CasAnswer {
+        match self.client.kv_cas(key, expected, value, KV_TIMEOUT_MS) {
+            Ok(written) => CasAnswer::Written(written.version),
+            Err(err) => match (err.status, err.current_version) {
+                (Status::Conflict, Some(current)) => CasAnswer::Conflict(current),
+                (Status::Timeout, _) => CasAnswer::Unknown(err.to_string()),
+                (Status::Busy, _) => CasAnswer::Busy(err.to_string()),
+                _ => CasAnswer::Failed(err.to_string()),
+            },
+        }
+    }
+
+    fn version(&mut self, key: &[u8]) -> Result<u64, String> {
+        self.client
+            .kv_get(key, KV_TIMEOUT_MS)
+            .map(|entry| entry.version)
+            .map_err(|err| err.to_string())
     }
 }
 

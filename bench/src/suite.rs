@@ -30,6 +30,14 @@ impl Placement {
         }
     }
 
+    /// As `name`, for a cluster of `nodes`.
+    pub fn label(self, nodes: usize) -> String {
+        match self {
+            Placement::Leader => "all on leader".to_string(),
+            Placement::Spread => format!("spread over {nodes}"),
+        }
+    }
+
     /// The node (0-based) client `index` talks to.
     pub fn node_for(self, index: usize, leader: usize, nodes: usize) -> usize {
         match self {
@@ -173,7 +181,27 @@ pub fn run_closing_reference(dir: &Path, bounds: &PhaseBounds, report: &mut Vec<
 }
 
 pub fn progress(message: &str) {
-    eprintln!("cluster_load: {message}");
+    eprintln!("bench: {message}");
+}
+
+/// The first three fields of /proc/loadavg: the machine is shared, and its load moves the numbers.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// The program `name` from the same directory as this one (the target directory).
+pub fn sibling_binary(name: &str) -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| std::path::PathBuf::from(name))
 }
 
 /// A system that could not be measured at all (it did not start, say).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ringraft_bench::clusters::{run_clusters, ClusterPlan};
-use ringraft_bench::suite::{self, Measurement, PhaseBounds, Placement};
+use ringraft_bench::suite::{self, load_average, Measurement, PhaseBounds, Placement};
 use ringraft_bench::summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,7 +110,10 @@ fn run(args: &Args, dir: &std::path::Path) -> Vec<Measurement> {
     let payload = vec![0x42u8; args.payload_bytes.clamp(1, 64 * 1024)];
     let mut measurements = Vec::new();
     suite::run_references(dir, &bounds, &mut measurements);
-    let ringraftd = args.ringraftd.clone().unwrap_or_else(default_ringraftd);
+    let ringraftd = args
+        .ringraftd
+        .clone()
+        .unwrap_or_else(|| suite::sibling_binary("ringraftd"));
     let plan = ClusterPlan {
         ringraftd: (!args.skip_ringraft).then_some(ringraftd.as_path()),
         etcd: (!args.skip_etcd).then_some(args.etcd.as_path()),
@@ -123,24 +126,4 @@ fn run(args: &Args, dir: &std::path::Path) -> Vec<Measurement> {
     run_clusters(&plan, &mut measurements);
     suite::run_closing_reference(dir, &bounds, &mut measurements);
     measurements
-}
-
-/// The first three fields of /proc/loadavg: the machine is shared, and its load moves the numbers.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
-/// `ringraftd` from the same target directory as this program.
-fn default_ringraftd() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("ringraftd")))
-        .unwrap_or_else(|| PathBuf::from("ringraftd"))
 }
