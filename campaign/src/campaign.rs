@@ -20,6 +20,8 @@ use crate::cluster::{connect, Cluster, Damage, Exit, Hold, NodeSettings, STOP_DE
 use crate::history::{
     Answer, Call, End, FaultRecord, History, Line, Meta, Op, Outcome, Recorder, FORMAT,
 };
+use crate::kv_checker;
+use crate::kv_workload::{self, KvPlan, KvWorkload};
 use crate::proxy::{Faults, Stats as ProxyStats};
 use crate::workload::{call, mutation_outcome, Workload};
 
@@ -44,8 +46,23 @@ pub struct Settings {
     /// Only these fault kinds (their names as the summary prints them); all when empty.
     pub only: Vec<String>,
     /// Half way through, kill every node and delete its Raft data (a cluster that forgets
-    /// everything): the campaign must then fail. Shows that it can.
+    /// everything; in a registers run, its register store): the campaign must then fail. Shows
+    /// that it can.
     pub sabotage: bool,
+    pub workload: WorkloadKind,
+    /// One membership change (remove a voter, join and promote a fresh node) a third of the way
+    /// into the faults, whatever `only` says.
+    pub membership_once: bool,
+}
+
+/// What the clients do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Proposals, log reads, ring reads and watches (src/workload.rs), judged by src/checker.rs.
+    Log,
+    /// Counter increments in the per-key registers (src/kv_workload.rs), judged by
+    /// src/kv_checker.rs besides src/checker.rs (which then sees only the final probes).
+    Registers(KvPlan),
 }
 
 #[derive(Debug)]
@@ -56,6 +73,24 @@ pub struct RunResult {
     pub history: PathBuf,
     /// The run's directory (node logs), kept when the run failed.
     pub kept_dir: Option<PathBuf>,
+    /// The registers' verdict, in a registers run.
+    pub registers: Option<kv_checker::Report>,
+}
+
+impl RunResult {
+    pub fn passed(&self) -> bool {
+        self.report.passed() && self.registers.as_ref().is_none_or(|r| r.passed())
+    }
+
+    /// Every violation, registers' first, one per line (at most `limit` of each).
+    pub fn details(&self, limit: usize) -> String {
+        let registers = self
+            .registers
+            .as_ref()
+            .map(|r| r.details(limit))
+            .unwrap_or_default();
+        format!("{registers}{}", self.report.details(limit))
+    }
 }
 
 /// Why the campaign cannot run here (printed as a skip), or `None`.
@@ -99,9 +134,13 @@ pub fn reproduce_command(settings: &Settings) -> String {
     } else {
         format!("RINGRAFT_CAMPAIGN_FAULTS={} ", settings.only.join(","))
     };
+    let test = match settings.workload {
+        WorkloadKind::Log => "campaign",
+        WorkloadKind::Registers(_) => "registers_campaign",
+    };
     format!(
         "{only}RINGRAFT_CAMPAIGN_SEED={} RINGRAFT_CAMPAIGN_NODES={} RINGRAFT_CAMPAIGN_SECONDS={} \
-         cargo test -p ringraft-campaign --test campaign -- --nocapture",
+         cargo test -p ringraft-campaign --test {test} -- --nocapture",
         settings.seed,
         settings.nodes,
         settings.duration.as_secs()
@@ -391,15 +430,32 @@ impl Nemesis {
                 continue;
             }
 
-            if let Some(active) = self.inject(kind) {
-                self.recorder.event(
-                    active.nodes.first().copied().unwrap_or(0),
-                    format!("fault {}: {}", kind.name(), active.detail),
-                );
-                self.active.push(active);
+            if self.start_kind(kind) {
                 return;
             }
         }
+    }
+
+    /// Injects one fault of `kind`; whether it could.
+    fn start_kind(&mut self, kind: Kind) -> bool {
+        let Some(active) = self.inject(kind) else {
+            return false;
+        };
+        self.recorder.event(
+            active.nodes.first().copied().unwrap_or(0),
+            format!("fault {}: {}", kind.name(), active.detail),
+        );
+        self.active.push(active);
+        true
+    }
+
+    /// The scheduled membership change: when no other one (nor a replacement) is under way and
+    /// no fault takes the whole cluster. Whether it started.
+    fn start_membership(&mut self) -> bool {
+        let busy = self.active.iter().any(|a| {
+            a.kind.is_exclusive() || matches!(a.kind, Kind::Membership | Kind::StorageFlip)
+        });
+        !busy && self.start_kind(Kind::Membership)
     }
 
     fn inject(&mut self, kind: Kind) -> Option<Active> {
@@ -488,10 +544,10 @@ impl Nemesis {
             Kind::SplitMinority => {
                 let mut ids = self.cluster.targets();
                 ids.shuffle(&mut self.rng);
+                // Two nodes (a removal before its join): one each side.
                 let minority = self
                     .rng
-                    .gen_range(1..=ids.len().saturating_sub(1) / 2)
-                    .max(1);
+                    .gen_range(1..=(ids.len().saturating_sub(1) / 2).max(1));
                 let (a, b) = ids.split_at(minority.min(ids.len()));
                 self.block(a, b, true)?;
                 Some(active(format!("{a:?} | {b:?}"), Vec::new(), Undo::Network))
@@ -1096,7 +1152,9 @@ fn admin(
         }));
         match outcome {
             Outcome::Ok(answer) => return Ok(answer.index.unwrap_or(0)),
-            Outcome::Fail { status, message } => {
+            Outcome::Fail {
+                status, message, ..
+            } => {
                 // A removal that an earlier, unanswered attempt already made.
                 if uncertain
                     && status == Status::NotFound.name()
@@ -1116,14 +1174,15 @@ fn admin(
     Err(format!("gave up after {ADMIN_DEADLINE:?}: {last_error}"))
 }
 
-/// Kills every node, deletes its Raft data and starts it again: everything acknowledged is gone.
-fn sabotage(cluster: &Cluster, recorder: &Recorder) {
+/// Kills every node, deletes its data directory's `what` (`raft`, `registers`) and starts it
+/// again: everything acknowledged there is gone.
+fn sabotage(cluster: &Cluster, recorder: &Recorder, what: &str) {
     let start_us = recorder.now_us();
     let ids = cluster.targets();
     cluster.kill_all();
     for id in &ids {
-        let raft = crate::cluster::data_dir(&cluster.dir, *id).join("raft");
-        let _ = std::fs::remove_dir_all(&raft);
+        let data = crate::cluster::data_dir(&cluster.dir, *id).join(what);
+        let _ = std::fs::remove_dir_all(&data);
     }
     for id in &ids {
         cluster.release(*id);
@@ -1131,7 +1190,7 @@ fn sabotage(cluster: &Cluster, recorder: &Recorder) {
     }
     recorder.write(&Line::Fault(FaultRecord {
         kind: "sabotage_wipe_all".to_string(),
-        detail: format!("deleted the Raft data of {ids:?}"),
+        detail: format!("deleted {what} in the data directories of {ids:?}"),
         start_us,
         end_us: recorder.now_us(),
     }));
@@ -1243,16 +1302,27 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         },
     )
     .map_err(|e| format!("{}: {e}", history_path.display()))?;
-    let workload = Workload::start(
-        cluster.clone(),
-        recorder.clone(),
-        settings.seed,
-        2 * settings.nodes as u32,
-        2,
-    );
+    let workload = match settings.workload {
+        WorkloadKind::Log => Running::Log(Workload::start(
+            cluster.clone(),
+            recorder.clone(),
+            settings.seed,
+            2 * settings.nodes as u32,
+            2,
+        )),
+        WorkloadKind::Registers(plan) => Running::Registers(KvWorkload::start(
+            cluster.clone(),
+            recorder.clone(),
+            settings.seed,
+            plan,
+        )),
+    };
     let started = Instant::now();
     let quiet = (settings.duration / 5).clamp(Duration::from_secs(3), Duration::from_secs(10));
     let faults_until = started + settings.duration.saturating_sub(quiet);
+    let mut membership_at = settings
+        .membership_once
+        .then(|| started + settings.duration.saturating_sub(quiet) / 3);
     let mut nemesis = Nemesis {
         cluster: cluster.clone(),
         recorder: recorder.clone(),
@@ -1270,10 +1340,17 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
     while Instant::now() < faults_until {
         if sabotage_at.is_some_and(|at| Instant::now() >= at) {
             sabotage_at = None;
-            sabotage(&cluster, &recorder);
+            let what = match settings.workload {
+                WorkloadKind::Log => "raft",
+                WorkloadKind::Registers(_) => "registers",
+            };
+            sabotage(&cluster, &recorder, what);
         }
         nemesis.supervise();
         nemesis.heal_due(false);
+        if membership_at.is_some_and(|at| Instant::now() >= at) && nemesis.start_membership() {
+            membership_at = None;
+        }
         if Instant::now() >= next_fault {
             nemesis.try_start_fault();
             next_fault = Instant::now() + Duration::from_millis(nemesis.rng.gen_range(500..2_500));
@@ -1348,6 +1425,22 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         nemesis.supervise();
         std::thread::sleep(Duration::from_millis(200));
     }
+    if let WorkloadKind::Registers(plan) = settings.workload {
+        let missing =
+            kv_workload::final_reads(&cluster, &recorder, &plan.keys(), Instant::now() + WAIT);
+        if missing > 0 {
+            recorder.event(
+                0,
+                format!("note: {missing} final register reads never answered within {WAIT:?}"),
+            );
+        }
+    }
+    if membership_at.is_some() {
+        recorder.event(
+            0,
+            "note: the scheduled membership change never found a moment to start",
+        );
+    }
     for id in &readers {
         recorder.write(&Line::FinalLog(cluster.final_log(*id)));
     }
@@ -1357,12 +1450,23 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
 
     let history = History::load(&history_path)?;
     let report = checker::check(&history);
-    let summary = format!(
-        "{} history={}",
-        report.summary_line(),
-        history_path.display()
-    );
-    let kept_dir = if report.passed() {
+    let registers = matches!(settings.workload, WorkloadKind::Registers(_))
+        .then(|| kv_checker::check(&history));
+    let summary = match &registers {
+        None => format!(
+            "{} history={}",
+            report.summary_line(),
+            history_path.display()
+        ),
+        Some(registers) => format!(
+            "{} | {} history={}",
+            registers.summary_line(),
+            report.summary_line(),
+            history_path.display()
+        ),
+    };
+    let passed = report.passed() && registers.as_ref().is_none_or(|r| r.passed());
+    let kept_dir = if passed {
         cluster.keep_dir.store(false, Ordering::Relaxed);
         None
     } else {
@@ -1374,7 +1478,23 @@ pub fn run(settings: &Settings) -> Result<RunResult, String> {
         summary,
         history: history_path,
         kept_dir,
+        registers,
     })
+}
+
+/// The workload of a run.
+enum Running {
+    Log(Workload),
+    Registers(KvWorkload),
+}
+
+impl Running {
+    fn stop(self) {
+        match self {
+            Running::Log(workload) => workload.stop(),
+            Running::Registers(workload) => workload.stop(),
+        }
+    }
 }
 
 /// Runs `runs` one after the other and prints each summary line (directly to stderr, so
@@ -1395,13 +1515,14 @@ pub fn run_all(runs: &[Settings]) -> Vec<String> {
         match run(settings) {
             Ok(result) => {
                 let _ = writeln!(err, "{}", result.summary);
-                if !result.report.passed() {
-                    let _ = write!(err, "{}", result.report.details(40));
+                if !result.passed() {
+                    let _ = write!(err, "{}", result.details(40));
                     failures.push(format!(
-                        "seed {} ({} nodes): {}{}",
+                        "seed {} ({} nodes): {}; reproduce: {}{}",
                         settings.seed,
                         settings.nodes,
                         result.summary,
+                        reproduce_command(settings),
                         result
                             .kept_dir
                             .map(|d| format!("; node logs in {}", d.display()))

@@ -114,7 +114,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, outcome: &Outcome) {
+    pub(crate) fn add(&mut self, outcome: &Outcome) {
         self.attempted += 1;
         match outcome {
             Outcome::Ok(_) => self.ok += 1,
@@ -595,6 +595,8 @@ impl Checker<'_> {
                     }
                 }
                 Call::Owner { .. } | Call::Replicas { .. } => {}
+                // The registers' epochs are their acceptor sets' (src/kv_checker.rs checks them).
+                Call::KvGet { .. } | Call::KvCas { .. } => continue,
             }
             if let Some(epoch) = answer.epoch {
                 epochs.push((at, epoch, op.id));
@@ -835,13 +837,13 @@ impl Checker<'_> {
 type Answers<T> = BTreeMap<T, Vec<u64>>;
 
 /// The largest value observed by an op that completed strictly before a given time.
-struct PrefixMax {
+pub(crate) struct PrefixMax {
     /// Sorted by completion time: (complete_us, running max value, op id of the max).
     points: Vec<(u64, u64, u64)>,
 }
 
 impl PrefixMax {
-    fn new(mut observations: Vec<(u64, u64, u64)>) -> PrefixMax {
+    pub(crate) fn new(mut observations: Vec<(u64, u64, u64)>) -> PrefixMax {
         observations.sort_unstable();
         let mut best = (0, 0);
         let points = observations
@@ -857,7 +859,7 @@ impl PrefixMax {
     }
 
     /// (value, op id) of the largest observation completed before `time`.
-    fn before(&self, time: u64) -> Option<(u64, u64)> {
+    pub(crate) fn before(&self, time: u64) -> Option<(u64, u64)> {
         let count = self.points.partition_point(|(at, _, _)| *at < time);
         let (_, value, op) = *self.points.get(count.checked_sub(1)?)?;
         (value > 0).then_some((value, op))

@@ -104,6 +104,17 @@ pub enum Call {
     Promote {
         id: u64,
     },
+    /// A register read (`KvGet`). One invoked after the workload stopped is a final read.
+    KvGet {
+        key: String,
+    },
+    /// A register compare-and-swap (`KvCas`): `value` if the version is `expected_version`.
+    /// The registers workload writes `"<count> <tag>"`, the tag unique in the history.
+    KvCas {
+        key: String,
+        expected_version: u64,
+        value: String,
+    },
 }
 
 impl Call {
@@ -118,6 +129,8 @@ impl Call {
             Call::Join { .. } => "join",
             Call::Remove { .. } => "remove",
             Call::Promote { .. } => "promote",
+            Call::KvGet { .. } => "kv_get",
+            Call::KvCas { .. } => "kv_cas",
         }
     }
 }
@@ -126,8 +139,16 @@ impl Call {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok(Answer),
-    Fail { status: String, message: String },
-    Unknown { reason: String },
+    Fail {
+        status: String,
+        message: String,
+        /// kv_cas answered `conflict`: the register's version then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        current_version: Option<u64>,
+    },
+    Unknown {
+        reason: String,
+    },
 }
 
 /// What a successful call answered; only the fields its kind has are set.
@@ -153,6 +174,12 @@ pub struct Answer {
     /// watch: how the session ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// kv_get: the register's version (0: absent); kv_cas: the version it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// kv_get: the register's value (absent: none; UTF-8 or `hex:` as log data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// One application log record: its index and its data (UTF-8, or `hex:` and the bytes in hex).
@@ -372,6 +399,7 @@ mod tests {
         let fail = Outcome::Fail {
             status: "no_leader".into(),
             message: "x".into(),
+            current_version: None,
         };
         let text = serde_json::to_string(&fail).unwrap();
         assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), fail);

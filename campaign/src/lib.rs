@@ -9,12 +9,16 @@
 //! - `proxy`: the UDP relay between the nodes that delays, duplicates and reorders;
 //! - `cluster`: the ringraftd processes (start, kill, pause, restart, fault filesystems);
 //! - `workload`: the clients and watchers;
+//! - `kv_workload`: the registers' clients (counter increments) and final reads;
+//! - `kv_checker`: what the registers' ops of a history must satisfy, pure;
 //! - `campaign`: the nemesis and one whole run.
 
 pub mod campaign;
 pub mod checker;
 pub mod cluster;
 pub mod history;
+pub mod kv_checker;
+pub mod kv_workload;
 pub mod net;
 pub mod proxy;
 pub mod workload;

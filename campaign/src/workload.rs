@@ -65,6 +65,7 @@ pub fn mutation_outcome(reply: &Reply, ok: impl FnOnce(&Response) -> Option<Answ
         Reply::NotSent(err) => Outcome::Fail {
             status: err.status.name().to_string(),
             message: format!("not sent: {}", err.message),
+            current_version: None,
         },
         Reply::Answered(response) => match ok(response) {
             Some(answer) => Outcome::Ok(answer),
@@ -78,6 +79,7 @@ pub fn mutation_outcome(reply: &Reply, ok: impl FnOnce(&Response) -> Option<Answ
         Reply::Refused(status, message) => Outcome::Fail {
             status: status.name().to_string(),
             message: message.clone(),
+            current_version: None,
         },
         Reply::Lost(err) => Outcome::Unknown {
             reason: format!("{}: {}", err.status.name(), err.message),
@@ -87,11 +89,12 @@ pub fn mutation_outcome(reply: &Reply, ok: impl FnOnce(&Response) -> Option<Answ
 
 /// The outcome of a read from its reply (a read never takes effect, so anything but an answer
 /// is a failure, except that a lost answer stays unknown).
-fn read_outcome(reply: &Reply, ok: impl FnOnce(&Response) -> Option<Answer>) -> Outcome {
+pub fn read_outcome(reply: &Reply, ok: impl FnOnce(&Response) -> Option<Answer>) -> Outcome {
     match reply {
         Reply::Refused(status, message) => Outcome::Fail {
             status: status.name().to_string(),
             message: message.clone(),
+            current_version: None,
         },
         other => mutation_outcome(other, ok),
     }
@@ -524,6 +527,7 @@ fn watch_loop(shared: Arc<Shared>, watcher: u32, mut rng: ChaCha8Rng) {
             Some(status) if records.is_empty() => Outcome::Fail {
                 status: status.name().to_string(),
                 message: note,
+                current_version: None,
             },
             _ => Outcome::Ok(Answer {
                 records: Some(records),

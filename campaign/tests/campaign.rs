@@ -12,7 +12,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use ringraft_campaign::campaign::{self, Settings};
+use ringraft_campaign::campaign::{self, Settings, WorkloadKind};
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -53,6 +53,8 @@ fn fault_campaign() {
         ringraftd: ringraftd.clone(),
         only: only.clone(),
         sabotage: false,
+        workload: WorkloadKind::Log,
+        membership_once: false,
     };
     let runs = match env_u64("RINGRAFT_CAMPAIGN_SECONDS") {
         Some(seconds) => vec![settings(

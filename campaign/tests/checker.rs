@@ -120,6 +120,7 @@ fn sound() -> History {
         Outcome::Fail {
             status: "no_leader".into(),
             message: "no leader".into(),
+            current_version: None,
         },
     );
     // A read of the log after the 10th acknowledgement: the first 10 records.

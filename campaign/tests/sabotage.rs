@@ -6,7 +6,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use ringraft_campaign::campaign::{self, Settings};
+use ringraft_campaign::campaign::{self, Settings, WorkloadKind};
 use ringraft_campaign::checker::Kind;
 
 #[test]
@@ -25,6 +25,8 @@ fn a_cluster_that_forgets_what_it_acknowledged_fails_the_campaign() {
         // No fault kind is called this: the sabotage is the only fault.
         only: vec!["no-other-fault".to_string()],
         sabotage: true,
+        workload: WorkloadKind::Log,
+        membership_once: false,
     };
     let result = campaign::run(&settings).unwrap_or_else(|err| panic!("harness: {err}"));
     let _ = writeln!(std::io::stderr(), "{}", result.summary);

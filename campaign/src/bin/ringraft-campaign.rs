@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ringraft_campaign::campaign::{self, Settings};
+use ringraft_campaign::campaign::{self, Settings, WorkloadKind};
 use ringraft_campaign::checker;
+use ringraft_campaign::history::Call;
 use ringraft_campaign::history::History;
+use ringraft_campaign::kv_checker;
+use ringraft_campaign::kv_workload::KvPlan;
 
 const USAGE: &str = "usage: ringraft-campaign check HISTORY_FILE\n       \
-                     ringraft-campaign run [--seed S] [--nodes N] [--seconds T]";
+                     ringraft-campaign run [--seed S] [--nodes N] [--seconds T] [--registers]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,9 +39,19 @@ fn check(path: PathBuf) -> ExitCode {
         }
     };
     let report = checker::check(&history);
+    // A registers run's history: its register ops are judged too.
+    let registers = history
+        .ops
+        .iter()
+        .any(|op| matches!(op.call, Call::KvGet { .. } | Call::KvCas { .. }))
+        .then(|| kv_checker::check(&history));
+    if let Some(registers) = &registers {
+        println!("{}", registers.summary_line());
+        print!("{}", registers.details(usize::MAX));
+    }
     println!("{} history={}", report.summary_line(), path.display());
     print!("{}", report.details(usize::MAX));
-    if report.passed() {
+    if report.passed() && registers.as_ref().is_none_or(|r| r.passed()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -49,8 +62,13 @@ fn run(args: &[String]) -> ExitCode {
     let mut seed = campaign::random_seed();
     let mut nodes = 5;
     let mut seconds = 60;
+    let mut registers = false;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
+        if flag == "--registers" {
+            registers = true;
+            continue;
+        }
         let value = rest.next().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), value) {
             ("--seed", Some(v)) => seed = v,
@@ -88,6 +106,12 @@ fn run(args: &[String]) -> ExitCode {
             })
             .unwrap_or_default(),
         sabotage: false,
+        workload: if registers {
+            WorkloadKind::Registers(KvPlan::for_nodes(nodes))
+        } else {
+            WorkloadKind::Log
+        },
+        membership_once: registers,
     }]);
     if failures.is_empty() {
         ExitCode::SUCCESS
