@@ -19,6 +19,12 @@ use super::scenario::{Micros, Scenario, MS};
 /// Steps of the linearizability search per key before it is called inconclusive.
 const CHECK_BUDGET_STEPS: u64 = 100_000;
 
+/// Final reads get at least this long after the last ring change reached every node.
+pub const FINAL_READS_SETTLED_MIN: Micros = 1500 * MS;
+
+/// The run's end moves at most this far past the planned end of the calm phase.
+const END_POSTPONED_MAX: Micros = 5000 * MS;
+
 /// `RINGRAFT_PAXOS_CHECK_BUDGET` overrides the search budget (to settle an inconclusive seed).
 fn check_budget() -> u64 {
     std::env::var("RINGRAFT_PAXOS_CHECK_BUDGET")
@@ -262,6 +268,10 @@ impl World {
             self.summary.events += 1;
             (time, seq, format!("{event:?}").len()).hash(&mut self.hasher);
             if let Event::End = event {
+                if let Some(later) = self.end_postponed_to() {
+                    self.at(later - self.now, Event::End);
+                    continue;
+                }
                 return self.finish();
             }
             self.handle(event)?;
@@ -402,6 +412,19 @@ impl World {
         let interval = self.node(n).tick_interval;
         self.at(interval, Event::Tick(n, inc));
         self.drain(n)
+    }
+
+    /// The run may end only once every node has known every key's latest ring change for
+    /// `FINAL_READS_SETTLED_MIN` (a handoff completing in the calm phase reaches slow learners up
+    /// to 2 s later: until then their stale joint views fail rounds `NotAcceptor` and contend
+    /// with the rest). `None`: end now. Ring changes stop in the calm phase and each key has at
+    /// most one transition pending, so this moves the end a bounded number of times, never past
+    /// `END_POSTPONED_MAX` (a handoff that slow is a liveness failure of its own).
+    fn end_postponed_to(&self) -> Option<Micros> {
+        let settled = self.ring.iter().map(|r| r.settled_at).max().unwrap_or(0);
+        let planned = self.s.fault_phase + self.s.calm_phase;
+        let end = (settled + FINAL_READS_SETTLED_MIN).min(planned + END_POSTPONED_MAX);
+        (end > self.now).then_some(end)
     }
 
     fn finish(&mut self) -> Result<(), (FailureKind, String)> {
