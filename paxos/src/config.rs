@@ -1,6 +1,8 @@
 //! Settings of one proposer or acceptor.
 
-use crate::limits::VALUE_BYTES_MAX_DEFAULT;
+use crate::limits::{
+    BATCH_OPS_MAX_DEFAULT, BATCH_VALUE_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT,
+};
 use crate::types::NodeId;
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,15 @@ pub struct Config {
     /// the key's only writer, whose cached accept a competing prepare would refuse, leaving the
     /// client an unknown outcome where a prepare refusal would have been a clean retry.
     pub one_round_trip: bool,
+    /// A round of a key takes up to this many of its queued client operations (in queue order)
+    /// and applies them one after the other to the register it read: one phase 2 (one fsync on
+    /// each acceptor) for all of them, each answered from the register the ones before it left,
+    /// once the final register is chosen. 1: one operation per round. Handoff and garbage
+    /// collection rounds never carry client operations. See docs/paxos.md, "Batched rounds".
+    pub batch_ops_max: usize,
+    /// A batch stops before the operation that would take the values it carries past this many
+    /// bytes (its first operation always goes).
+    pub batch_value_bytes_max: usize,
     /// Seed of the RNG that draws backoffs: same seed and inputs, same outputs.
     pub seed: u64,
     /// Test-only: break one protocol rule on purpose (see [`crate::Mutant`]).
@@ -44,6 +55,8 @@ impl Config {
             backoff_ticks_max: 8,
             ops_queued_max: 4096,
             one_round_trip: true,
+            batch_ops_max: BATCH_OPS_MAX_DEFAULT,
+            batch_value_bytes_max: BATCH_VALUE_BYTES_MAX_DEFAULT,
             seed: id,
             #[cfg(feature = "mutants")]
             mutant: None,

@@ -8,7 +8,10 @@
 //! # Inputs
 //!
 //! - [`Proposer::propose`] (get, cas, put, delete), [`Proposer::handoff`],
-//!   [`Proposer::collect`] (garbage collection of a tombstone);
+//!   [`Proposer::collect`] (garbage collection of a tombstone). A key runs one round at a time;
+//!   the client operations queued meanwhile run together in its next round, each answered from
+//!   the register the ones before it left, once the round's register is chosen
+//!   ([`Config::batch_ops_max`]; `docs/paxos.md`, "Batched rounds");
 //! - [`Proposer::step`] / [`Acceptor::step`]: a peer's message, checked before use and dropped
 //!   if malformed; neither ever panics on input;
 //! - [`Proposer::tick`]: the logical clock (timeouts and resends; never safety);

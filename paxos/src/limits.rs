@@ -6,6 +6,15 @@
 /// acceptor.
 pub const VALUE_BYTES_MAX_DEFAULT: usize = 64 << 10;
 
+/// Default bound on how many client operations of one key run in one round
+/// ([`crate::Config::batch_ops_max`]).
+pub const BATCH_OPS_MAX_DEFAULT: usize = 64;
+
+/// Default bound on the value bytes of the operations batched into one round
+/// ([`crate::Config::batch_value_bytes_max`]): the work of computing the batch (each write copies
+/// its value), not what the round sends (an accept carries only the final register).
+pub const BATCH_VALUE_BYTES_MAX_DEFAULT: usize = 1 << 20;
+
 /// Keys longer than this are refused everywhere (the ring hashes any bytes; this bounds memory).
 pub const KEY_BYTES_MAX: usize = 4096;
 

@@ -20,14 +20,20 @@ pub enum Mutant {
     /// An acceptor takes messages stamped with an epoch older than the one it knows (breaks the
     /// epoch fence: a proposer with a stale ring writes to an old set after the handoff).
     AcceptStaleEpoch,
+    /// A proposer computes every operation of a batched round from the register the round read
+    /// instead of the one the operations before it left, and proposes the last one's register
+    /// (breaks "Batched rounds": earlier writes of the batch are answered but lost, conditions
+    /// are checked against a stale version).
+    BatchFromBase,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 4] = [
+    pub const ALL: [Mutant; 5] = [
         Mutant::SkipPromiseCheck,
         Mutant::ReplyBeforeDurable,
         Mutant::NewQuorumOnlyDuringHandoff,
         Mutant::AcceptStaleEpoch,
+        Mutant::BatchFromBase,
     ];
 }
 

@@ -1,6 +1,7 @@
 //! The proposer: runs one CASPaxos round at a time per key, queues the rest, and answers each
-//! operation once a quorum accepted its change (or tells why not). Its only durable state is the
-//! ballot reservation (see `limits::BALLOT_RESERVE_BLOCK`).
+//! operation once a quorum accepted its change (or tells why not). A round takes every client
+//! operation queued for its key (up to `Config::batch_ops_max`) and applies them in order. Its
+//! only durable state is the ballot reservation (see `limits::BALLOT_RESERVE_BLOCK`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -12,7 +13,7 @@ use crate::limits::{BALLOT_RESERVE_BLOCK, KEY_BYTES_MAX};
 use crate::message::Message;
 use crate::outcome::{Answer, Outcome, PaxosError, ProposeError, RetryReason};
 use crate::ready::{Ready, Record};
-use crate::round::{Cache, Round, Task};
+use crate::round::{Cache, Round, Task, Work};
 use crate::types::{KeyConfig, Op, OpId};
 
 /// An operation waiting for its key's current round to end.
@@ -333,7 +334,8 @@ impl Proposer {
         }
     }
 
-    /// Starts the next queued operation of `key` if no round runs.
+    /// Starts the next round of `key` if none runs: the queue's first operation, with the
+    /// client operations right behind it if it is one (see `take_batch`).
     pub(crate) fn start_next(&mut self, key: &[u8]) {
         loop {
             let Some(work) = self.keys.get_mut(key) else {
@@ -347,18 +349,15 @@ impl Proposer {
             let Some(view) = self.views.get(key).cloned() else {
                 return;
             };
-            let Some(pending) = work.queue.pop_front() else {
+            let batch_ops_max = self.config.batch_ops_max;
+            let batch_bytes_max = self.config.batch_value_bytes_max;
+            let Some((round_work, deadline_tick)) =
+                take_batch(&mut work.queue, batch_ops_max, batch_bytes_max)
+            else {
                 return;
             };
             let cache = work.cache.take();
-            match self.begin(
-                key,
-                pending.op,
-                pending.task,
-                pending.deadline_tick,
-                view,
-                cache,
-            ) {
+            match self.begin(key, round_work, deadline_tick, view, cache) {
                 Some(round) => {
                     if let Some(work) = self.keys.get_mut(key) {
                         work.round = Some(round);
@@ -432,4 +431,47 @@ impl Proposer {
             backoff_ticks,
         }
     }
+}
+
+/// Takes the next round's work off the front of `queue`: a handoff or a collection alone, or
+/// the client operations at the front (at most `ops_max`, and no more value bytes than
+/// `bytes_max` unless that would take none), in queue order. All were queued before the round
+/// starts, so answering them at the moment its register is chosen, in this order, respects real
+/// time. The round's deadline is the first operation's (the earliest: deadlines grow in queue
+/// order), so none waits past its own.
+fn take_batch(
+    queue: &mut VecDeque<Pending>,
+    ops_max: usize,
+    bytes_max: usize,
+) -> Option<(Work, u64)> {
+    let first = queue.pop_front()?;
+    let deadline_tick = first.deadline_tick;
+    let op = match first.task {
+        Task::Handoff => return Some((Work::Handoff(first.op), deadline_tick)),
+        Task::Collect => return Some((Work::Collect(first.op), deadline_tick)),
+        Task::Client(op) => op,
+    };
+    let mut bytes = op.value_len();
+    let mut ops = vec![(first.op, op)];
+    while ops.len() < ops_max {
+        let Some(next) = queue.pop_front() else {
+            break;
+        };
+        match next.task {
+            Task::Client(op) if bytes.saturating_add(op.value_len()) <= bytes_max => {
+                debug_assert!(
+                    next.deadline_tick >= deadline_tick,
+                    "deadlines grow in order"
+                );
+                bytes += op.value_len();
+                ops.push((next.op, op));
+            }
+            task => {
+                queue.push_front(Pending { task, ..next });
+                break;
+            }
+        }
+    }
+    debug_assert!(!ops.is_empty() && ops.len() <= ops_max.max(1));
+    Some((Work::Clients(ops), deadline_tick))
 }

@@ -29,6 +29,24 @@ pub(crate) fn apply(op: &Op, current: &Register) -> (Register, Outcome) {
     }
 }
 
+/// A batch of operations applied in order, each to the register the ones before it left:
+/// the register to propose and each operation's answer once it is chosen. With `from_base`
+/// (the mutant [`crate::Mutant::BatchFromBase`]) every one is computed from `base` instead.
+pub(crate) fn apply_batch<'a>(
+    ops: impl IntoIterator<Item = &'a Op>,
+    base: &Register,
+    from_base: bool,
+) -> (Register, Vec<Outcome>) {
+    let mut current = base.clone();
+    let mut outcomes = Vec::new();
+    for op in ops {
+        let (next, outcome) = apply(op, if from_base { base } else { &current });
+        current = next;
+        outcomes.push(outcome);
+    }
+    (current, outcomes)
+}
+
 fn write(current: &Register, value: &[u8]) -> (Register, Outcome) {
     if current.version >= VERSION_MAX {
         return (current.clone(), Outcome::VersionExhausted);

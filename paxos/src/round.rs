@@ -10,14 +10,40 @@ use crate::mutants::Mutant;
 use crate::outcome::{Outcome, RetryReason};
 use crate::proposer::Proposer;
 use crate::quorum::Quorum;
-use crate::register::apply;
+use crate::register::apply_batch;
 use crate::types::{Ballot, KeyConfig, NodeId, Op, OpId, Register};
 
+/// One queued operation's kind.
 #[derive(Debug, Clone)]
 pub(crate) enum Task {
     Client(Op),
     Handoff,
     Collect,
+}
+
+/// What one round runs: a batch of client operations of the key (in queue order, at least one),
+/// or a handoff or a garbage collection alone.
+pub(crate) enum Work {
+    Clients(Vec<(OpId, Op)>),
+    Handoff(OpId),
+    Collect(OpId),
+}
+
+impl Work {
+    /// The operations the round answers, in order.
+    pub(crate) fn op_ids(&self) -> Vec<OpId> {
+        match self {
+            Work::Clients(ops) => ops.iter().map(|(id, _)| *id).collect(),
+            Work::Handoff(id) | Work::Collect(id) => vec![*id],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Work::Clients(ops) => ops.len(),
+            Work::Handoff(_) | Work::Collect(_) => 1,
+        }
+    }
 }
 
 /// After a round whose accept a quorum acknowledged at `ballot`, each of those acceptors promised
@@ -40,7 +66,10 @@ enum Phase {
         /// The register the change was computed from: a round that proposes it unchanged
         /// cannot have taken effect, whatever became of it.
         base: Register,
-        outcome: Outcome,
+        /// One answer per operation of the round, in order, given only once `register` is
+        /// chosen: each was computed from the register the operations before it left, which
+        /// exists only if the whole batch is chosen.
+        outcomes: Vec<Outcome>,
         acks: BTreeSet<NodeId>,
     },
     Forget {
@@ -49,8 +78,7 @@ enum Phase {
 }
 
 pub(crate) struct Round {
-    op: OpId,
-    task: Task,
+    work: Work,
     pub(crate) deadline_tick: u64,
     pub(crate) resend_tick: u64,
     ballot: Ballot,
@@ -94,12 +122,23 @@ impl Round {
         }
     }
 
-    /// True if an accept went out that changes the register: the operation may have taken
-    /// effect even if the round fails (a later round may find and finish it).
-    fn may_have_written(&self) -> bool {
+    /// For each operation of the round: true if it may have taken effect although the round
+    /// failed. That is so for an operation that writes, once an accept went out that changes
+    /// the register (a later round may find and finish it). Reads and failed conditions change
+    /// nothing, chosen or not, and a batch whose final register is the one it read leaves
+    /// every observer what it found: those did not take effect (whatever became of the round).
+    fn may_have_written(&self) -> Vec<bool> {
         match &self.phase {
-            Phase::Accept { register, base, .. } => register != base,
-            Phase::Prepare { .. } | Phase::Forget { .. } => false,
+            Phase::Accept {
+                register,
+                base,
+                outcomes,
+                ..
+            } => outcomes
+                .iter()
+                .map(|o| register != base && matches!(o, Outcome::Written { .. }))
+                .collect(),
+            Phase::Prepare { .. } | Phase::Forget { .. } => vec![false; self.work.len()],
         }
     }
 
@@ -120,38 +159,39 @@ fn refusal_reason(reason: Refusal, epoch: u64) -> RetryReason {
 }
 
 impl Proposer {
-    /// Starts a round for `task`, or answers it at once (`None`) when there is nothing to run.
+    /// Starts a round for `work`, or answers it at once (`None`) when there is nothing to run.
     pub(crate) fn begin(
         &mut self,
         key: &[u8],
-        op: OpId,
-        task: Task,
+        work: Work,
         deadline_tick: u64,
         config: KeyConfig,
         cache: Option<Cache>,
     ) -> Option<Round> {
-        let immediate = match (&task, &config.previous) {
-            (Task::Handoff, None) => Some(Outcome::NoHandoffPending),
-            (Task::Collect, Some(_)) => Some(Outcome::NotCollectable),
+        let immediate = match (&work, &config.previous) {
+            (Work::Handoff(_), None) => Some(Outcome::NoHandoffPending),
+            (Work::Collect(_), Some(_)) => Some(Outcome::NotCollectable),
             _ => None,
         };
         let exhausted = self.counter_seen >= crate::limits::BALLOT_COUNTER_MAX;
-        let immediate = match immediate {
-            None if exhausted => Some(self.retry(RetryReason::Contended)),
-            other => other,
-        };
-        if let Some(outcome) = immediate {
-            self.answer(op, key, config.epoch, outcome);
+        if immediate.is_some() || exhausted {
+            for op in work.op_ids() {
+                let outcome = match &immediate {
+                    Some(outcome) => outcome.clone(),
+                    None => self.retry(RetryReason::Contended),
+                };
+                self.answer(op, key, config.epoch, outcome);
+            }
             return None;
         }
         let new_only = self.config.mutated(Mutant::NewQuorumOnlyDuringHandoff);
         let cached = cache.filter(|c| {
-            self.config.one_round_trip && c.config == config && matches!(task, Task::Client(_))
+            self.config.one_round_trip && c.config == config && matches!(work, Work::Clients(_))
         });
-        let (ballot, phase) = match (&task, cached) {
-            (Task::Client(client_op), Some(cache)) => {
+        let (ballot, phase) = match (&work, cached) {
+            (Work::Clients(ops), Some(cache)) => {
                 let ballot = cache.ballot.successor();
-                let (register, outcome) = apply(client_op, &cache.register);
+                let (register, outcomes) = self.apply_clients(ops, &cache.register);
                 let base = cache.register;
                 let acks = BTreeSet::new();
                 (
@@ -159,7 +199,7 @@ impl Proposer {
                     Phase::Accept {
                         register,
                         base,
-                        outcome,
+                        outcomes,
                         acks,
                     },
                 )
@@ -176,8 +216,7 @@ impl Proposer {
         };
         self.counter_seen = self.counter_seen.max(ballot.counter);
         let round = Round {
-            op,
-            task,
+            work,
             deadline_tick,
             resend_tick: self.ticks + self.config.resend_interval_ticks,
             ballot,
@@ -209,9 +248,9 @@ impl Proposer {
             }
             (Body::Accepted { .. }, Phase::Accept { acks, .. }) => {
                 acks.insert(message.from);
-                let done = match round.task {
-                    Task::Collect => round.quorum.is_unanimous(acks),
-                    Task::Client(_) | Task::Handoff => round.quorum.is_reached(acks),
+                let done = match round.work {
+                    Work::Collect(_) => round.quorum.is_unanimous(acks),
+                    Work::Clients(_) | Work::Handoff(_) => round.quorum.is_reached(acks),
                 };
                 if done {
                     return self.after_accept(key, round);
@@ -221,7 +260,7 @@ impl Proposer {
                 acks.insert(message.from);
                 if round.quorum.is_unanimous(acks) {
                     self.set_cache(key, None);
-                    self.finish(key, round, Outcome::Collected);
+                    self.finish(key, round, vec![Outcome::Collected]);
                     return;
                 }
             }
@@ -230,8 +269,8 @@ impl Proposer {
                     self.adopt_counter(b.counter);
                 }
                 round.refused.insert(message.from);
-                let lost = match (&round.task, &round.phase) {
-                    (Task::Collect, Phase::Accept { .. } | Phase::Forget { .. }) => true,
+                let lost = match (&round.work, &round.phase) {
+                    (Work::Collect(_), Phase::Accept { .. } | Phase::Forget { .. }) => true,
                     _ => round.quorum.is_lost(&round.refused),
                 };
                 if lost {
@@ -274,20 +313,20 @@ impl Proposer {
             .max_by_key(|(b, _)| *b)
             .map(|(_, r)| r.clone())
             .unwrap_or_default();
-        let (register, outcome) = match &round.task {
-            Task::Client(op) => apply(op, &current),
-            Task::Handoff => (current.clone(), Outcome::HandedOff),
-            Task::Collect if current.value.is_some() => {
-                return self.finish(key, round, Outcome::NotCollectable);
+        let (register, outcomes) = match &round.work {
+            Work::Clients(ops) => self.apply_clients(ops, &current),
+            Work::Handoff(_) => (current.clone(), vec![Outcome::HandedOff]),
+            Work::Collect(_) if current.value.is_some() => {
+                return self.finish(key, round, vec![Outcome::NotCollectable]);
             }
-            Task::Collect => (current.clone(), Outcome::Collected),
+            Work::Collect(_) => (current.clone(), vec![Outcome::Collected]),
         };
         let acks = BTreeSet::new();
         let base = current;
         let phase = Phase::Accept {
             register,
             base,
-            outcome,
+            outcomes,
             acks,
         };
         round.enter(phase, self.ticks, self.config.resend_interval_ticks);
@@ -298,12 +337,12 @@ impl Proposer {
 
     fn after_accept(&mut self, key: &[u8], mut round: Round) {
         let Phase::Accept {
-            register, outcome, ..
+            register, outcomes, ..
         } = &round.phase
         else {
             return self.keep(key, round);
         };
-        if let Task::Collect = round.task {
+        if let Work::Collect(_) = round.work {
             let phase = Phase::Forget {
                 acks: BTreeSet::new(),
             };
@@ -317,34 +356,56 @@ impl Proposer {
             register: register.clone(),
             config: round.config.clone(),
         };
-        let outcome = outcome.clone();
+        let outcomes = outcomes.clone();
         // A cache from sets the ring has since replaced would skip phase 1 on the new ones.
         // Without one round trip the cache is never used: none is kept (the key's work ends).
         let still_current = self.config.one_round_trip && self.view_of(key) == Some(&round.config);
         self.set_cache(key, still_current.then_some(cache));
-        self.finish(key, round, outcome);
+        self.finish(key, round, outcomes);
     }
 
-    /// The round cannot succeed: refused by too many, or timed out.
+    /// The round cannot succeed: refused by too many, or timed out. Each operation is told
+    /// `Unknown` if it may have taken effect, else `Retry`; none gets the answer computed for
+    /// it (that came from registers that may never be chosen).
     pub(crate) fn finish_aborted(&mut self, key: &[u8], round: Round, reason: RetryReason) {
-        let backoff_ticks = self.backoff_ticks();
-        let outcome = if round.may_have_written() {
-            Outcome::Unknown {
-                reason,
-                backoff_ticks,
-            }
-        } else {
-            Outcome::Retry {
-                reason,
-                backoff_ticks,
-            }
-        };
+        let outcomes = round
+            .may_have_written()
+            .into_iter()
+            .map(|maybe| {
+                let backoff_ticks = self.backoff_ticks();
+                if maybe {
+                    Outcome::Unknown {
+                        reason,
+                        backoff_ticks,
+                    }
+                } else {
+                    Outcome::Retry {
+                        reason,
+                        backoff_ticks,
+                    }
+                }
+            })
+            .collect();
         self.set_cache(key, None);
-        self.finish(key, round, outcome);
+        self.finish(key, round, outcomes);
     }
 
-    fn finish(&mut self, key: &[u8], round: Round, outcome: Outcome) {
-        self.answer(round.op, key, round.config.epoch, outcome);
+    /// Answers every operation of the round, each with its outcome, and starts the next round.
+    fn finish(&mut self, key: &[u8], round: Round, outcomes: Vec<Outcome>) {
+        let ops = round.work.op_ids();
+        assert_eq!(ops.len(), outcomes.len(), "one answer per operation");
+        for (op, outcome) in ops.into_iter().zip(outcomes) {
+            self.answer(op, key, round.config.epoch, outcome);
+        }
         self.start_next(key);
+    }
+
+    /// CASPaxos's change function for a batch: the operations in order, each applied to the
+    /// register the ones before it left (docs/paxos.md, "Batched rounds").
+    fn apply_clients(&self, ops: &[(OpId, Op)], base: &Register) -> (Register, Vec<Outcome>) {
+        let from_base = self.config.mutated(Mutant::BatchFromBase);
+        let (register, outcomes) = apply_batch(ops.iter().map(|(_, op)| op), base, from_base);
+        debug_assert_eq!(outcomes.len(), ops.len());
+        (register, outcomes)
     }
 }

@@ -19,6 +19,8 @@ struct Net {
     answers: Vec<Answer>,
     /// Every message delivered, for tests that look at the traffic.
     log: Vec<Message>,
+    /// `Accepted` replies are lost (the accepts themselves arrive and are taken).
+    lose_accepted: bool,
 }
 
 impl Net {
@@ -29,6 +31,7 @@ impl Net {
             cut: BTreeSet::new(),
             answers: Vec::new(),
             log: Vec::new(),
+            lose_accepted: false,
         };
         for &n in nodes {
             let mut a = Acceptor::new(Config::new(n));
@@ -75,6 +78,9 @@ impl Net {
             }
             for m in out {
                 if self.cut.contains(&m.to) || self.cut.contains(&m.from) {
+                    continue;
+                }
+                if self.lose_accepted && matches!(m.body, Body::Accepted { .. }) {
                     continue;
                 }
                 self.log.push(m.clone());
@@ -1071,4 +1077,242 @@ fn a_refusal_implausibly_far_above_does_not_exhaust_the_proposer() {
         let next = sent[0].body.ballot();
         assert!(next.counter <= first.counter + 3, "{next:?}");
     }
+}
+
+// Batched rounds (docs/paxos.md, "Batched rounds").
+
+/// Proposer `id` of `net` replaced by one with `config` (and the key's view).
+fn replace_proposer(net: &mut Net, config: Config, view: &KeyConfig) {
+    let id = config.id;
+    let mut p = Proposer::new(config);
+    p.set_key_config(KEY, view.clone()).expect("valid view");
+    net.proposers.insert(id, p);
+}
+
+fn cas(expected_version: u64, v: &[u8]) -> Op {
+    Op::Cas {
+        expected_version,
+        value: v.to_vec(),
+    }
+}
+
+/// Proposes `ops` on proposer 1 under ids 100, 101, ... without delivering anything.
+fn propose_all(net: &mut Net, ops: &[Op]) {
+    let p = net.proposers.get_mut(&1).expect("p");
+    for (i, op) in ops.iter().enumerate() {
+        p.propose(100 + i as u64, KEY, op.clone()).expect("ok");
+    }
+}
+
+/// The answers to ids 100, 101, ... in id order.
+fn outcomes_of(answers: &[Answer], n: usize) -> Vec<Outcome> {
+    (0..n as u64)
+        .map(|i| {
+            let a = answers.iter().find(|a| a.op == 100 + i).expect("answered");
+            a.outcome.clone()
+        })
+        .collect()
+}
+
+/// How many distinct ballots the accepts in the log carry: how many phase 2s ran.
+fn accept_rounds(log: &[Message]) -> usize {
+    let ballots: BTreeSet<Ballot> = log
+        .iter()
+        .filter_map(|m| match m.body {
+            Body::Accept { ballot, .. } => Some(ballot),
+            _ => None,
+        })
+        .collect();
+    ballots.len()
+}
+
+fn value(v: &[u8], version: u64) -> Outcome {
+    Outcome::Value(Register {
+        value: Some(v.to_vec()),
+        version,
+    })
+}
+
+#[test]
+fn a_batched_round_answers_each_operation_from_the_register_the_ones_before_it_left() {
+    let view = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut net = Net::new(&[1, 2, 3], view);
+    net.run(1, put(b"a"));
+    net.log.clear();
+    // The first starts a round at once; the rest queue behind it and run as one batch.
+    let ops = [
+        Op::Get,
+        cas(1, b"b"),
+        Op::Get,
+        cas(1, b"c"), // conflicts with the version the cas before it left
+        put(b"d"),
+        Op::Delete {
+            expected_version: Some(3),
+        },
+        Op::Delete {
+            expected_version: Some(3), // the register is absent now: version 0
+        },
+        cas(0, b"e"),
+    ];
+    propose_all(&mut net, &ops);
+    let answers = net.pump();
+    assert_eq!(
+        outcomes_of(&answers, ops.len()),
+        vec![
+            value(b"a", 1),
+            Outcome::Written { version: 2 },
+            value(b"b", 2),
+            Outcome::Conflict { current_version: 2 },
+            Outcome::Written { version: 3 },
+            Outcome::Written { version: 0 },
+            Outcome::Conflict { current_version: 0 },
+            Outcome::Written { version: 1 },
+        ]
+    );
+    assert_eq!(accept_rounds(&net.log), 2, "the get alone, then one batch");
+    assert_eq!(
+        net.run(2, Op::Get),
+        value(b"e", 1),
+        "the batch's last register"
+    );
+}
+
+#[test]
+fn batches_are_bounded_by_batch_ops_max_and_one_means_a_round_each() {
+    let view = KeyConfig::stable(1, vec![1, 2, 3]);
+    for (batch_ops_max, rounds) in [(1, 7), (2, 4), (64, 2)] {
+        let mut net = Net::new(&[1, 2, 3], view.clone());
+        let mut config = Config::new(1);
+        config.batch_ops_max = batch_ops_max;
+        replace_proposer(&mut net, config, &view);
+        let ops: Vec<Op> = (0..7).map(|i| put(&[i])).collect();
+        propose_all(&mut net, &ops);
+        let answers = net.pump();
+        let written: Vec<Outcome> = (1..=7)
+            .map(|version| Outcome::Written { version })
+            .collect();
+        assert_eq!(
+            outcomes_of(&answers, 7),
+            written,
+            "batch_ops_max {batch_ops_max}"
+        );
+        assert_eq!(
+            accept_rounds(&net.log),
+            rounds,
+            "batch_ops_max {batch_ops_max}"
+        );
+    }
+}
+
+#[test]
+fn a_batch_never_carries_a_handoff_and_stops_at_one() {
+    let old = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut net = Net::new(&[1, 2, 3, 4], old.clone());
+    net.run(1, put(b"a"));
+    net.set_view(KeyConfig {
+        epoch: 2,
+        acceptors: vec![1, 2, 4],
+        previous: Some((1, vec![1, 2, 3])),
+    });
+    net.log.clear();
+    let p = net.proposers.get_mut(&1).expect("p");
+    p.propose(100, KEY, put(b"b")).expect("ok");
+    p.propose(101, KEY, put(b"c")).expect("ok");
+    p.handoff(102, KEY).expect("ok");
+    p.propose(103, KEY, put(b"d")).expect("ok");
+    let answers = net.pump();
+    assert_eq!(
+        outcomes_of(&answers, 4),
+        vec![
+            Outcome::Written { version: 2 },
+            Outcome::Written { version: 3 },
+            Outcome::HandedOff,
+            Outcome::Written { version: 4 },
+        ]
+    );
+    assert_eq!(accept_rounds(&net.log), 4, "b; c; the handoff; d");
+}
+
+#[test]
+fn a_batch_that_fails_in_phase_one_answers_every_operation_retry() {
+    let view = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut net = Net::new(&[1, 2, 3], view.clone());
+    let mut config = Config::new(1);
+    config.one_round_trip = false;
+    replace_proposer(&mut net, config, &view);
+    net.run(1, put(b"a"));
+    net.cut = [2, 3].into();
+    let p = net.proposers.get_mut(&1).expect("p");
+    p.propose(99, KEY, Op::Get).expect("ok");
+    for _ in 0..5 {
+        net.proposers.get_mut(&1).expect("p").tick();
+    }
+    // Queued behind the get with later deadlines: they run as one batch once it times out.
+    let ops = [put(b"b"), Op::Get, cas(1, b"c"), cas(9, b"d")];
+    propose_all(&mut net, &ops);
+    let mut answers = Vec::new();
+    for _ in 0..200 {
+        net.proposers.get_mut(&1).expect("p").tick();
+        answers.extend(net.pump());
+    }
+    for outcome in outcomes_of(&answers, ops.len()) {
+        let retry = matches!(
+            outcome,
+            Outcome::Retry {
+                reason: RetryReason::TimedOut,
+                ..
+            }
+        );
+        assert!(retry, "no accept went out: {outcome:?}");
+    }
+    net.cut.clear();
+    assert_eq!(net.run(2, Op::Get), value(b"a", 1));
+}
+
+#[test]
+fn a_batch_that_fails_after_its_accept_left_is_unknown_for_writes_and_retry_for_the_rest() {
+    let view = KeyConfig::stable(1, vec![1, 2, 3]);
+    let mut net = Net::new(&[1, 2, 3], view.clone());
+    let mut config = Config::new(1);
+    config.one_round_trip = false;
+    replace_proposer(&mut net, config, &view);
+    net.run(1, put(b"a"));
+    // The acceptors take every accept, but no acknowledgement comes back.
+    net.lose_accepted = true;
+    let p = net.proposers.get_mut(&1).expect("p");
+    p.propose(99, KEY, Op::Get).expect("ok");
+    for _ in 0..5 {
+        net.proposers.get_mut(&1).expect("p").tick();
+    }
+    let ops = [
+        put(b"b"),    // v2
+        Op::Get,      // (b, 2)
+        cas(1, b"c"), // conflicts: the put left version 2
+        cas(2, b"d"), // v3
+        cas(9, b"e"), // conflicts
+    ];
+    propose_all(&mut net, &ops);
+    let mut answers = Vec::new();
+    for _ in 0..200 {
+        net.proposers.get_mut(&1).expect("p").tick();
+        answers.extend(net.pump());
+    }
+    let kinds: Vec<&str> = outcomes_of(&answers, ops.len())
+        .iter()
+        .map(|o| match o {
+            Outcome::Unknown { .. } => "unknown",
+            Outcome::Retry { .. } => "retry",
+            _ => "answered",
+        })
+        .collect();
+    // Neither the read nor the conflicts may be answered from a register never known chosen;
+    // they changed nothing, so they did not take effect either way.
+    assert_eq!(
+        kinds,
+        vec!["unknown", "retry", "retry", "unknown", "retry"],
+        "{answers:?}"
+    );
+    // The acceptors did take the batch's register: both writes took effect, in order.
+    net.lose_accepted = false;
+    assert_eq!(net.run(2, Op::Get), value(b"d", 3));
 }

@@ -59,6 +59,11 @@ fn config(id: NodeId, seed: u64, incarnation: u64, mutant: Option<Mutant>) -> Co
     // A quarter of the runs prepare in every round (the daemon's setting while requests are
     // not forwarded to the key's owner); chosen from the seed so the run's draws stay the same.
     config.one_round_trip = !seed.is_multiple_of(4);
+    // A quarter of the runs (other bits of the seed than above and than `forget_every_ticks`)
+    // run one operation per round, as before batching.
+    if (seed / 16).is_multiple_of(4) {
+        config.batch_ops_max = 1;
+    }
     config.mutant = mutant;
     config
 }
