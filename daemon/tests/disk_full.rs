@@ -120,3 +120,75 @@ fn full_disk_stops_the_node_and_loses_nothing_acknowledged() {
     });
     assert!(after.is_ok(), "proposals work again: {after:?}");
 }
+
+/// The registers' store on a full disk stops the node too (it must not keep answering Raft while
+/// its registers are gone: a silent missing vote in every set it belongs to), and every register
+/// write it acknowledged is there after the restart.
+#[test]
+fn full_disk_under_the_registers_stops_the_node_and_loses_no_acknowledged_write() {
+    let cluster = Cluster::start("diskfull-registers", 1, &[]);
+    cluster.wait_for_leader(&[1]);
+    let scratch = TempDir::new("diskfull-registers-mnt");
+    let disk = Tmpfs::mount(scratch.0.join("data"), "2m");
+    if !disk.mounted {
+        return;
+    }
+    cluster.kill9(1);
+    let path = dev::config_path(&cluster.dir, 1);
+    let mut config = Config::load(&path).expect("config");
+    config.data_dir = disk.path.clone();
+    std::fs::write(&path, toml::to_string_pretty(&config).unwrap()).unwrap();
+    cluster.restart(1);
+    cluster.wait_for_leader(&[1]);
+    let pid = cluster.pid(1).expect("pid");
+
+    let client = cluster.client(1).expect("connect");
+    let mut acknowledged = BTreeMap::new();
+    let failure = loop {
+        let key = format!("key-{}", acknowledged.len()).into_bytes();
+        let value = vec![acknowledged.len() as u8; 60 << 10];
+        match client.kv_put(&key, &value, 10_000) {
+            Ok(written) => {
+                assert_eq!(written.version, 1);
+                acknowledged.insert(key, value);
+                assert!(acknowledged.len() < 1000, "2 MiB never filled up");
+            }
+            Err(err) => break err,
+        }
+    };
+    let status = cluster.wait_exit(1, pid);
+    assert!(
+        !status.success(),
+        "the node must stop when its register store fails, got {status}"
+    );
+    let log = cluster.log(1);
+    assert!(
+        log.contains("register store failed") && log.contains("No space left on device"),
+        "the log names the cause; the client saw: {failure}"
+    );
+
+    disk.grow("64m");
+    std::fs::remove_file(dev::pid_path(&cluster.dir, 1)).ok();
+    cluster.restart(1);
+    cluster.wait_for_leader(&[1]);
+    let client = {
+        let mut client = None;
+        wait_until("the registers serve again", || {
+            client = cluster.client(1).ok();
+            client
+                .as_ref()
+                .is_some_and(|c| c.kv_get(b"key-0", 10_000).is_ok())
+        });
+        client.expect("client")
+    };
+    for (key, value) in &acknowledged {
+        let entry = client.kv_get(key, 10_000).expect("get");
+        assert_eq!(
+            entry.value.as_ref(),
+            Some(value),
+            "{} was acknowledged, then lost",
+            String::from_utf8_lossy(key)
+        );
+    }
+    assert!(client.kv_put(b"after", b"space is back", 10_000).is_ok());
+}

@@ -38,6 +38,8 @@ pub enum FatalError {
     Snapshot(#[from] ImageError),
     #[error("raft core: {0}")]
     Raft(String),
+    #[error("register store failed: {0}")]
+    Registers(String),
 }
 
 pub(crate) struct Driver {
@@ -317,6 +319,7 @@ impl Driver {
                 reply,
             } => self.handle_admin(request, deadline, reply, true),
             Command::Submit { command } => self.propose_command(command),
+            Command::RegistersFailed { reason } => self.report_fatal(FatalError::Registers(reason)),
             Command::AwaitApplied {
                 index,
                 deadline,

@@ -91,6 +91,9 @@ pub(crate) enum Command {
     /// Propose a state command of this node's own (the registers' handoff report). Nobody waits
     /// for it: the sender watches the applied state and sends it again if it does not appear.
     Submit { command: crate::state::StateCommand },
+    /// The registers' store failed: the node stops as on any storage failure (a node that
+    /// answered Raft but not its registers would be a silent missing vote in its keys' sets).
+    RegistersFailed { reason: String },
 }
 
 /// Lets a part of this node other than the API propose state commands (see `Command::Submit`).
@@ -106,5 +109,13 @@ impl CommandSubmitter {
         let _ = self
             .events
             .try_send(Event::Command(Command::Submit { command }));
+    }
+
+    /// Stops the node on a fatal error of the registers; waits for room in the queue (it must
+    /// not be lost), so call it from the registers' own thread only.
+    pub fn fail(&self, reason: String) {
+        let _ = self
+            .events
+            .send(Event::Command(Command::RegistersFailed { reason }));
     }
 }

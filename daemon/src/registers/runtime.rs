@@ -119,11 +119,12 @@ impl Runtime {
                 }
             }
             if let Err(err) = this.flush() {
-                error!(%err, "register store failed: the registers stop");
+                error!(%err, "register store failed: stopping the node");
                 this.ops.fail_all(&error(
                     Status::Internal,
                     format!("the registers stopped on a storage error: {err}"),
                 ));
+                this.rt.node.fail(err.to_string());
                 break "a storage error";
             }
         };

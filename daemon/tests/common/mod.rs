@@ -179,7 +179,18 @@ impl Cluster {
             .position(|child| child.id() as i32 == pid)
             .unwrap_or_else(|| panic!("node {id} (pid {pid}) was not restarted by this test"));
         let mut child = restarted.remove(position);
-        child.wait().expect("wait for the node")
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the node") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node {id} (pid {pid}) did not exit within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn log(&self, id: u64) -> String {
