@@ -171,6 +171,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         view_tx,
         membership,
         registers,
+        registers_enable_proposed_at: None,
         pending: Pending::default(),
         // Proposals are matched to their clients by (origin, request id) when applied. An entry
         // proposed before a restart may commit after it: start each run at a random point so it

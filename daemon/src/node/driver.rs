@@ -57,6 +57,8 @@ pub(crate) struct Driver {
     pub(super) membership: Arc<MembershipView>,
     /// The registers' plane as last published (see `state::registers`).
     pub(super) registers: Arc<RegisterPlane>,
+    /// When this node, as leader, last proposed `RegistersEnabled`.
+    pub(super) registers_enable_proposed_at: Option<Instant>,
     pub(super) pending: Pending,
     pub(super) failure: FailureDetector,
     pub(super) next_request_id: u64,
@@ -216,6 +218,7 @@ impl Driver {
             for (id, state) in self.failure.verdicts(now, &self.state) {
                 self.propose_command(StateCommand::SetMemberState { id, state });
             }
+            self.maybe_enable_registers(now);
         }
     }
 
@@ -340,6 +343,22 @@ impl Driver {
     pub(super) fn next_request_id(&mut self) -> u64 {
         self.next_request_id = self.next_request_id.wrapping_add(1);
         self.next_request_id
+    }
+
+    /// A leader whose state came from a daemon that ran no registers enables them through the
+    /// log (once a second until applied).
+    fn maybe_enable_registers(&mut self, now: Instant) {
+        if self.state.registers().is_enabled() || self.state.members().next().is_none() {
+            return;
+        }
+        let due = self
+            .registers_enable_proposed_at
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
+        if due {
+            self.registers_enable_proposed_at = Some(now);
+            info!("enabling the registers (this state comes from a daemon that ran none)");
+            self.propose_command(StateCommand::RegistersEnabled);
+        }
     }
 
     pub(super) fn propose_command(&mut self, command: StateCommand) {

@@ -173,6 +173,12 @@ impl Loop {
             return;
         }
         let plane = view.registers.clone();
+        if !plane.is_enabled() {
+            // A state from a daemon that ran no registers: the leader enables them through the
+            // log; until then nothing is served (see `state::registers`).
+            self.sets = None;
+            return;
+        }
         if self.sets.as_ref().is_some_and(|sets| sets.is_of(&plane)) {
             self.check_handoff();
             return;

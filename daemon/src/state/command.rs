@@ -26,6 +26,9 @@ pub enum StateCommand {
     /// `node` has handed off every register it holds for the registers' transition at `epoch`
     /// (see `state::registers`).
     RegistersHandedOff { node: NodeId, epoch: u64 },
+    /// The registers start here (see `state::registers`, `enabled`): proposed by a leader whose
+    /// state came from a daemon that ran none.
+    RegistersEnabled,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 //!
 //! Version 3 is `IMAGE_V3_MAGIC` followed by the rkyv bytes of `StateImage`. Older versions, written
 //! by older daemons, are still read: version 2 (`IMAGE_V2_MAGIC`, `StateImageV2`) lacks the
-//! registers' plane (it loads as stable at the image's epoch: no daemon of that version ran
-//! registers), and version 1 is the bare rkyv bytes of `StateImageV1`, which also lacks
+//! registers' plane (it loads disabled, to be enabled through the log: see
+//! `state::registers`), and version 1 is the bare rkyv bytes of `StateImageV1`, which also lacks
 //! `member_since`. The magics' first byte, 0xff, can begin no UTF-8 string, so a version-1 image,
 //! which begins with its first member's out-of-line bytes, is not mistaken for a later one.
 
@@ -42,6 +42,7 @@ struct StateImage {
 
 #[derive(Archive, Serialize, Deserialize)]
 struct PlaneImage {
+    enabled: bool,
     stable_epoch: u64,
     /// `ringraft_ring` encoding of the stable acceptor ring.
     stable_ring: Vec<u8>,
@@ -108,24 +109,10 @@ impl From<StateImageV1> for StateImageV2 {
 }
 
 impl StateImageV2 {
-    /// Older daemons ran no registers: their plane is stable at the image's epoch.
+    /// Older daemons ran no registers: their plane waits to be enabled through the log (nodes
+    /// restarted from snapshots at different indexes would otherwise disagree about it).
     fn upgrade(self) -> StateImage {
-        let registers = match RingState::decode(&self.ring) {
-            Ok(ring) => {
-                let plane = RegisterPlane::stable(self.epoch, &ring);
-                PlaneImage {
-                    stable_epoch: plane.stable_epoch(),
-                    stable_ring: plane.stable_ring().encode(),
-                    pending: None,
-                }
-            }
-            // Left for the ring check below to report.
-            Err(_) => PlaneImage {
-                stable_epoch: self.epoch,
-                stable_ring: self.ring.clone(),
-                pending: None,
-            },
-        };
+        let registers = PlaneImage::of(&RegisterPlane::disabled());
         StateImage {
             version: IMAGE_VERSION,
             cluster_id: self.cluster_id,
@@ -145,6 +132,7 @@ impl StateImageV2 {
 impl PlaneImage {
     fn of(plane: &RegisterPlane) -> PlaneImage {
         PlaneImage {
+            enabled: plane.is_enabled(),
             stable_epoch: plane.stable_epoch(),
             stable_ring: plane.stable_ring().encode(),
             pending: plane.pending().map(|t| TransitionImage {
@@ -181,12 +169,18 @@ impl PlaneImage {
                 "the registers' plane is ahead of the image".into(),
             ));
         }
-        RegisterPlane::from_parts(self.stable_epoch, stable, pending, replication_factor)
-            .ok_or_else(|| {
-                ImageError::Inconsistent(
-                    "the registers' transition is not after its stable epoch".into(),
-                )
-            })
+        RegisterPlane::from_parts(
+            self.enabled,
+            self.stable_epoch,
+            stable,
+            pending,
+            replication_factor,
+        )
+        .ok_or_else(|| {
+            ImageError::Inconsistent(
+                "the registers' transition is not after its stable epoch".into(),
+            )
+        })
     }
 }
 
@@ -376,6 +370,84 @@ mod tests {
             restored.member_since(4),
             None,
             "a v1 image does not know it"
+        );
+    }
+
+    fn v2_image_of(state: &ReplicatedState) -> Vec<u8> {
+        let v2 = StateImageV2 {
+            version: IMAGE_V2,
+            cluster_id: state.cluster_id,
+            members: state.members.values().cloned().collect(),
+            ring: state.ring.encode(),
+            replication_factor: state.replication_factor,
+            epoch: state.epoch,
+            applied_index: state.applied_index,
+            log_first_index: state.log.first_index(),
+            log: Vec::new(),
+            member_since: Vec::new(),
+        };
+        let body = rkyv::to_bytes::<rkyv::rancor::Error>(&v2).unwrap();
+        let mut bytes = IMAGE_V2_MAGIC.to_vec();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    fn apply_command(
+        state: &mut ReplicatedState,
+        index: u64,
+        command: &super::super::StateCommand,
+    ) {
+        state.apply(&Entry {
+            term: 2,
+            index,
+            payload: EntryPayload::Normal(super::super::encode_command(command)),
+        });
+    }
+
+    /// Two nodes restarted from version-2 snapshots taken before and after a join disagree about
+    /// nothing: both planes wait, and the leader's `RegistersEnabled` makes them equal.
+    #[test]
+    fn version_two_images_load_with_registers_disabled_until_the_log_enables_them() {
+        let before = ReplicatedState::bootstrap(
+            vec![member(1), member(2), member(3)],
+            3,
+            Retention::default(),
+        )
+        .unwrap();
+        let after = state_with_learner(); // the same, plus the join at index 2
+        let mut early =
+            ReplicatedState::decode_image(&v2_image_of(&before), Retention::default()).unwrap();
+        let mut late =
+            ReplicatedState::decode_image(&v2_image_of(&after), Retention::default()).unwrap();
+        assert!(!early.registers().is_enabled() && !late.registers().is_enabled());
+        // The early node replays the join the late one's snapshot already holds.
+        let mut learner = member(4);
+        learner.role = MemberRole::Learner;
+        early.apply(&Entry {
+            term: 2,
+            index: 2,
+            payload: EntryPayload::ConfChange(ConfChange {
+                changes: vec![ConfChangeStep::AddLearner(4)],
+                auto_leave: true,
+                context: super::super::encode_member(&learner),
+            }),
+        });
+        assert!(
+            !early.registers().is_enabled(),
+            "a replayed change starts nothing"
+        );
+        for state in [&mut early, &mut late] {
+            apply_command(state, 3, &super::super::StateCommand::RegistersEnabled);
+        }
+        assert!(early.registers().is_enabled());
+        assert_eq!(early.registers(), late.registers());
+        assert_eq!(early.registers().stable_epoch(), 3);
+        let restored =
+            ReplicatedState::decode_image(&early.encode_image(), Retention::default()).unwrap();
+        assert_eq!(
+            restored.registers(),
+            early.registers(),
+            "v3 keeps the plane"
         );
     }
 

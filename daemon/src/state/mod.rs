@@ -106,7 +106,8 @@ impl ReplicatedState {
         ReplicatedState {
             cluster_id: 0,
             members: BTreeMap::new(),
-            registers: RegisterPlane::stable(0, &ring),
+            // A joining node gets the plane with the leader's snapshot.
+            registers: RegisterPlane::disabled(),
             ring,
             replication_factor: 0,
             epoch: 0,
@@ -238,6 +239,13 @@ impl ReplicatedState {
                 self.registers
                     .ring_changed(&self.ring, self.replication_factor);
                 Applied::MembershipChanged { index }
+            }
+            StateCommand::RegistersEnabled => {
+                if self.registers.enable(index, &self.ring) {
+                    Applied::RegistersChanged
+                } else {
+                    Applied::Nothing
+                }
             }
             StateCommand::RegistersHandedOff { node, epoch } => {
                 let changed = self.members.contains_key(&node)

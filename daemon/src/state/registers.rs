@@ -21,6 +21,12 @@ use ringraft_ring::{MemberState, Ring, RingState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterPlane {
+    /// False in a state that came from a daemon that ran no registers (a version-2 snapshot
+    /// image, and the entries replayed on top of it): nodes that restarted from different
+    /// snapshots would disagree about transitions. The leader then commits
+    /// `StateCommand::RegistersEnabled`, which makes the plane stable at that entry on every node
+    /// alike; until it is applied, the registers do not serve.
+    enabled: bool,
     stable_epoch: u64,
     stable: RingState,
     pending: Option<Transition>,
@@ -65,14 +71,40 @@ impl RegisterPlane {
     /// A plane with no transition: acceptor sets from `ring` as of `epoch`.
     pub fn stable(epoch: u64, ring: &RingState) -> RegisterPlane {
         RegisterPlane {
+            enabled: true,
             stable_epoch: epoch,
             stable: acceptor_ring(ring),
             pending: None,
         }
     }
 
+    /// A plane that waits for `StateCommand::RegistersEnabled` (see `enabled`).
+    pub fn disabled() -> RegisterPlane {
+        RegisterPlane {
+            enabled: false,
+            stable_epoch: 0,
+            stable: RingState::new(ringraft_ring::DEFAULT_VNODES)
+                .unwrap_or_else(|err| panic!("the default vnodes setting is valid: {err}")),
+            pending: None,
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The entry at `index` enables the registers: stable on `ring`. True if it changed.
+    pub(super) fn enable(&mut self, index: u64, ring: &RingState) -> bool {
+        if self.enabled {
+            return false;
+        }
+        *self = RegisterPlane::stable(index, ring);
+        true
+    }
+
     /// Rebuilds a plane read from a snapshot image; `None` if the parts cannot belong together.
     pub fn from_parts(
+        enabled: bool,
         stable_epoch: u64,
         stable: RingState,
         pending: Option<(u64, RingState, BTreeSet<NodeId>)>,
@@ -87,7 +119,11 @@ impl RegisterPlane {
                 Some(transition)
             }
         };
+        if !enabled && (stable_epoch != 0 || pending.is_some()) {
+            return None;
+        }
         Some(RegisterPlane {
+            enabled,
             stable_epoch,
             stable,
             pending,
@@ -114,6 +150,9 @@ impl RegisterPlane {
     /// The ring changed (the entry at `ring.epoch()`): start a transition if none is pending and
     /// the acceptor sets differ. True if the plane changed.
     pub(super) fn ring_changed(&mut self, ring: &RingState, replication: u32) -> bool {
+        if !self.enabled {
+            return false;
+        }
         if self.pending.is_some() {
             // The next transition starts from the newest ring once this one completes; a
             // removal may complete this one (see `set_handed_off`).
@@ -141,7 +180,7 @@ impl RegisterPlane {
         replication: u32,
     ) -> bool {
         let Some(transition) = self.pending.as_mut().filter(|t| t.epoch == epoch) else {
-            return false;
+            return false; // also when disabled: nothing is pending
         };
         if !transition.reported.insert(node) {
             return false;
@@ -266,6 +305,18 @@ mod tests {
             ring.join(Member::new(*id, 1), epoch).unwrap();
         }
         ring
+    }
+
+    #[test]
+    fn a_disabled_plane_ignores_changes_until_enabled_then_is_stable_there() {
+        let mut ring = ring_of(&[1, 2, 3], 1);
+        let mut plane = RegisterPlane::disabled();
+        ring.join(Member::new(4, 1), 7).unwrap();
+        assert!(!plane.ring_changed(&ring, 3));
+        assert!(!plane.handed_off(1, 7, &ring, 3));
+        assert!(plane.enable(9, &ring));
+        assert!(!plane.enable(10, &ring), "once");
+        assert_eq!(plane, RegisterPlane::stable(9, &ring));
     }
 
     #[test]
