@@ -358,7 +358,11 @@ pub struct CertsArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum CertsCommand {
     /// Create a cluster CA: writes ca.pem and ca-key.pem (mode 0600) into DIR.
+    ///
+    /// Prints each file written and the CA's expiry (--json: one document). Refuses to replace
+    /// existing files.
     CreateCa {
+        /// Directory to write ca.pem and ca-key.pem into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Subject common name of the CA.
@@ -367,6 +371,9 @@ pub enum CertsCommand {
     },
     /// Issue a node certificate signed by the CA in --ca: writes node.pem, node-key.pem (0600)
     /// and a copy of ca.pem into DIR.
+    ///
+    /// Prints each file written, the certificate's node id, names and expiry (--json: one
+    /// document). Refuses to replace an existing node.pem or node-key.pem.
     Issue {
         /// Directory holding ca.pem and ca-key.pem.
         #[arg(long, value_name = "DIR")]
@@ -374,6 +381,7 @@ pub enum CertsCommand {
         /// The node id (>= 1); the certificate names node-<id>.ringraft.
         #[arg(long)]
         id: NodeId,
+        /// Directory to write node.pem, node-key.pem and ca.pem into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Extra DNS names or IP addresses for the certificate (repeatable).
@@ -382,11 +390,114 @@ pub enum CertsCommand {
     },
 }
 
-pub fn run_certs_command(args: CertsArgs) -> Result<(), String> {
+/// One file a certs command wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    /// What it holds: `ca_certificate`, `ca_private_key`, `node_certificate`, `node_private_key`.
+    pub kind: &'static str,
+    /// Its permission bits (0600 for private keys).
+    pub mode: u32,
+}
+
+/// What a certs command did: the files written and the certificate it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertsReport {
+    pub files: Vec<WrittenFile>,
+    /// The node the certificate is issued for (`None` for a CA).
+    pub node_id: Option<NodeId>,
+    /// The subject's common name (the CA's name, or `node-<id>.ringraft`).
+    pub common_name: String,
+    /// The certificate's subject alternative names (DNS names and IP addresses).
+    pub names: Vec<String>,
+    /// The end of the certificate's validity, seconds since the Unix epoch (UTC).
+    pub not_after_unix: i64,
+}
+
+impl CertsReport {
+    /// The expiry as RFC 3339 in UTC, for example `2031-12-03T14:11:42Z`.
+    pub fn not_after_rfc3339(&self) -> String {
+        match time::OffsetDateTime::from_unix_timestamp(self.not_after_unix) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            Err(_) => self.not_after_unix.to_string(),
+        }
+    }
+}
+
+/// The subject common name, alternative names and expiry of a PEM certificate, read back from
+/// what was written so the report says what the file holds.
+fn describe_certificate(pem: &str) -> Result<(String, Vec<String>, i64), CertError> {
+    let der = parse_certs(Path::new("<memory>"), pem)?
+        .into_iter()
+        .next()
+        .ok_or(CertError::NoNodeName)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| CertError::Parse(e.to_string()))?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => names.push(dns.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => names.push(
+                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap_or_default())
+                            .to_string(),
+                    ),
+                    16 => names.push(
+                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap_or_default())
+                            .to_string(),
+                    ),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok((common_name, names, cert.validity().not_after.timestamp()))
+}
+
+/// Run a certs command; the report lists what was written, where, and the certificate made.
+pub fn run_certs_command(args: CertsArgs) -> Result<CertsReport, String> {
     match args.command {
         CertsCommand::CreateCa { out, common_name } => {
             let ca = CertificateAuthority::generate(&common_name).map_err(|e| e.to_string())?;
-            ca.write(&out, Overwrite::Refuse).map_err(|e| e.to_string())
+            ca.write(&out, Overwrite::Refuse)
+                .map_err(|e| e.to_string())?;
+            let (common_name, names, not_after_unix) =
+                describe_certificate(&ca.cert_pem).map_err(|e| e.to_string())?;
+            Ok(CertsReport {
+                files: vec![
+                    WrittenFile {
+                        path: out.join(CA_CERT_FILE),
+                        kind: "ca_certificate",
+                        mode: 0o644,
+                    },
+                    WrittenFile {
+                        path: out.join(CA_KEY_FILE),
+                        kind: "ca_private_key",
+                        mode: 0o600,
+                    },
+                ],
+                node_id: None,
+                common_name,
+                names,
+                not_after_unix,
+            })
         }
         CertsCommand::Issue { ca, id, out, names } => {
             let authority = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
@@ -395,14 +506,39 @@ pub fn run_certs_command(args: CertsArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             node.write(&out, Overwrite::Refuse)
                 .map_err(|e| e.to_string())?;
+            let mut files = vec![
+                WrittenFile {
+                    path: out.join(NODE_CERT_FILE),
+                    kind: "node_certificate",
+                    mode: 0o644,
+                },
+                WrittenFile {
+                    path: out.join(NODE_KEY_FILE),
+                    kind: "node_private_key",
+                    mode: 0o600,
+                },
+            ];
             let ca_copy = out.join(CA_CERT_FILE);
             let same_file =
                 fs::canonicalize(&ca_copy).ok() == fs::canonicalize(ca.join(CA_CERT_FILE)).ok();
             if !same_file {
                 write_file(&ca_copy, &authority.cert_pem, 0o644, Overwrite::Replace)
                     .map_err(|e| e.to_string())?;
+                files.push(WrittenFile {
+                    path: ca_copy,
+                    kind: "ca_certificate",
+                    mode: 0o644,
+                });
             }
-            Ok(())
+            let (common_name, names, not_after_unix) =
+                describe_certificate(&node.cert_pem).map_err(|e| e.to_string())?;
+            Ok(CertsReport {
+                files,
+                node_id: Some(node.node_id),
+                common_name,
+                names,
+                not_after_unix,
+            })
         }
     }
 }

@@ -2,11 +2,48 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::certs::CertsArgs;
 
 pub const DEFAULT_SOCKET: &str = "/run/ringraft/ringraftd.sock";
+
+/// The global options that only matter to commands that talk to a daemon: hidden from the help
+/// of `certs`, which needs no daemon (they are still accepted there, and ignored).
+const DAEMON_OPTION_IDS: [&str; 2] = ["socket", "wait_ms"];
+
+/// The whole command tree, as `--help` shows it: [`Cli`]'s, with the daemon-only global options
+/// hidden under `certs`.
+pub fn command() -> clap::Command {
+    let mut command = Cli::command();
+    // Global options reach subcommands when the tree is built; hide them after that.
+    command.build();
+    command.mut_subcommands(|sub| {
+        if sub.get_name() == "certs" {
+            hide_daemon_options(sub)
+        } else {
+            sub
+        }
+    })
+}
+
+fn hide_daemon_options(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if DAEMON_OPTION_IDS.contains(&arg.get_id().as_str()) {
+                arg.hide(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(hide_daemon_options)
+}
+
+/// Parse the process's arguments with [`command`] (exits with status 2 on a usage error).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
 
 /// Talk to the local ringraftd over its Unix socket.
 #[derive(Debug, Parser)]

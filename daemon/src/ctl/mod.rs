@@ -8,7 +8,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use ringraft_client::{Client, Error as ClientError, KV_ANY_VERSION};
 use ringraft_proto::{Request, Response, Status};
 
@@ -21,7 +20,7 @@ const PROPOSE_WAIT_MARGIN: Duration = Duration::from_secs(5);
 /// Parse the command line, run it, print the answers; the exit status is 0 on success, 1 on any
 /// error (printed as `error: <status>: <message>`), 2 on a usage error.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,8 +38,14 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Result<(), ClientError> {
     let request = match cli.command {
         Command::Certs(args) => {
-            return crate::certs::run_certs_command(args)
-                .map_err(|message| ClientError::new(Status::InvalidArgument, message))
+            let report = crate::certs::run_certs_command(args)
+                .map_err(|message| ClientError::new(Status::InvalidArgument, message))?;
+            if cli.json {
+                emit(&format!("{}\n", output::certs_json(&report)));
+            } else {
+                emit(&output::certs_text(&report));
+            }
+            return Ok(());
         }
         Command::Watch { from, records } => return watch(&cli, from, records),
         Command::Kv(ref command) => return kv(&cli, command),

@@ -262,3 +262,46 @@ pub fn to_text(response: &Response) -> String {
         Response::Error { status, message } => format!("error: {}: {message}\n", status.name()),
     }
 }
+
+/// What a `certs` command wrote, as one JSON document.
+pub fn certs_json(report: &crate::certs::CertsReport) -> Value {
+    json!({
+        "files": report.files.iter().map(|file| json!({
+            "path": file.path.display().to_string(),
+            "kind": file.kind,
+            "mode": format!("{:04o}", file.mode),
+        })).collect::<Vec<_>>(),
+        "node_id": report.node_id,
+        "common_name": report.common_name,
+        "names": report.names,
+        "not_after": report.not_after_rfc3339(),
+        "not_after_unix": report.not_after_unix,
+    })
+}
+
+/// What a `certs` command wrote, as text: one line per file, then the certificate.
+pub fn certs_text(report: &crate::certs::CertsReport) -> String {
+    let mut text = String::new();
+    for file in &report.files {
+        text.push_str(&format!(
+            "wrote {} ({}, mode {:04o})\n",
+            file.path.display(),
+            file.kind.replace('_', " "),
+            file.mode
+        ));
+    }
+    let subject = match report.node_id {
+        Some(id) => format!("node {id} certificate"),
+        None => format!("CA certificate {:?}", report.common_name),
+    };
+    let names = if report.names.is_empty() {
+        String::new()
+    } else {
+        format!(", names {}", report.names.join(" "))
+    };
+    text.push_str(&format!(
+        "{subject}{names}, expires {}\n",
+        report.not_after_rfc3339()
+    ));
+    text
+}
