@@ -99,14 +99,27 @@ pub enum Command {
         linearizable: bool,
     },
     /// Commit DATA to the application log; prints its index.
+    ///
+    /// DATA is committed as its UTF-8 bytes; `-` reads the proposal from stdin instead, and
+    /// --file PATH from a file, byte for byte (binary data too, up to the daemon's proposal
+    /// limit). To commit the one-byte text `-`, pipe it: `printf - | ringraftctl propose -`.
     Propose {
-        /// The proposal, as UTF-8 bytes.
-        data: String,
+        /// The proposal as UTF-8 text, or `-` to read it from stdin.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        data: Option<String>,
+        /// Read the proposal from this file (any bytes).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
         /// How long the daemon may take to commit it.
         #[arg(long, default_value_t = 5_000)]
         timeout_ms: u32,
     },
     /// Read committed records from index FROM.
+    ///
+    /// One line per record: its index, a tab, its data. Data that is printable UTF-8 text is
+    /// printed as is; anything else (binary data, control characters such as a newline or a
+    /// tab, or text that itself begins with `hex:`) is printed as `hex:` and its bytes in
+    /// lowercase hex, so a line is never ambiguous. --json gives both `data` and `data_hex`.
     Read {
         /// The first index wanted.
         from: u64,
@@ -115,6 +128,9 @@ pub enum Command {
         max: u32,
     },
     /// Follow the application log from index FROM (Ctrl-C to stop).
+    ///
+    /// Text: one line per record, as `read` prints them (data that is not printable text, or
+    /// that begins with `hex:`, is printed as `hex:` and its bytes in hex).
     Watch {
         /// The first index wanted.
         from: u64,
@@ -167,7 +183,8 @@ pub enum Command {
 pub enum KvCommand {
     /// Print the value of KEY's register.
     ///
-    /// As text, or `hex:...` when it is not printable text; --json adds its version and ring
+    /// As text, or `hex:` and its bytes in hex when it is not printable text or itself begins
+    /// with `hex:` (so the two never look alike); --json adds its version and ring
     /// epoch. An absent register prints nothing on stdout and exits 1 (`error: not_found: ...`
     /// on stderr).
     Get {

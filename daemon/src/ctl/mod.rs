@@ -4,12 +4,13 @@
 pub mod cli;
 pub mod output;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ringraft_client::{Client, Error as ClientError, KV_ANY_VERSION};
-use ringraft_proto::{Request, Response, Status};
+use ringraft_proto::{Request, Response, Status, FRAME_BYTES_MAX};
 
 use cli::{Cli, Command, KvCommand};
 
@@ -70,9 +71,10 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
         },
         Command::Propose {
             ref data,
+            ref file,
             timeout_ms,
         } => Request::Propose {
-            data: data.as_bytes().to_vec(),
+            data: proposal_data(data.as_deref(), file.as_deref())?,
             timeout_ms,
         },
         Command::Read { from, max } => Request::ReadLog { from, max },
@@ -102,6 +104,40 @@ pub fn run(cli: Cli) -> Result<(), ClientError> {
     let response = client.call(request)?;
     show(&response, cli.json);
     Ok(())
+}
+
+/// The bytes to propose: DATA's UTF-8 bytes, stdin for `-`, or the file's bytes. Reads at most
+/// one byte more than a frame can carry, so a huge input is refused without being held.
+fn proposal_data(data: Option<&str>, file: Option<&Path>) -> Result<Vec<u8>, ClientError> {
+    let (reader, source): (Box<dyn Read>, String) = match (data, file) {
+        (_, Some(path)) => {
+            let opened = std::fs::File::open(path).map_err(|e| {
+                ClientError::new(Status::InvalidArgument, format!("{}: {e}", path.display()))
+            })?;
+            (Box::new(opened), path.display().to_string())
+        }
+        (Some("-"), None) => (Box::new(std::io::stdin().lock()), "stdin".to_string()),
+        (Some(text), None) => return Ok(text.as_bytes().to_vec()),
+        (None, None) => {
+            return Err(ClientError::new(
+                Status::InvalidArgument,
+                "propose needs DATA, - (stdin) or --file PATH",
+            ))
+        }
+    };
+    let mut bytes = Vec::new();
+    let limit = FRAME_BYTES_MAX as u64 + 1;
+    reader
+        .take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ClientError::new(Status::InvalidArgument, format!("{source}: {e}")))?;
+    if bytes.len() as u64 >= limit {
+        return Err(ClientError::new(
+            Status::TooLarge,
+            format!("{source}: the proposal is larger than a frame ({FRAME_BYTES_MAX} bytes)"),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn show(response: &Response, json: bool) {

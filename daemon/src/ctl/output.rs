@@ -183,15 +183,29 @@ fn member_table(members: &[Member]) -> String {
     text
 }
 
+/// Marks data shown in hex in text output.
+pub const HEX_PREFIX: &str = "hex:";
+
+/// Data as one unambiguous text field: printable UTF-8 text as is; anything else as `hex:` and
+/// its bytes in lowercase hex. Text that itself begins with `hex:` is shown in hex too, so
+/// `hex:41` always means the byte 0x41 and never the five characters.
+pub fn text_or_hex(data: &[u8]) -> String {
+    match std::str::from_utf8(data) {
+        Ok(text) if !text.chars().any(char::is_control) && !text.starts_with(HEX_PREFIX) => {
+            text.to_string()
+        }
+        _ => format!("{HEX_PREFIX}{}", hex(data)),
+    }
+}
+
 fn record_lines(records: &[LogRecord]) -> String {
     let mut text = String::new();
     for record in records {
-        match std::str::from_utf8(&record.data) {
-            Ok(data) if !data.chars().any(char::is_control) => {
-                text.push_str(&format!("{}\t{}\n", record.index, data))
-            }
-            _ => text.push_str(&format!("{}\thex:{}\n", record.index, hex(&record.data))),
-        }
+        text.push_str(&format!(
+            "{}\t{}\n",
+            record.index,
+            text_or_hex(&record.data)
+        ));
     }
     text
 }
@@ -249,10 +263,7 @@ pub fn to_text(response: &Response) -> String {
         Response::KvEntry { value: None, .. } => String::new(),
         Response::KvEntry {
             value: Some(value), ..
-        } => match std::str::from_utf8(value) {
-            Ok(text) if !text.chars().any(char::is_control) => format!("{text}\n"),
-            _ => format!("hex:{}\n", hex(value)),
-        },
+        } => format!("{}\n", text_or_hex(value)),
         Response::KvWritten { version, epoch } => {
             format!("version {version} (epoch {epoch})\n")
         }
