@@ -154,9 +154,9 @@ async fn watch_prints_records_and_cancels_after_the_count() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    // JSON Lines: one document per record.
     let indexes: Vec<u64> = documents
         .iter()
-        .flat_map(|d| d["records"].as_array().unwrap().clone())
         .map(|r| r["index"].as_u64().unwrap())
         .collect();
     assert_eq!(indexes, [3, 4]);

@@ -188,3 +188,24 @@ async fn text_output_never_shows_two_proposals_alike() {
     let help = stdout(&ctl(&server, &["read", "--help"], b"").await);
     assert!(help.contains("begins with `hex:`"), "{help}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_json_prints_one_document_per_record() {
+    let server = start().await;
+    for data in [&b"a"[..], b"\x00\x01", b"c"] {
+        stdout(&ctl(&server, &["propose", "-"], data).await);
+    }
+    // The backend sends all three records in one batch; still one line each.
+    let text = stdout(&ctl(&server, &["watch", "1", "--records", "3", "--json"], b"").await);
+    let documents: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 3, "{text}");
+    for (document, (index, data_hex)) in documents.iter().zip([(1, "61"), (2, "0001"), (3, "63")]) {
+        assert_eq!(document["index"], index, "{document}");
+        assert_eq!(document["data_hex"], data_hex, "{document}");
+    }
+    let text = stdout(&ctl(&server, &["watch", "2", "--records", "2"], b"").await);
+    assert_eq!(text, "2\thex:0001\n3\tc\n");
+}

@@ -130,7 +130,8 @@ pub enum Command {
     /// Follow the application log from index FROM (Ctrl-C to stop).
     ///
     /// Text: one line per record, as `read` prints them (data that is not printable text, or
-    /// that begins with `hex:`, is printed as `hex:` and its bytes in hex).
+    /// that begins with `hex:`, is printed as `hex:` and its bytes in hex). --json: JSON Lines,
+    /// one document per record (`{"index", "data", "data_hex"}`), as etcdctl watch.
     Watch {
         /// The first index wanted.
         from: u64,

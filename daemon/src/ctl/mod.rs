@@ -230,14 +230,21 @@ fn watch(cli: &Cli, from: u64, records_max: Option<u64>) -> Result<(), ClientErr
                 .truncate(usize::try_from(max - shown).unwrap_or(usize::MAX));
             shown += batch.records.len() as u64;
         }
-        show(
-            &Response::LogRecords {
+        if cli.json {
+            // JSON Lines, as etcdctl watch: one document per record, whatever the batching.
+            let lines: String = batch
+                .records
+                .iter()
+                .map(|record| format!("{}\n", output::record_json(record)))
+                .collect();
+            emit(&lines);
+        } else {
+            emit(&output::to_text(&Response::LogRecords {
                 records: batch.records,
                 first_index: batch.first_index,
                 last_index: batch.last_index,
-            },
-            cli.json,
-        );
+            }));
+        }
         if records_max.is_some_and(|max| shown >= max) {
             // Wait for the daemon to confirm, so it never writes to a closed socket.
             client.set_timeout(Some(Duration::from_millis(cli.wait_ms)));

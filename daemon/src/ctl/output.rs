@@ -63,7 +63,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn record_json(record: &LogRecord) -> Value {
+/// One log record: `{"index", "data" (lossy UTF-8), "data_hex"}`; `watch --json` prints one
+/// per line.
+pub fn record_json(record: &LogRecord) -> Value {
     json!({
         "index": record.index,
         "data": String::from_utf8_lossy(&record.data),
