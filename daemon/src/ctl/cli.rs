@@ -165,13 +165,22 @@ pub enum Command {
         weight: u32,
     },
     /// Remove member ID; prints the index of the change (the ring's new epoch). Admin.
-    Remove { id: u64 },
+    Remove {
+        /// The member's node id.
+        id: u64,
+    },
     /// Make learner ID a voter; prints the index of the change (the ring's new epoch). Refused
     /// with conflict if ID is already a voter, unavailable if the leader has not heard from it
     /// lately or its log is too far behind (the error says how far). Admin.
-    Promote { id: u64 },
+    Promote {
+        /// The learner's node id.
+        id: u64,
+    },
     /// Hand leadership to member ID. Admin.
-    TransferLeader { id: u64 },
+    TransferLeader {
+        /// The node id of the voter to hand leadership to.
+        id: u64,
+    },
     /// Take a snapshot and compact the log now. Admin.
     Snapshot,
     /// Create a cluster CA and issue node certificates (no daemon needed).
