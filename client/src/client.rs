@@ -232,10 +232,15 @@ impl Client {
     }
 
     /// Starts a watch: every record with index >= `from`, now and as they commit.
+    ///
+    /// A watch the daemon refuses at once is an `Err` here, not at the first `next()`: `Busy`
+    /// past the daemon's `limits.watches_per_connection_max` (16 by default) running watches on
+    /// this connection, `Compacted` when `from` is gone. This costs one round trip.
     pub fn watch_log(&self, from: u64) -> Result<Watch<'_>> {
         let id = self.next_id();
+        let barrier = self.next_id();
         self.connection
-            .send(id, Request::WatchLog { from }, true, self.deadline())?;
+            .start_watch(id, from, barrier, self.deadline())?;
         Ok(Watch { client: self, id })
     }
 

@@ -297,6 +297,56 @@ impl Connection {
         })
     }
 
+    /// Starts watch `id` from index `from` and returns once the daemon has accepted it: a
+    /// refusal (`Busy` past its per-connection limit of watches, `Compacted`...) is the `Err`.
+    ///
+    /// The daemon decides on a watch before it reads the connection's next request, and answers
+    /// in that order; so once a Cancel of a watch that does not exist (`barrier_id`, a fresh
+    /// request id, names itself) is answered, a refusal of this watch has arrived too. On any
+    /// `Err` the watch is forgotten.
+    pub fn start_watch(
+        &self,
+        id: u64,
+        from: u64,
+        barrier_id: u64,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.send(id, Request::WatchLog { from }, true, deadline)?;
+        let barrier = Request::Cancel {
+            request_id: barrier_id,
+        };
+        let answered = self
+            .send(barrier_id, barrier, false, deadline)
+            .and_then(|()| self.wait_answer(barrier_id, deadline));
+        let refused = match answered {
+            Err(error) => Some(error),
+            Ok(_) => self.take_stream_error(id),
+        };
+        match refused {
+            Some(error) => {
+                self.forget(id);
+                Err(error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The error that ended watch `id`, if it is the first answer filed for it (taken from the
+    /// queue); records and an empty queue are left alone. Never reads the socket.
+    fn take_stream_error(&self, id: u64) -> Option<Error> {
+        let mut demux = lock(&self.demux);
+        let Some(Slot::Stream { queue, .. }) = demux.slots.get_mut(&id) else {
+            return None;
+        };
+        if !matches!(queue.front(), Some(Response::Error { .. })) {
+            return None;
+        }
+        match queue.pop_front() {
+            Some(Response::Error { status, message }) => Some(Error::new(status, message)),
+            _ => None,
+        }
+    }
+
     /// Stops routing answers of `id` (a watch being closed, or a request given up).
     pub fn forget(&self, id: u64) {
         lock(&self.demux).slots.remove(&id);

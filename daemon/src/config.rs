@@ -132,8 +132,14 @@ pub struct Limits {
     pub frame_bytes_max: usize,
     pub connections_max: usize,
     pub requests_in_flight_per_connection_max: usize,
+    /// Log watches (`watch_log`) running at once on one client connection; one more is refused
+    /// `Busy` when it is started. At least 1.
+    pub watches_per_connection_max: usize,
     pub propose_timeout_ms_max: u32,
 }
+
+/// Bound on `limits.watches_per_connection_max`: each watch is a task and a queue in the daemon.
+pub const WATCHES_PER_CONNECTION_MAX_BOUND: usize = 4096;
 
 // The registers' bounds and the protocol's are the same facts (the protocol cannot depend on the
 // sans-IO core, nor the core on the protocol).
@@ -153,6 +159,7 @@ impl Default for Limits {
             frame_bytes_max: 1 << 20,
             connections_max: 1024,
             requests_in_flight_per_connection_max: 256,
+            watches_per_connection_max: 16,
             propose_timeout_ms_max: 60_000,
         }
     }
@@ -309,6 +316,12 @@ impl Config {
                     .into(),
             );
         }
+        if !(1..=WATCHES_PER_CONNECTION_MAX_BOUND).contains(&self.limits.watches_per_connection_max)
+        {
+            return invalid(format!(
+                "limits.watches_per_connection_max must be in 1..={WATCHES_PER_CONNECTION_MAX_BOUND}"
+            ));
+        }
         if self.limits.key_bytes_max > ringraft_paxos::limits::KEY_BYTES_MAX {
             return invalid(format!(
                 "limits.key_bytes_max is at most {} (the registers' bound)",
@@ -409,6 +422,21 @@ mod tests {
             .zone
             .push_str(&"z".repeat(MEMBER_ZONE_BYTES_MAX + 1));
         assert!(c.validate().unwrap_err().to_string().contains("zone"));
+    }
+
+    #[test]
+    fn watches_per_connection_is_a_limit_of_at_least_one() {
+        let parsed: Config = toml::from_str("[limits]\nwatches_per_connection_max = 3").unwrap();
+        assert_eq!(parsed.limits.watches_per_connection_max, 3);
+        assert_eq!(Limits::default().watches_per_connection_max, 16);
+        let mut c = single_node();
+        c.limits.watches_per_connection_max = 1;
+        assert!(c.validate().is_ok());
+        for bad in [0, WATCHES_PER_CONNECTION_MAX_BOUND + 1] {
+            c.limits.watches_per_connection_max = bad;
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("watches_per_connection_max"), "{err}");
+        }
     }
 
     #[test]

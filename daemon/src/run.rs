@@ -205,6 +205,7 @@ fn api_config(config: &Config) -> ApiConfig {
     api.proposal_bytes_max = config.limits.proposal_bytes_max;
     api.kv_value_bytes_max = config.limits.kv_value_bytes_max;
     api.in_flight_per_connection_max = config.limits.requests_in_flight_per_connection_max;
+    api.watches_per_connection_max = config.limits.watches_per_connection_max;
     api
 }
 

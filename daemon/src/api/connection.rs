@@ -282,7 +282,8 @@ impl Connection {
         }
         if self.watches.len() >= self.config.watches_per_connection_max {
             let message = format!(
-                "{} watches already run on this connection (the limit)",
+                "{} watches already run on this connection (the daemon's \
+                 limits.watches_per_connection_max); cancel one or open another connection",
                 self.watches.len()
             );
             return self
