@@ -103,6 +103,8 @@ pub enum Command {
     /// DATA is committed as its UTF-8 bytes; `-` reads the proposal from stdin instead, and
     /// --file PATH from a file, byte for byte (binary data too, up to the daemon's proposal
     /// limit). To commit the one-byte text `-`, pipe it: `printf - | ringraftctl propose -`.
+    /// While no leader is known the daemon waits for one, up to --timeout-ms, before it answers
+    /// `no_leader` (nothing was proposed then).
     Propose {
         /// The proposal as UTF-8 text, or `-` to read it from stdin.
         #[arg(required_unless_present = "file", conflicts_with = "file")]
@@ -110,7 +112,7 @@ pub enum Command {
         /// Read the proposal from this file (any bytes).
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
-        /// How long the daemon may take to commit it.
+        /// How long the daemon may take to commit it (waiting for a leader included).
         #[arg(long, default_value_t = 5_000)]
         timeout_ms: u32,
     },

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::failure::FailureDetector;
-use super::pending::{AdminWait, Pending, PendingAdmin, PendingProposal, PendingRead, Watcher};
+use super::pending::{
+    AdminWait, ParkedProposal, Pending, PendingAdmin, PendingProposal, PendingRead, Watcher,
+};
 use super::removal::{removed_message, MembershipCheck, Removed};
 use super::view::{error as error_response, ClusterView, MembershipView};
 use super::{Command, Event, NodeExit};
@@ -210,6 +212,7 @@ impl Driver {
 
     fn on_tick(&mut self, now: Instant) {
         self.pending.expire(now);
+        self.propose_parked();
         self.maybe_check_membership(now);
         self.retry_due_admin(now);
         // A watcher whose buffer was full gets its records now even if nothing new commits.
@@ -252,6 +255,47 @@ impl Driver {
         }
     }
 
+    /// Proposes a client's proposal; while no leader is known it waits (parked, within its
+    /// deadline) for one instead of failing at once.
+    fn propose_or_park(&mut self, proposal: ParkedProposal) {
+        if !self.leader_known() && self.shutdown_deadline.is_none() {
+            // The core would refuse it (NoLeader) and drop the bytes: keep them instead.
+            if let Err(refused) = self.pending.park(proposal) {
+                let _ = refused
+                    .reply
+                    .send(propose_error_response(&ProposeError::NoLeader));
+            }
+            return;
+        }
+        match self.raw.propose(proposal.bytes) {
+            Ok(()) => {
+                let pending = PendingProposal {
+                    deadline: proposal.deadline,
+                    reply: proposal.reply,
+                };
+                self.pending.proposals.insert(proposal.request_id, pending);
+            }
+            Err(err) => {
+                let _ = proposal.reply.send(propose_error_response(&err));
+            }
+        }
+    }
+
+    /// Whether the core would take a proposal now rather than refuse it with `NoLeader`.
+    fn leader_known(&self) -> bool {
+        self.raw.role() == Role::Leader || self.raw.leader().is_some()
+    }
+
+    /// Once a leader is known, proposes what waited for one, oldest first.
+    fn propose_parked(&mut self) {
+        if self.pending.parked.is_empty() || !self.leader_known() {
+            return;
+        }
+        for proposal in std::mem::take(&mut self.pending.parked) {
+            self.propose_or_park(proposal);
+        }
+    }
+
     pub(super) fn handle_command(&mut self, command: Command) {
         match command {
             Command::Propose {
@@ -265,16 +309,12 @@ impl Driver {
                     request_id,
                     data,
                 });
-                match self.raw.propose(bytes) {
-                    Ok(()) => {
-                        self.pending
-                            .proposals
-                            .insert(request_id, PendingProposal { deadline, reply });
-                    }
-                    Err(err) => {
-                        let _ = reply.send(propose_error_response(&err));
-                    }
-                }
+                self.propose_or_park(ParkedProposal {
+                    bytes,
+                    request_id,
+                    deadline,
+                    reply,
+                });
             }
             Command::ReadIndex { deadline, reply } => {
                 let read_id = self.next_request_id();

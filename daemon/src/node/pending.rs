@@ -1,5 +1,6 @@
-//! Requests waiting on the cluster: proposals until their entry is applied, reads until the read
-//! index is applied, admin changes until the state shows them, watches until the client leaves.
+//! Requests waiting on the cluster: proposals until their entry is applied (or, while no leader is
+//! known, until one is), reads until the read index is applied, admin changes until the state
+//! shows them, watches until the client leaves.
 //! Each has a deadline or a bound; none can wait forever.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,19 @@ pub struct PendingProposal {
     pub deadline: Instant,
     pub reply: oneshot::Sender<Response>,
 }
+
+/// A proposal made while no leader was known: proposed again once one is, answered `NoLeader`
+/// only if none is known before its deadline (an etcd client waits for a leader the same way).
+pub struct ParkedProposal {
+    /// The encoded state command, with its request id.
+    pub bytes: Vec<u8>,
+    pub request_id: u64,
+    pub deadline: Instant,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Proposals parked while no leader is known; past it a proposal is answered `NoLeader` at once.
+pub const PARKED_PROPOSALS_MAX: usize = 4096;
 
 pub struct PendingRead {
     pub deadline: Instant,
@@ -87,6 +101,9 @@ const WATCH_BATCH: usize = 256;
 #[derive(Default)]
 pub struct Pending {
     pub proposals: BTreeMap<u64, PendingProposal>,
+    /// Waiting for a leader, oldest first (see [`ParkedProposal`]); at most
+    /// [`PARKED_PROPOSALS_MAX`].
+    pub parked: Vec<ParkedProposal>,
     pub reads: BTreeMap<u64, PendingRead>,
     pub admin: Vec<PendingAdmin>,
     pub admin_retries: Vec<AdminRetry>,
@@ -218,8 +235,23 @@ impl Pending {
         });
     }
 
+    /// Parks a proposal that found no leader; `Err` gives it back when the queue is full.
+    pub fn park(&mut self, proposal: ParkedProposal) -> Result<(), ParkedProposal> {
+        if self.parked.len() >= PARKED_PROPOSALS_MAX {
+            return Err(proposal);
+        }
+        self.parked.push(proposal);
+        Ok(())
+    }
+
     /// Fails everything whose deadline passed.
     pub fn expire(&mut self, now: Instant) {
+        for parked in self.parked.extract_if(.., |p| p.deadline <= now) {
+            let _ = parked.reply.send(error(
+                Status::NoLeader,
+                "no leader was known before the proposal's deadline; it was not proposed",
+            ));
+        }
         for (_, proposal) in self.proposals.extract_if(.., |_, p| p.deadline <= now) {
             let _ = proposal.reply.send(error(
                 Status::Timeout,
@@ -255,6 +287,9 @@ impl Pending {
 
     /// The node stops: every waiting client gets a clear answer.
     pub fn fail_all(&mut self, status: Status, message: &str) {
+        for p in self.parked.drain(..) {
+            let _ = p.reply.send(error(status, message));
+        }
         for (_, p) in std::mem::take(&mut self.proposals) {
             let _ = p.reply.send(error(status, message));
         }
