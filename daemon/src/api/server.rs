@@ -1,7 +1,7 @@
 //! The accept loop: one task per connection, a bound on connections, and shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringraft_proto::{ServerHello, Status, CLIENT_HELLO_BYTES, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,27 +26,35 @@ const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// Counts refused connections and warns about them at a bounded rate.
 #[derive(Default)]
 struct RefusalWarnings {
-    last_warning: Option<std::time::Instant>,
+    last_warning: Option<Instant>,
     refused_since: u64,
 }
 
 impl RefusalWarnings {
-    fn refused(&mut self, connections_max: usize) {
+    /// Counts one refusal at `now`; `Some(n)` when a warning is due, `n` the refusals since the
+    /// last one (this one included), `None` while the interval since the last warning runs.
+    fn refused_at(&mut self, now: Instant) -> Option<u64> {
         self.refused_since += 1;
-        let now = std::time::Instant::now();
         if self
             .last_warning
             .is_some_and(|last| now.duration_since(last) < REFUSAL_WARNING_INTERVAL)
         {
-            return;
+            return None;
         }
-        tracing::warn!(
-            connections_max,
-            refused = self.refused_since,
-            "connections refused: connection limit reached"
-        );
         self.last_warning = Some(now);
-        self.refused_since = 0;
+        Some(std::mem::take(&mut self.refused_since))
+    }
+
+    fn refused(&mut self, connections_max: usize) {
+        if let Some(refused) = self.refused_at(Instant::now()) {
+            tracing::warn!(
+                connections_max,
+                refused,
+                "connections refused: connection limit reached ({refused} since the last such \
+                 warning; at most one per {}s)",
+                REFUSAL_WARNING_INTERVAL.as_secs()
+            );
+        }
     }
 }
 
@@ -125,5 +133,37 @@ async fn refuse_busy(mut stream: UnixStream, handshake_timeout: Duration) {
     };
     if let Err(error) = stream.write_all(&answer.encode()).await {
         tracing::debug!(%error, "could not send busy to a refused client");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_warnings_are_one_per_interval_with_the_count_since_the_last() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let interval_ms = u64::try_from(REFUSAL_WARNING_INTERVAL.as_millis()).unwrap();
+        let mut warnings = RefusalWarnings::default();
+        assert_eq!(
+            warnings.refused_at(at(0)),
+            Some(1),
+            "the first refusal warns"
+        );
+        for ms in [1, 10, 500, interval_ms - 1] {
+            assert_eq!(
+                warnings.refused_at(at(ms)),
+                None,
+                "a warning {ms} ms after the last"
+            );
+        }
+        assert_eq!(
+            warnings.refused_at(at(interval_ms)),
+            Some(5),
+            "the next warning counts the four it held back and itself"
+        );
+        assert_eq!(warnings.refused_at(at(interval_ms + 1)), None);
+        assert_eq!(warnings.refused_at(at(10 * interval_ms)), Some(2));
     }
 }
