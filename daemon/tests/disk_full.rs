@@ -52,16 +52,16 @@ impl Drop for Tmpfs {
     }
 }
 
-#[test]
-fn full_disk_stops_the_node_and_loses_nothing_acknowledged() {
-    let cluster = Cluster::start("diskfull", 1, &[]);
+/// A one-node dev cluster whose node was moved onto a 2 MiB tmpfs (a fresh one-node cluster
+/// bootstraps there); `None` when the tmpfs cannot be mounted and the test is skipped knowingly.
+fn one_node_on_a_small_disk(tag: &str) -> Option<(Cluster, Tmpfs, TempDir)> {
+    let cluster = Cluster::start(tag, 1, &[]);
     cluster.wait_for_leader(&[1]);
-    let scratch = TempDir::new("diskfull-mnt");
+    let scratch = TempDir::new(&format!("{tag}-mnt"));
     let disk = Tmpfs::mount(scratch.0.join("data"), "2m");
     if !disk.mounted {
-        return;
+        return None;
     }
-    // Move node 1's state onto the small disk: a fresh one-node cluster bootstraps there.
     cluster.kill9(1);
     let path = dev::config_path(&cluster.dir, 1);
     let mut config = Config::load(&path).expect("config");
@@ -69,6 +69,14 @@ fn full_disk_stops_the_node_and_loses_nothing_acknowledged() {
     std::fs::write(&path, toml::to_string_pretty(&config).unwrap()).unwrap();
     cluster.restart(1);
     cluster.wait_for_leader(&[1]);
+    Some((cluster, disk, scratch))
+}
+
+#[test]
+fn full_disk_stops_the_node_and_loses_nothing_acknowledged() {
+    let Some((cluster, disk, _scratch)) = one_node_on_a_small_disk("diskfull") else {
+        return;
+    };
     let pid = cluster.pid(1).expect("pid");
 
     let mut acknowledged = BTreeMap::new();
@@ -126,20 +134,9 @@ fn full_disk_stops_the_node_and_loses_nothing_acknowledged() {
 /// write it acknowledged is there after the restart.
 #[test]
 fn full_disk_under_the_registers_stops_the_node_and_loses_no_acknowledged_write() {
-    let cluster = Cluster::start("diskfull-registers", 1, &[]);
-    cluster.wait_for_leader(&[1]);
-    let scratch = TempDir::new("diskfull-registers-mnt");
-    let disk = Tmpfs::mount(scratch.0.join("data"), "2m");
-    if !disk.mounted {
+    let Some((cluster, disk, _scratch)) = one_node_on_a_small_disk("diskfull-registers") else {
         return;
-    }
-    cluster.kill9(1);
-    let path = dev::config_path(&cluster.dir, 1);
-    let mut config = Config::load(&path).expect("config");
-    config.data_dir = disk.path.clone();
-    std::fs::write(&path, toml::to_string_pretty(&config).unwrap()).unwrap();
-    cluster.restart(1);
-    cluster.wait_for_leader(&[1]);
+    };
     let pid = cluster.pid(1).expect("pid");
 
     let client = cluster.client(1).expect("connect");
