@@ -141,6 +141,44 @@ pub struct Limits {
 /// Bound on `limits.watches_per_connection_max`: each watch is a task and a queue in the daemon.
 pub const WATCHES_PER_CONNECTION_MAX_BOUND: usize = 4096;
 
+impl Limits {
+    /// A key the node answers for (owner, replicas, registers): not empty, within
+    /// `key_bytes_max`. The error is the answer to the client.
+    #[allow(clippy::result_large_err)]
+    pub fn check_key(&self, key: &[u8]) -> Result<(), ringraft_proto::Response> {
+        use ringraft_proto::{Response, Status};
+        if key.is_empty() {
+            return Err(Response::Error {
+                status: Status::InvalidArgument,
+                message: "the key is empty".into(),
+            });
+        }
+        if key.len() > self.key_bytes_max {
+            return Err(Response::Error {
+                status: Status::TooLarge,
+                message: format!(
+                    "key of {} bytes exceeds the limit of {}",
+                    key.len(),
+                    self.key_bytes_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A request's own timeout (propose, registers): in 1..=`propose_timeout_ms_max`.
+    #[allow(clippy::result_large_err)]
+    pub fn check_timeout_ms(&self, timeout_ms: u32) -> Result<(), ringraft_proto::Response> {
+        if timeout_ms == 0 || timeout_ms > self.propose_timeout_ms_max {
+            return Err(ringraft_proto::Response::Error {
+                status: ringraft_proto::Status::InvalidArgument,
+                message: format!("timeout_ms must be in 1..={}", self.propose_timeout_ms_max),
+            });
+        }
+        Ok(())
+    }
+}
+
 // The registers' bounds and the protocol's are the same facts (the protocol cannot depend on the
 // sans-IO core, nor the core on the protocol).
 const _: () = assert!(

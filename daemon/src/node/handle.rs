@@ -118,20 +118,7 @@ impl NodeHandle {
     }
 
     fn check_key(&self, key: &[u8]) -> Result<(), Response> {
-        if key.is_empty() {
-            return Err(error(Status::InvalidArgument, "the key is empty"));
-        }
-        if key.len() > self.limits.key_bytes_max {
-            return Err(error(
-                Status::TooLarge,
-                format!(
-                    "key of {} bytes exceeds the limit of {}",
-                    key.len(),
-                    self.limits.key_bytes_max
-                ),
-            ));
-        }
-        Ok(())
+        self.limits.check_key(key)
     }
 }
 
@@ -189,14 +176,8 @@ impl Backend for NodeHandle {
                         ),
                     ));
                 }
-                if timeout_ms == 0 || timeout_ms > self.limits.propose_timeout_ms_max {
-                    return ready(error(
-                        Status::InvalidArgument,
-                        format!(
-                            "timeout_ms must be in 1..={}",
-                            self.limits.propose_timeout_ms_max
-                        ),
-                    ));
+                if let Err(response) = self.limits.check_timeout_ms(timeout_ms) {
+                    return ready(response);
                 }
                 let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
                 self.ask(|reply| Command::Propose {

@@ -246,19 +246,7 @@ pub(crate) fn parse_request(
             ))
         }
     };
-    if key.is_empty() {
-        return Err(error(Status::InvalidArgument, "the key is empty"));
-    }
-    if key.len() > limits.key_bytes_max {
-        return Err(error(
-            Status::TooLarge,
-            format!(
-                "key of {} bytes exceeds the limit of {}",
-                key.len(),
-                limits.key_bytes_max
-            ),
-        ));
-    }
+    limits.check_key(&key)?;
     if let Op::Cas { value, .. } = &op {
         if value.len() > limits.kv_value_bytes_max {
             return Err(error(
@@ -271,15 +259,7 @@ pub(crate) fn parse_request(
             ));
         }
     }
-    if timeout_ms == 0 || timeout_ms > limits.propose_timeout_ms_max {
-        return Err(error(
-            Status::InvalidArgument,
-            format!(
-                "timeout_ms must be in 1..={}",
-                limits.propose_timeout_ms_max
-            ),
-        ));
-    }
+    limits.check_timeout_ms(timeout_ms)?;
     Ok((key, op, timeout_ms))
 }
 
