@@ -181,6 +181,14 @@ impl ReplayState<'_> {
                 ),
             });
         }
+        // The header was written with everything before it flushed, so it states the log as it
+        // stood: entries above its last index were cut off by a change not yet recorded. That
+        // change is a snapshot whose marker the rotation pushed into this segment (and a crash may
+        // have lost), or an append whose first conflicting entry opens this segment.
+        if header.last_index < self.base_index {
+            self.term_at_base = None;
+        }
+        self.truncate_after(header.last_index);
         self.hard_state = header.hard_state;
         Ok(())
     }

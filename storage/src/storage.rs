@@ -429,12 +429,17 @@ impl Storage {
         let Some(kept) = entries.get(skip..).filter(|kept| !kept.is_empty()) else {
             return Ok(());
         };
-        self.terms
-            .truncate((kept[0].index - self.base_index - 1) as usize);
-        for entry in kept {
+        for (position, entry) in kept.iter().enumerate() {
             self.scratch.clear();
             let kind = encode_entry(entry, &mut self.scratch);
             self.write_scratch(kind)?;
+            // Truncated only once the first entry is written: a rotation inside `write_scratch`
+            // states the log in the new segment's header, and a crash may lose the entry that
+            // follows it, so the header must not yet know of the truncation that entry makes.
+            if position == 0 {
+                self.terms
+                    .truncate((entry.index - self.base_index - 1) as usize);
+            }
             self.terms.push(entry.term);
             self.active.info.max_entry_index = self.active.info.max_entry_index.max(entry.index);
         }

@@ -293,6 +293,70 @@ fn snapshot_whose_marker_was_not_synced_is_completed_on_recovery() {
     }
 }
 
+/// Writes entries 1..=`last` of term 1 (synced) in a fresh directory, then runs `change`; if that
+/// rotated to a new segment, drops the storage without a sync (the records after the new header
+/// are lost) and returns what recovery finds. `None` when no rotation happened.
+fn crash_after_change_that_rotates(
+    last: u64,
+    change: impl FnOnce(&mut ringraft_storage::Storage),
+) -> Option<ringraft_storage::Recovered> {
+    let temp = tempfile::tempdir().unwrap();
+    let (mut storage, _) = open(temp.path());
+    storage.append(&entries(1, last, 1)).unwrap();
+    storage.sync().unwrap();
+    let segments_before = storage.segment_count();
+    change(&mut storage);
+    let rotated = storage.segment_count() > segments_before;
+    drop(storage);
+    rotated.then(|| open(temp.path()).1)
+}
+
+#[test]
+fn snapshot_marker_that_opens_a_segment_and_is_lost_still_cuts_the_suffix() {
+    // The snapshot's term differs from the log's at its index, so it drops entries above it. The
+    // marker saying so can be the record that rotates: the new segment's header then names the
+    // snapshot, and the marker after it is lost in the crash.
+    let mut rotations = 0;
+    for last in 20..120 {
+        let Some(recovered) = crash_after_change_that_rotates(last, |storage| {
+            storage.save_snapshot(&snapshot(10, 2, b"s")).unwrap();
+        }) else {
+            continue;
+        };
+        rotations += 1;
+        assert_eq!(recovered.snapshot.unwrap().meta.index, 10);
+        assert_eq!(recovered.entries, Vec::new(), "log of {last} entries");
+    }
+    assert!(
+        rotations > 0,
+        "no marker opened a segment: the case went untested"
+    );
+}
+
+#[test]
+fn conflicting_entry_that_opens_a_segment_and_is_lost_leaves_the_old_suffix() {
+    // A crash after the rotation loses the conflicting entry; the log it was to truncate must then
+    // come back whole (the durable state), not cut short without the entry that cut it.
+    let mut rotations = 0;
+    for last in 20..120 {
+        let Some(recovered) = crash_after_change_that_rotates(last, |storage| {
+            storage.append(&entries(last - 5, last - 5, 2)).unwrap();
+        }) else {
+            continue;
+        };
+        rotations += 1;
+        assert_eq!(
+            recovered.entries,
+            entries(1, last, 1),
+            "log of {last} entries"
+        );
+    }
+    assert!(
+        rotations > 0,
+        "no conflicting entry opened a segment: the case went untested"
+    );
+}
+
 #[test]
 fn headerless_last_segment_from_a_crash_during_rotation_is_removed() {
     let original = populated(40);
