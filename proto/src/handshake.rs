@@ -15,7 +15,8 @@ pub const MAGIC: [u8; 8] = *b"RINGRAFT";
 /// The protocol version this crate speaks. Bumped whenever a message layout changes.
 /// 1: the first. 2: the server's `Ok` hello is followed by its [`ServerLimits`]. 3: the per-key
 /// register requests (`KvGet`, `KvCas`, `KvDelete`), and `kv_value_bytes_max` in the limits.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: `RingSince`, answered by `RingDelta` (a cached ring follows in O(change) bytes).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 pub const CLIENT_HELLO_BYTES: usize = 12;
 pub const SERVER_HELLO_BYTES: usize = 14;

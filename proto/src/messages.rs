@@ -101,6 +101,12 @@ pub enum Request {
         n: u32,
         linearizable: bool,
     },
+    /// What changed since the ring at `epoch` that the client holds: answered `RingDelta`, or
+    /// `Ring` (the whole ring) when the daemon no longer has the changes since that epoch.
+    RingSince {
+        epoch: u64,
+        linearizable: bool,
+    },
     /// Commit `data` in the cluster's one order; answered once committed and applied locally.
     Propose {
         data: Vec<u8>,
@@ -170,6 +176,7 @@ impl Request {
             Request::Ring { .. } => "ring",
             Request::Owner { .. } => "owner",
             Request::Replicas { .. } => "replicas",
+            Request::RingSince { .. } => "ring since",
             Request::Propose { .. } => "propose",
             Request::ReadLog { .. } => "read",
             Request::WatchLog { .. } => "watch",
@@ -210,6 +217,20 @@ pub enum Response {
         /// `ringraft_ring` encoding: rebuilds the same ring in the client process.
         ring: Vec<u8>,
         members: Vec<Member>,
+        replication_factor: u32,
+    },
+    /// The changes from the client's ring at `from_epoch` to the daemon's at `epoch`: apply
+    /// `delta` to the cached ring (`ringraft_ring::RingDelta`), replace the members listed in
+    /// `members` and drop those in `removed`; the result equals the `Ring` answer at `epoch`.
+    RingDelta {
+        from_epoch: u64,
+        epoch: u64,
+        /// `ringraft_ring` delta encoding (docs/ring.md).
+        delta: Vec<u8>,
+        /// Members added or changed since `from_epoch`, ascending id.
+        members: Vec<Member>,
+        /// Members gone since `from_epoch`, ascending.
+        removed: Vec<NodeId>,
         replication_factor: u32,
     },
     Owner {

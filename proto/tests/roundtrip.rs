@@ -46,6 +46,10 @@ fn request() -> impl Strategy<Value = Request> {
                 linearizable,
             }
         }),
+        (any::<u64>(), any::<bool>()).prop_map(|(epoch, linearizable)| Request::RingSince {
+            epoch,
+            linearizable
+        }),
         (bytes(), any::<u32>())
             .prop_map(|(data, timeout_ms)| Request::Propose { data, timeout_ms }),
         (any::<u64>(), any::<u32>()).prop_map(|(from, max)| Request::ReadLog { from, max }),
@@ -82,6 +86,25 @@ fn response() -> impl Strategy<Value = Response> {
                 replication_factor
             }
         ),
+        (
+            (any::<u64>(), any::<u64>()),
+            bytes(),
+            members(),
+            proptest::collection::vec(any::<u64>(), 0..5),
+            any::<u32>()
+        )
+            .prop_map(
+                |((from_epoch, epoch), delta, members, removed, replication_factor)| {
+                    Response::RingDelta {
+                        from_epoch,
+                        epoch,
+                        delta,
+                        members,
+                        removed,
+                        replication_factor,
+                    }
+                }
+            ),
         (any::<u64>(), member()).prop_map(|(epoch, member)| Response::Owner { epoch, member }),
         (any::<u64>(), members())
             .prop_map(|(epoch, members)| Response::Replicas { epoch, members }),

@@ -73,7 +73,8 @@ def silent_daemon(tmp_path: Path) -> Iterator[str]:
                 conn.recv(12)
                 conn.sendall(
                     b"RINGRAFT"
-                    + struct.pack("<HI", 3, 0)
+                    # The protocol version libringraft speaks (proto's PROTOCOL_VERSION).
+                    + struct.pack("<HI", 4, 0)
                     + struct.pack("<III", 1 << 20, 1 << 16, VALUE_BYTES_MAX)
                 )
                 while True:

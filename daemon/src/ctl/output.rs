@@ -92,6 +92,21 @@ pub fn to_json(response: &Response) -> Value {
             "members": members.iter().map(member_json).collect::<Vec<_>>(),
             "ring_hex": hex(ring),
         }),
+        Response::RingDelta {
+            from_epoch,
+            epoch,
+            delta,
+            members,
+            removed,
+            replication_factor,
+        } => json!({
+            "from_epoch": from_epoch,
+            "epoch": epoch,
+            "replication_factor": replication_factor,
+            "members": members.iter().map(member_json).collect::<Vec<_>>(),
+            "removed": removed,
+            "delta_hex": hex(delta),
+        }),
         Response::Owner { epoch, member } => json!({
             "epoch": epoch,
             "owner": member_json(member),
@@ -249,6 +264,19 @@ pub fn to_text(response: &Response) -> String {
         } => format!(
             "epoch {epoch}, replication factor {replication_factor}, ring encoding {} bytes\n{}",
             ring.len(),
+            member_table(members)
+        ),
+        Response::RingDelta {
+            from_epoch,
+            epoch,
+            delta,
+            members,
+            removed,
+            replication_factor,
+        } => format!(
+            "epoch {from_epoch} -> {epoch}, replication factor {replication_factor}, ring delta {} bytes, {} removed\n{}",
+            delta.len(),
+            removed.len(),
             member_table(members)
         ),
         Response::Owner { epoch, member } => format!(

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::driver::{Driver, FatalError, DEBUG_STALL_FILE_ENV};
 use super::failure::FailureDetector;
+use super::journal::MembershipJournal;
 use super::pending::Pending;
 use super::removal::MembershipCheck;
 use super::view::{ClusterView, MembershipView};
@@ -133,7 +134,8 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let peer_addr = transport.local_addr();
 
     let (events_tx, events_rx) = sync_channel(EVENT_QUEUE_MAX);
-    let membership = Arc::new(MembershipView::of(&state));
+    let journal = MembershipJournal::new(state.epoch(), state.ring().epoch());
+    let membership = Arc::new(MembershipView::of(&state, journal.clone()));
     let registers = Arc::new(state.registers().clone());
     let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView {
         status: initial_status(&config, &state),
@@ -170,6 +172,8 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         events_tx: events_tx.clone(),
         view_tx,
         membership,
+        spare_membership: None,
+        journal,
         registers,
         registers_enable_proposed_at: None,
         pending: Pending::default(),

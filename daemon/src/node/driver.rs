@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::failure::FailureDetector;
+use super::journal::MembershipJournal;
 use super::pending::{
     AdminWait, ParkedProposal, Pending, PendingAdmin, PendingProposal, PendingRead, Watcher,
 };
@@ -57,6 +58,10 @@ pub(crate) struct Driver {
     pub(super) events_tx: SyncSender<Event>,
     pub(super) view_tx: watch::Sender<Arc<ClusterView>>,
     pub(super) membership: Arc<MembershipView>,
+    /// The view published before `membership`: once no reader holds it, the next change brings
+    /// it up to date instead of copying the current one.
+    pub(super) spare_membership: Option<Arc<MembershipView>>,
+    pub(super) journal: MembershipJournal,
     /// The registers' plane as last published (see `state::registers`).
     pub(super) registers: Arc<RegisterPlane>,
     /// When this node, as leader, last proposed `RegistersEnabled`.
@@ -239,7 +244,9 @@ impl Driver {
             Inbound::Raft(message) => {
                 let now = Instant::now();
                 let from = message.from;
-                self.failure.heard_from(from, now);
+                if self.state.member(from).is_some() {
+                    self.failure.heard_from(from, now);
+                }
                 if let Err(err) = self.raw.step(message) {
                     debug!(%err, "dropped a peer message");
                 }
@@ -431,7 +438,7 @@ impl Driver {
             self.snapshot_index = snapshot.meta.index;
             let was_member = self.state.member(self.id).is_some();
             self.state = restored;
-            self.membership_changed();
+            self.membership_replaced();
             if was_member && self.state.member(self.id).is_none() {
                 removed_at = Some(self.state.epoch());
             }
@@ -459,8 +466,12 @@ impl Driver {
                         self.pending.proposal_applied(request_id, index);
                     }
                 }
-                Applied::MembershipChanged { index } => {
+                Applied::MembershipChanged { index, touched } => {
                     membership_moved = true;
+                    self.journal
+                        .record(index, self.state.ring().epoch(), &touched);
+                    self.failure
+                        .membership_changed(index, &touched, &self.state, Instant::now());
                     if was_member && self.state.member(self.id).is_none() {
                         removed_at.get_or_insert(index);
                     }
@@ -494,8 +505,29 @@ impl Driver {
         Ok(())
     }
 
+    /// Publishes the membership after applied changes, in O(change) when a spare view is free.
     fn membership_changed(&mut self) {
-        self.membership = Arc::new(MembershipView::of(&self.state));
+        let spare = self
+            .spare_membership
+            .take()
+            .and_then(|spare| Arc::try_unwrap(spare).ok());
+        // A reader still holding the spare: copy the current view instead (O(members), but a
+        // copy, not a rebuild).
+        let mut next = spare.unwrap_or_else(|| (*self.membership).clone());
+        if !next.catch_up(&self.state, &self.journal) {
+            next = MembershipView::of(&self.state, self.journal.clone());
+        }
+        self.spare_membership = Some(std::mem::replace(&mut self.membership, Arc::new(next)));
+        self.registers_changed();
+        self.sync_peers();
+    }
+
+    /// The whole state was replaced (a snapshot from the leader): its history is unknown, so
+    /// the journal starts over and the view is built from the state.
+    fn membership_replaced(&mut self) {
+        self.journal = MembershipJournal::new(self.state.epoch(), self.state.ring().epoch());
+        self.membership = Arc::new(MembershipView::of(&self.state, self.journal.clone()));
+        self.spare_membership = None;
         self.registers_changed();
         self.sync_peers();
     }

@@ -49,6 +49,32 @@ impl FailureDetector {
         }
     }
 
+    /// The membership change applied at `index` named `touched`: a member it removed is
+    /// forgotten, and one it added starts a new life, heard from now (the grace a joiner gets)
+    /// and never contacted yet, whatever an earlier member of that id left behind. O(change),
+    /// so the maps stay bounded by the member list without a sweep per tick.
+    pub fn membership_changed(
+        &mut self,
+        index: u64,
+        touched: &[NodeId],
+        state: &ReplicatedState,
+        now: Instant,
+    ) {
+        for &id in touched {
+            let added_now = state.member_since(id) == Some(index);
+            if state.member(id).is_none() || added_now {
+                self.last_heard.remove(&id);
+                self.last_contact.remove(&id);
+                self.proposed.remove(&id);
+            }
+            if added_now {
+                self.last_heard.insert(id, now);
+            }
+        }
+    }
+
+    /// A message from member `id` arrived. The caller passes members only: a removed node
+    /// that still talks must not come back into the maps.
     pub fn heard_from(&mut self, id: NodeId, now: Instant) {
         self.last_heard.insert(id, now);
         self.last_contact.insert(id, now);
@@ -87,6 +113,11 @@ impl FailureDetector {
     pub fn became_leader(&mut self, now: Instant, state: &ReplicatedState) {
         self.leader_since = Some(now);
         self.proposed.clear();
+        // Once per leadership, not per tick: what a follower heard of members removed by a
+        // snapshot it installed.
+        self.last_heard.retain(|id, _| state.member(*id).is_some());
+        self.last_contact
+            .retain(|id, _| state.member(*id).is_some());
         for member in state.members() {
             self.last_heard.insert(member.id, now);
         }
@@ -98,10 +129,6 @@ impl FailureDetector {
         now: Instant,
         state: &ReplicatedState,
     ) -> Vec<(NodeId, MemberState)> {
-        // Forget nodes that are no longer members, so the maps stay bounded by the member list.
-        self.last_heard.retain(|id, _| state.member(*id).is_some());
-        self.last_contact
-            .retain(|id, _| state.member(*id).is_some());
         if self.down_after.is_zero() {
             return Vec::new();
         }
@@ -233,5 +260,57 @@ mod tests {
             .is_empty());
     }
 
+    fn apply_conf(state: &mut ReplicatedState, step: ConfChangeStep) -> (u64, Vec<NodeId>) {
+        let index = state.applied_index() + 1;
+        let context = match step {
+            ConfChangeStep::AddLearner(id) => crate::state::encode_member(&member(id)),
+            _ => Vec::new(),
+        };
+        let applied = state.apply(&Entry {
+            term: 2,
+            index,
+            payload: EntryPayload::ConfChange(ConfChange {
+                changes: vec![step],
+                auto_leave: true,
+                context,
+            }),
+        });
+        match applied {
+            crate::state::Applied::MembershipChanged { index, touched } => (index, touched),
+            other => panic!("expected a membership change, got {other:?}"),
+        }
+    }
+
+    /// A member removed and added again under the same id (between two ticks) starts afresh:
+    /// not judged down for its earlier silence, not counted as contacted, and a removed member
+    /// leaves nothing behind.
+    #[test]
+    fn a_removed_member_is_forgotten_and_a_readded_one_starts_afresh() {
+        let mut state = three_nodes();
+        let start = Instant::now();
+        let down_after = Duration::from_secs(10);
+        let mut detector = FailureDetector::new(1, down_after);
+        detector.became_leader(start, &state);
+        let (index, touched) = apply_conf(&mut state, ConfChangeStep::AddLearner(4));
+        detector.membership_changed(index, &touched, &state, start);
+        detector.heard_from(4, start);
+        detector.heard_from(2, start + Duration::from_secs(15));
+        detector.heard_from(3, start + Duration::from_secs(15));
+
+        let later = start + Duration::from_secs(15);
+        let (index, touched) = apply_conf(&mut state, ConfChangeStep::RemoveNode(4));
+        detector.membership_changed(index, &touched, &state, later);
+        assert_eq!(detector.contact(4, later, down_after), Contact::Never);
+        let (index, touched) = apply_conf(&mut state, ConfChangeStep::AddLearner(4));
+        detector.membership_changed(index, &touched, &state, later);
+        assert!(
+            detector.verdicts(later, &state).is_empty(),
+            "the re-added member is not down for the old one's silence"
+        );
+        assert_eq!(detector.contact(4, later, down_after), Contact::Never);
+        assert!(detector.last_heard.len() <= state.members().count());
+    }
+
     use crate::state::StateCommand;
+    use ringraft_raft::{ConfChange, ConfChangeStep};
 }

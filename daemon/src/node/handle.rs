@@ -148,6 +148,10 @@ impl Backend for NodeHandle {
             Request::Ring { linearizable } => {
                 self.read(linearizable, |view| view.membership.ring_response())
             }
+            Request::RingSince {
+                epoch,
+                linearizable,
+            } => self.read(linearizable, move |view| view.membership.ring_since(epoch)),
             Request::Owner { key, linearizable } => match self.check_key(&key) {
                 Err(response) => ready(response),
                 Ok(()) => self.read(linearizable, move |view| view.membership.owner(&key)),

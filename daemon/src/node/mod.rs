@@ -14,6 +14,7 @@ mod boot;
 mod driver;
 mod failure;
 mod handle;
+pub mod journal;
 mod pending;
 mod removal;
 pub mod view;

@@ -40,9 +40,11 @@ pub enum Applied {
         request_id: u64,
         index: LogIndex,
     },
-    /// Members or the ring changed; the epoch is now `index`.
+    /// Members or the ring changed; the epoch is now `index`. `touched`: the members the change
+    /// named (added, removed or changed), so a view of the membership can follow in O(change).
     MembershipChanged {
         index: LogIndex,
+        touched: Vec<NodeId>,
     },
     /// Only the registers' plane changed (a handoff was reported or a transition completed).
     RegistersChanged,
@@ -195,7 +197,15 @@ impl ReplicatedState {
                 self.epoch = entry.index;
                 self.registers
                     .ring_changed(&self.ring, self.replication_factor);
-                Applied::MembershipChanged { index: entry.index }
+                let touched = change
+                    .changes
+                    .iter()
+                    .map(|step| step_member(*step))
+                    .collect();
+                Applied::MembershipChanged {
+                    index: entry.index,
+                    touched,
+                }
             }
         };
         self.log.mark_applied(entry.index);
@@ -238,7 +248,10 @@ impl ReplicatedState {
                 self.epoch = index;
                 self.registers
                     .ring_changed(&self.ring, self.replication_factor);
-                Applied::MembershipChanged { index }
+                Applied::MembershipChanged {
+                    index,
+                    touched: vec![id],
+                }
             }
             StateCommand::RegistersEnabled => {
                 if self.registers.enable(index, &self.ring) {
@@ -310,6 +323,14 @@ impl ReplicatedState {
     /// Records proposals read back from the WAL that the snapshot did not hold yet.
     pub fn log_records_since(&self, from: u64, max: usize) -> Result<Vec<LogRecord>, u64> {
         self.log.read(from, max)
+    }
+}
+
+fn step_member(step: ConfChangeStep) -> NodeId {
+    match step {
+        ConfChangeStep::AddVoter(id)
+        | ConfChangeStep::AddLearner(id)
+        | ConfChangeStep::RemoveNode(id) => id,
     }
 }
 
