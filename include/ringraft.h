@@ -734,12 +734,16 @@ void ringraft_log_batch_free(struct ringraft_log_batch *batch);
  * come out of ringraft_watch_next(). The watch survives daemon restarts: it resumes after the
  * last record it delivered, so each record comes out once, in order.
  *
- * Blocks: only to send the request (up to the client timeout). The daemon's refusal (e.g.
- * RINGRAFT_COMPACTED) comes from the first ringraft_watch_next().
+ * Blocks: one round trip (up to the client timeout): the call returns once the daemon has
+ * accepted the watch, so a refusal it decides at once comes back here. RINGRAFT_COMPACTED
+ * (`from` is older than the node keeps) may come from here or from the first
+ * ringraft_watch_next().
  * Ownership: the caller owns `*out` and must release it with ringraft_watch_close() before or
  * after ringraft_close() of its client.
- * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL), RINGRAFT_UNAVAILABLE,
- * RINGRAFT_TIMEOUT, RINGRAFT_CLOSED.
+ * Errors: RINGRAFT_INVALID_ARGUMENT (`client` or `out` NULL), RINGRAFT_BUSY (the client's
+ * connection already runs as many watches as the daemon's limits.watches_per_connection_max
+ * allows, 16 by default; close one, or use another client), RINGRAFT_COMPACTED,
+ * RINGRAFT_UNAVAILABLE, RINGRAFT_TIMEOUT, RINGRAFT_CLOSED.
  */
 enum ringraft_status ringraft_watch_log(struct ringraft_client *client,
                                         uint64_t from,

@@ -219,11 +219,11 @@ static int silent_server_start(struct silent_server *server, uint32_t hello_stat
     memcpy(server->hello, garbage ? "HTTP/1.1 200 O" : "RINGRAFT", garbage ? 14 : 8);
     server->hello_len = 14;
     if (!garbage) {
-        server->hello[8] = 3; /* protocol version 3, little-endian */
+        server->hello[8] = 4; /* the protocol version this library speaks (proto PROTOCOL_VERSION) */
         server->hello[9] = 0;
         for (int i = 0; i < 4; i++) server->hello[10 + i] = (unsigned char)(hello_status >> (8 * i));
         if (hello_status == RINGRAFT_OK) {
-            /* Version 3: the limits follow an ok: frame_bytes_max, proposal_bytes_max,
+            /* Since version 3 the limits follow an ok: frame_bytes_max, proposal_bytes_max,
              * kv_value_bytes_max. */
             const uint32_t limits[3] = {1u << 20, 1u << 16, 1u << 16};
             for (int l = 0; l < 3; l++)
@@ -258,13 +258,10 @@ static void test_timeouts(void) {
                      client);
         ringraft_cluster_info info;
         CHECK_STATUS(RINGRAFT_TIMEOUT, ringraft_cluster_status(client, &info), client);
+        /* A watch waits for the daemon to accept it. */
         ringraft_watch *watch = NULL;
-        CHECK_STATUS(RINGRAFT_OK, ringraft_watch_log(client, 1, &watch), client);
-        ringraft_log_batch batch;
-        CHECK_STATUS(RINGRAFT_TIMEOUT, ringraft_watch_next(watch, 50, &batch), client);
-        CHECK(batch.count == 0 && batch.records == NULL, "failed watch_next leaves an empty batch");
-        ringraft_log_batch_free(&batch);
-        ringraft_watch_close(watch);
+        CHECK_STATUS(RINGRAFT_TIMEOUT, ringraft_watch_log(client, 1, &watch), client);
+        CHECK(watch == NULL, "a watch that timed out is NULL");
         ringraft_close(client);
     }
     silent_server_stop(&server);
@@ -623,6 +620,54 @@ static void test_propose_read_and_watch(void) {
     }
     ringraft_log_batch_free(&batch);
     ringraft_log_batch_free(&batch); /* twice is harmless */
+    ringraft_close(client);
+}
+
+/* The dev cluster runs the daemon's default limits.watches_per_connection_max. */
+#define DEFAULT_WATCHES_PER_CONNECTION_MAX 16
+
+/* A watch past the daemon's per-connection limit is refused by ringraft_watch_log itself (all
+ * watches of a client share its one connection), not by its first ringraft_watch_next(); closing
+ * a watch makes room for another, and another client has its own room. */
+static void test_watch_limit_refused_at_watch_time(void) {
+    ringraft_client *client = connect_node(1);
+    if (client == NULL) return;
+    enum { ATTEMPTS_MAX = 4 * DEFAULT_WATCHES_PER_CONNECTION_MAX };
+    ringraft_watch *watches[ATTEMPTS_MAX] = {0};
+    int started = 0;
+    ringraft_status refused = RINGRAFT_OK;
+    while (started < ATTEMPTS_MAX) {
+        refused = ringraft_watch_log(client, 1, &watches[started]);
+        if (refused != RINGRAFT_OK) break;
+        started++;
+    }
+    CHECK(started == DEFAULT_WATCHES_PER_CONNECTION_MAX,
+          "%d watches started before one was refused (limit %d)", started,
+          DEFAULT_WATCHES_PER_CONNECTION_MAX);
+    CHECK_STATUS(RINGRAFT_BUSY, refused, client);
+    CHECK(strstr(ringraft_last_error(client), "watches_per_connection_max") != NULL,
+          "the refusal names the limit: %s", ringraft_last_error(client));
+    if (started < ATTEMPTS_MAX) CHECK(watches[started] == NULL, "a refused watch is NULL");
+
+    ringraft_client *other = connect_node(1);
+    if (other != NULL) {
+        /* Far past the log's end: nothing comes, and a failed wait leaves an empty batch. */
+        ringraft_watch *watch = NULL;
+        CHECK_STATUS(RINGRAFT_OK, ringraft_watch_log(other, UINT64_MAX / 2, &watch), other);
+        ringraft_log_batch batch;
+        CHECK_STATUS(RINGRAFT_TIMEOUT, ringraft_watch_next(watch, 50, &batch), other);
+        CHECK(batch.count == 0 && batch.records == NULL, "failed watch_next leaves an empty batch");
+        ringraft_log_batch_free(&batch);
+        ringraft_watch_close(watch);
+        ringraft_close(other);
+    }
+
+    if (started > 0) {
+        ringraft_watch_close(watches[0]);
+        watches[0] = NULL;
+        CHECK_STATUS(RINGRAFT_OK, ringraft_watch_log(client, 1, &watches[0]), client);
+    }
+    for (int i = 0; i < ATTEMPTS_MAX; i++) ringraft_watch_close(watches[i]);
     ringraft_close(client);
 }
 
@@ -1026,6 +1071,7 @@ int main(int argc, char **argv) {
     run_test("linearizable_reads", test_linearizable_reads, 1);
     run_test("ring_view_and_cache", test_ring_view_and_cache, 1);
     run_test("propose_read_and_watch", test_propose_read_and_watch, 1);
+    run_test("watch_limit_refused_at_watch_time", test_watch_limit_refused_at_watch_time, 1);
     run_test("too_large", test_too_large, 1);
     run_test("admin", test_admin, 1);
     run_test("kv_get_cas_delete", test_kv_get_cas_delete, 1);

@@ -33,8 +33,9 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Subscribes from `from`. The daemon's refusal, if any (e.g. `Compacted`), arrives with the
-    /// first `next`.
+    /// Subscribes from `from` and returns once the daemon has accepted the watch: a refusal it
+    /// decides at once (`Busy` past its per-connection limit of watches) is the `Err`. One round
+    /// trip.
     pub fn start(shared: Arc<Shared>, from: u64) -> Result<Watch> {
         let mut watch = Watch {
             shared,
@@ -46,14 +47,14 @@ impl Watch {
         Ok(watch)
     }
 
+    /// Watches from `next_index` on the live connection, through the client crate's
+    /// `start_watch`, so a refusal comes back here rather than from a later `next`.
     fn subscribe(&mut self, deadline: Instant) -> Result<()> {
         self.cancel();
         let connection = self.shared.connection(deadline)?;
         let id = self.shared.next_request_id();
-        let request = Request::WatchLog {
-            from: self.next_index,
-        };
-        connection.send(id, request, true, deadline)?;
+        let barrier_id = self.shared.next_request_id();
+        connection.start_watch(id, self.next_index, barrier_id, deadline)?;
         self.subscription = Some((connection, id));
         Ok(())
     }
