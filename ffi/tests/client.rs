@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fake::{FakeDaemon, HANG, SLOW_PREFIX};
 use ringraft::*;
-use ringraft_proto::Request;
+use ringraft_proto::{Member, Request};
 
 struct Client(*mut ringraft_client);
 
@@ -940,4 +940,114 @@ fn a_kv_get_in_flight_during_a_restart_is_retried_once() {
         daemon.count_received(|r| matches!(r, Request::KvGet { .. })),
         2
     );
+}
+
+/// The cached view, its epoch, encoded ring and member ids.
+fn cached_ring(client: &Client) -> (u64, Vec<u8>, Vec<u64>) {
+    let mut view = ptr::null_mut();
+    // SAFETY: valid arguments; the view is freed below.
+    unsafe {
+        assert_eq!(
+            ringraft_ring(client.0, &mut view),
+            ringraft_status::RINGRAFT_OK
+        );
+        let mut len = 0usize;
+        let bytes = std::slice::from_raw_parts(ringraft_ring_view_bytes(view, &mut len), len);
+        let bytes = bytes.to_vec();
+        let mut nodes = [ringraft_node_zeroed(); 8];
+        let mut count = 0usize;
+        assert_eq!(
+            ringraft_ring_view_members(view, nodes.as_mut_ptr(), nodes.len(), &mut count),
+            ringraft_status::RINGRAFT_OK
+        );
+        let epoch = ringraft_ring_view_epoch(view);
+        ringraft_ring_view_free(view);
+        (epoch, bytes, nodes[..count].iter().map(|n| n.id).collect())
+    }
+}
+
+fn whole_ring(daemon: &FakeDaemon) -> (u64, Vec<u8>, Vec<u64>) {
+    let cluster = daemon.cluster.lock().unwrap();
+    (
+        cluster.ring.epoch(),
+        cluster.ring.encode(),
+        cluster.members.iter().map(|m| m.id).collect(),
+    )
+}
+
+#[test]
+fn the_ring_cache_follows_joins_removals_and_changes_by_deltas() {
+    let daemon = FakeDaemon::start();
+    let client = connect(&daemon);
+    // SAFETY: valid arguments.
+    assert_eq!(
+        unsafe { ringraft_enable_ring_cache(client.0, 10) },
+        ringraft_status::RINGRAFT_OK
+    );
+    let whole_rings = || daemon.count_received(|r| matches!(r, Request::Ring { .. }));
+    assert_eq!(whole_rings(), 1, "enabling fetches the ring once");
+
+    let mut members = fake::members(5);
+    let changes: [fn(&mut Vec<Member>); 4] = [
+        |_| {},
+        |members| members.retain(|m| m.id != 2),
+        |members| members[0].weight = 3,
+        |members| members[1].name = "renamed".into(),
+    ];
+    for change in &changes {
+        change(&mut members);
+        daemon.set_members(members.clone());
+        let expected = whole_ring(&daemon);
+        wait_until(
+            "the cache to reach the daemon's epoch",
+            Duration::from_secs(5),
+            || cached_ring(&client).0 == expected.0,
+        );
+        assert_same_ring(cached_ring(&client), expected);
+    }
+    let renamed = owner_named(&client, &daemon, 3);
+    assert_eq!(
+        renamed, "renamed",
+        "a changed member's record follows the delta"
+    );
+    assert_eq!(whole_rings(), 1, "every change came as a delta");
+    assert!(daemon.count_received(|r| matches!(r, Request::RingSince { .. })) >= changes.len());
+
+    // A daemon whose history no longer reaches the cached epoch answers the whole ring.
+    daemon.cluster.lock().unwrap().answers_ring_deltas = false;
+    members.push(fake::members(6).pop().unwrap());
+    daemon.set_members(members);
+    let expected = whole_ring(&daemon);
+    wait_until(
+        "the cache to take the whole ring",
+        Duration::from_secs(5),
+        || cached_ring(&client).0 == expected.0,
+    );
+    assert_same_ring(cached_ring(&client), expected);
+    assert_eq!(
+        whole_rings(),
+        1,
+        "the whole ring came as the answer to RingSince"
+    );
+}
+
+fn assert_same_ring(cached: (u64, Vec<u8>, Vec<u64>), daemon: (u64, Vec<u8>, Vec<u64>)) {
+    assert_eq!(
+        (cached.0, &cached.2),
+        (daemon.0, &daemon.2),
+        "epoch and member ids"
+    );
+    assert!(
+        cached.1 == daemon.1,
+        "the cached ring is the daemon's, byte for byte"
+    );
+}
+
+/// The name of the cached owner of some key member `id` owns.
+fn owner_named(client: &Client, daemon: &FakeDaemon, id: u64) -> String {
+    let key = (0..100_000)
+        .map(|i| format!("probe-{i}"))
+        .find(|key| expected_owner(daemon, key.as_bytes()) == id)
+        .expect("the member owns some key");
+    name_of(&owner(client, key.as_bytes()).unwrap())
 }

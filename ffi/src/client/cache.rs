@@ -3,18 +3,20 @@
 //! current view of a client fresh from a background thread.
 //!
 //! Freshness: every `refresh` the thread asks the daemon for its Status (a small answer carrying
-//! the ring epoch) and fetches the whole ring only when the epoch moved. Answers from the socket
+//! the ring epoch) and, only when the epoch moved, fetches the changes since its own epoch
+//! (`RingSince`: O(change) bytes, applied to a copy of the cached ring), or the whole ring when
+//! the daemon no longer keeps that history. Answers from the socket
 //! that carry a newer epoch wake it at once. A cached answer may therefore lag the daemon by up to
 //! one refresh interval plus a round trip; while the daemon is unreachable the last ring keeps
 //! answering.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use ringraft_proto::{Request, Response, Status};
-use ringraft_ring::Ring;
+use ringraft_proto::{Member, Request, Response, Status};
+use ringraft_ring::{Ring, RingDelta};
 
 use super::{unexpected, Retry, Shared};
 use crate::error::{Error, Result};
@@ -24,21 +26,71 @@ pub struct RingView {
     ring: Ring,
     epoch: u64,
     replication_factor: u32,
-    /// Members in the daemon's order.
+    /// Ascending id (the daemon's order): the cached owner path finds a member by binary
+    /// search, which beats hashing within its budget of tens of nanoseconds.
     members: Vec<ringraft_node>,
-    /// (node id, index into `members`), sorted by id: a binary search beats hashing on the
-    /// cached owner path, which has a budget of tens of nanoseconds.
-    by_id: Vec<(u64, usize)>,
-    encoded: Vec<u8>,
+    /// The whole ring's encoding, made when first asked for: a view that follows by deltas
+    /// never needs it unless a program asks.
+    encoded: OnceLock<Vec<u8>>,
+}
+
+fn malformed(what: impl std::fmt::Display) -> Error {
+    Error::new(Status::Malformed, what.to_string())
 }
 
 impl RingView {
-    /// Asks the daemon for its ring and rebuilds it here.
+    /// Asks the daemon for its whole ring and rebuilds it here.
     pub fn fetch(shared: &Shared) -> Result<RingView> {
         let request = Request::Ring {
             linearizable: shared.linearizable(),
         };
+        let response = shared.call(request, Retry::Idempotent, shared.deadline())?;
+        RingView::from_ring(response)
+    }
+
+    /// The view at the daemon's epoch, fetched as the changes since this one (O(change) bytes
+    /// on the socket), or whole when the daemon no longer holds those changes.
+    pub fn refresh(&self, shared: &Shared) -> Result<RingView> {
+        let request = Request::RingSince {
+            epoch: self.epoch,
+            linearizable: shared.linearizable(),
+        };
         match shared.call(request, Retry::Idempotent, shared.deadline())? {
+            Response::RingDelta {
+                from_epoch,
+                epoch,
+                delta,
+                members,
+                removed,
+                replication_factor,
+            } => {
+                if from_epoch != self.epoch || epoch < from_epoch {
+                    return Err(malformed(format_args!(
+                        "the daemon's ring delta goes from epoch {from_epoch} to {epoch}, asked \
+                         from {}",
+                        self.epoch
+                    )));
+                }
+                let delta = RingDelta::decode(&delta)
+                    .map_err(|e| malformed(format_args!("the daemon's ring delta: {e}")))?;
+                let mut ring = self.ring.clone();
+                ring.apply_delta(&delta).map_err(|e| {
+                    malformed(format_args!("the daemon's ring delta does not apply: {e}"))
+                })?;
+                Ok(RingView {
+                    ring,
+                    epoch,
+                    replication_factor,
+                    members: merge_members(&self.members, &members, &removed)?,
+                    encoded: OnceLock::new(),
+                })
+            }
+            other => RingView::from_ring(other),
+        }
+    }
+
+    fn from_ring(response: Response) -> Result<RingView> {
+        match response {
             Response::Ring {
                 epoch,
                 ring,
@@ -46,23 +98,17 @@ impl RingView {
                 replication_factor,
             } => {
                 let decoded = Ring::decode(&ring).map_err(|e| {
-                    Error::new(
-                        Status::Malformed,
-                        format!("the daemon's ring does not decode: {e}"),
-                    )
+                    malformed(format_args!("the daemon's ring does not decode: {e}"))
                 })?;
-                let members: Vec<ringraft_node> =
+                let mut members: Vec<ringraft_node> =
                     members.iter().map(ringraft_node::from_member).collect();
-                let mut by_id: Vec<(u64, usize)> =
-                    members.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
-                by_id.sort_unstable();
+                members.sort_unstable_by_key(|member| member.id);
                 Ok(RingView {
                     ring: decoded,
                     epoch,
                     replication_factor,
                     members,
-                    by_id,
-                    encoded: ring,
+                    encoded: OnceLock::from(ring),
                 })
             }
             other => Err(unexpected("Ring", &other)),
@@ -83,19 +129,17 @@ impl RingView {
 
     /// The ring in the ringraft-ring encoding (docs/ring.md).
     pub fn encoded(&self) -> &[u8] {
-        &self.encoded
+        self.encoded.get_or_init(|| self.ring.encode())
     }
 
     fn node(&self, id: u64) -> Result<&ringraft_node> {
-        let found = self.by_id.binary_search_by_key(&id, |&(member, _)| member);
-        found
-            .map(|at| &self.members[self.by_id[at].1])
-            .map_err(|_| {
-                Error::new(
-                    Status::Malformed,
-                    format!("the ring names member {id}, which the member list lacks"),
-                )
-            })
+        let found = self.members.binary_search_by_key(&id, |member| member.id);
+        found.map(|at| &self.members[at]).map_err(|_| {
+            Error::new(
+                Status::Malformed,
+                format!("the ring names member {id}, which the member list lacks"),
+            )
+        })
     }
 
     /// The owner of `key`, by reference: the caller copies it once, straight to its destination.
@@ -118,6 +162,46 @@ impl RingView {
         }
         Ok(replicas.members.len())
     }
+}
+
+/// `old` (ascending id) with the members in `changed` put in and those in `removed` taken out:
+/// ascending id again. The daemon names each at most once; a list that is not ascending, or
+/// names an id both ways, is malformed.
+fn merge_members(
+    old: &[ringraft_node],
+    changed: &[Member],
+    removed: &[u64],
+) -> Result<Vec<ringraft_node>> {
+    let changed_ids: Vec<u64> = changed.iter().map(|member| member.id).collect();
+    let ascending = |ids: &[u64]| ids.windows(2).all(|pair| pair[0] < pair[1]);
+    if !ascending(&changed_ids) || !ascending(removed) {
+        return Err(malformed(
+            "the daemon's ring delta lists members out of order",
+        ));
+    }
+    if changed
+        .iter()
+        .any(|member| removed.binary_search(&member.id).is_ok())
+    {
+        return Err(malformed(
+            "the daemon's ring delta both changes and removes a member",
+        ));
+    }
+    let mut merged = Vec::with_capacity(old.len() + changed.len());
+    let mut changed = changed.iter().peekable();
+    for node in old {
+        while let Some(member) = changed.next_if(|member| member.id < node.id) {
+            merged.push(ringraft_node::from_member(member));
+        }
+        if changed.peek().is_some_and(|member| member.id == node.id) {
+            continue;
+        }
+        if removed.binary_search(&node.id).is_err() {
+            merged.push(*node);
+        }
+    }
+    merged.extend(changed.map(ringraft_node::from_member));
+    Ok(merged)
 }
 
 struct RefresherControl {
@@ -233,17 +317,22 @@ fn refresh_loop(
             }
             flags.1 = false;
         }
-        let cached_epoch = current.load().as_ref().map(|view| view.epoch);
         let daemon_epoch = match shared.call(Request::Status, Retry::Idempotent, shared.deadline())
         {
             Ok(Response::Status(info)) => info.epoch,
             // Unreachable daemon or odd answer: keep serving the last ring, try next round.
             _ => continue,
         };
-        if cached_epoch != Some(daemon_epoch) {
-            if let Ok(view) = RingView::fetch(shared) {
-                current.store(Some(Arc::new(view)));
-            }
+        let cached = current.load_full();
+        let fresh = match &cached {
+            Some(view) if view.epoch == daemon_epoch => continue,
+            // A delta that does not fit the cached ring (the daemon's history was reset by a
+            // snapshot, say) is no reason to stay behind: the whole ring then.
+            Some(view) => view.refresh(shared).or_else(|_| RingView::fetch(shared)),
+            None => RingView::fetch(shared),
+        };
+        if let Ok(view) = fresh {
+            current.store(Some(Arc::new(view)));
         }
     }
 }

@@ -18,7 +18,7 @@ use ringraft_proto::{
     MemberRole, MemberState, NodeRole, Request, Response, ResponseFrame, ServerHello, ServerLimits,
     Status, StatusInfo, CLIENT_HELLO_BYTES, FRAME_BYTES_MAX,
 };
-use ringraft_ring::{Ring, RingState};
+use ringraft_ring::{Ring, RingDelta, RingState};
 
 /// Keys starting with this are answered only after this delay, so later requests overtake them.
 pub const SLOW_PREFIX: &[u8] = b"slow:";
@@ -34,6 +34,11 @@ pub struct Cluster {
     pub registers: HashMap<Vec<u8>, (Vec<u8>, u64)>,
     /// What the handshake tells clients the daemon accepts.
     pub limits: ServerLimits,
+    /// Earlier rings and members, by epoch, for answering `RingSince` with a delta.
+    history: HashMap<u64, (RingState, Vec<Member>)>,
+    /// Whether `RingSince` is answered with a delta (else with the whole ring, as a daemon
+    /// whose history no longer reaches back does).
+    pub answers_ring_deltas: bool,
     watchers: Vec<(Arc<Mutex<UnixStream>>, u64)>,
 }
 
@@ -52,12 +57,17 @@ pub fn members(count: u64) -> Vec<Member> {
 }
 
 pub fn ring_of(members: &[Member]) -> Ring {
+    ring_after(0, members)
+}
+
+/// The ring of `members` joined one by one at the epochs after `epoch`.
+fn ring_after(epoch: u64, members: &[Member]) -> Ring {
     let mut state = RingState::new(ringraft_ring::DEFAULT_VNODES).unwrap();
-    for (epoch, member) in members.iter().enumerate() {
+    for (offset, member) in (1..).zip(members) {
         state
             .join(
                 ringraft_ring::Member::new(member.id, member.weight),
-                epoch as u64 + 1,
+                epoch + offset,
             )
             .unwrap();
     }
@@ -95,6 +105,8 @@ impl FakeDaemon {
                 kv_value_bytes_max: ringraft_proto::limits::KV_VALUE_BYTES_MAX_DEFAULT as u32,
             },
             watchers: Vec::new(),
+            history: HashMap::new(),
+            answers_ring_deltas: true,
         };
         let mut daemon = FakeDaemon {
             path: unique_socket_path(),
@@ -169,9 +181,18 @@ impl FakeDaemon {
 
     /// Adds a member (as a committed Join would) and moves the epoch.
     pub fn add_member(&self, member: Member) {
+        let mut members = self.cluster.lock().unwrap().members.clone();
+        members.push(member);
+        self.set_members(members);
+    }
+
+    /// Replaces the membership (members ascending by id), keeping the ring before for deltas.
+    pub fn set_members(&self, members: Vec<Member>) {
         let mut cluster = self.cluster.lock().unwrap();
-        cluster.members.push(member);
-        cluster.ring = ring_of(&cluster.members);
+        let before = (cluster.ring.state().clone(), cluster.members.clone());
+        cluster.history.insert(before.0.epoch(), before);
+        cluster.ring = ring_after(cluster.ring.epoch(), &members);
+        cluster.members = members;
     }
 }
 
@@ -256,6 +277,35 @@ fn answer(
             ring: state.ring.encode(),
             members: state.members.clone(),
             replication_factor: 3,
+        },
+        Request::RingSince { epoch: from, .. } => match state.history.get(&from) {
+            Some((ring, members)) if state.answers_ring_deltas => {
+                let delta = RingDelta::between(ring, state.ring.state());
+                let before: HashMap<u64, &Member> = members.iter().map(|m| (m.id, m)).collect();
+                Response::RingDelta {
+                    from_epoch: from,
+                    epoch,
+                    delta: delta.encode(),
+                    members: state
+                        .members
+                        .iter()
+                        .filter(|m| before.get(&m.id) != Some(m))
+                        .cloned()
+                        .collect(),
+                    removed: members
+                        .iter()
+                        .filter(|m| !by_id.contains_key(&m.id))
+                        .map(|m| m.id)
+                        .collect(),
+                    replication_factor: 3,
+                }
+            }
+            _ => Response::Ring {
+                epoch,
+                ring: state.ring.encode(),
+                members: state.members.clone(),
+                replication_factor: 3,
+            },
         },
         Request::Owner { key, .. } => {
             let owner = state.ring.owner(&key).unwrap();
