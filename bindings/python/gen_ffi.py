@@ -252,14 +252,12 @@ def _declaration(name: str, returns: CType, params: List[CType]) -> List[str]:
     argtypes = [p.ctypes for p in params]
     items = ["cdll", f'"{name}"', returns.ctypes, f"[{', '.join(argtypes)}]"]
     lines = _wrap(head, items, ")", "        ")
-    if all(len(line) <= LINE_MAX for line in lines):
+    if all(len(line.rstrip("\n")) <= LINE_MAX for line in lines):
         return lines
     # The argtypes alone do not fit on a line: one per line.
     return [
         head + "\n",
-        "            cdll,\n",
-        f'            "{name}",\n',
-        f"            {returns.ctypes},\n",
+        *(f"            {item},\n" for item in items[:3]),
         "            [\n",
         *(f"                {argtype},\n" for argtype in argtypes),
         "            ],\n",

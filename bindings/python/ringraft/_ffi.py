@@ -202,15 +202,7 @@ class Functions:
             [ClientPtr, POINTER(RingraftNode), c_size_t, POINTER(c_size_t), POINTER(c_uint64)],
         )
         self._ringraft_owner: Callable[..., int] = _declare(
-            cdll,
-            "ringraft_owner",
-            c_status,
-            [
-                ClientPtr,
-                c_char_p,
-                c_size_t,
-                POINTER(RingraftNode),
-            ],
+            cdll, "ringraft_owner", c_status, [ClientPtr, c_char_p, c_size_t, POINTER(RingraftNode)]
         )
         self._ringraft_replicas: Callable[..., int] = _declare(
             cdll,
