@@ -70,14 +70,18 @@ def test_close_waits_for_a_use_in_another_thread() -> None:
 
     user = threading.Thread(target=use)
     user.start()
-    inside.wait()
-    closer = threading.Thread(target=handle.close)
-    closer.start()
-    # Once close() has begun new uses are refused, but the running one still holds the pointer.
-    wait_for(lambda: handle.closed, "close() to begin")
-    assert freed == []
-    may_leave.set()
-    user.join()
+    try:
+        inside.wait()
+        closer = threading.Thread(target=handle.close)
+        closer.start()
+        # Once close() has begun new uses are refused, but the running one still holds the
+        # pointer: nothing may be freed yet.
+        wait_for(lambda: handle.closed, "close() to begin")
+        assert freed == []
+    finally:
+        # Also when the assertion fails: a user thread left waiting would hang pytest's exit.
+        may_leave.set()
+        user.join()
     closer.join()
     assert freed == [POINTER_VALUE]
 
