@@ -46,7 +46,7 @@ class Owned(Generic[P]):
         self._users = 0
         self._closing = False
         self._forked = False
-        self._idle = threading.Condition(threading.Lock())
+        self._new_locks()
         self._finalizer = weakref.finalize(owner, self.close)
         if abandon_after_fork:
             _fork.track(self)
@@ -54,10 +54,16 @@ class Owned(Generic[P]):
     def _abandon_after_fork(self) -> None:
         # Another thread may have held the lock at fork(): the child starts from fresh state.
         self._finalizer.detach()
-        self._idle = threading.Condition(threading.Lock())
+        self._new_locks()
         self._pointer = None
         self._users = 0
         self._forked = True
+
+    def _new_locks(self) -> None:
+        # Uses take the plain lock (a C-level `with`, on the hot path of every call); close()
+        # waits on a condition over the same lock.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
 
     @property
     def closed(self) -> bool:
@@ -65,7 +71,7 @@ class Owned(Generic[P]):
 
     def __enter__(self) -> P:
         """Registers a use and returns the pointer; `Closed` once close() has begun."""
-        with self._idle:
+        with self._lock:
             if self._pointer is None or self._closing:
                 message = _fork.FORKED_MESSAGE if self._forked else self._closed_message
                 raise Closed(message, Status.CLOSED)
@@ -78,7 +84,7 @@ class Owned(Generic[P]):
         exc: Optional[BaseException],
         traceback: Optional[TracebackType],
     ) -> None:
-        with self._idle:
+        with self._lock:
             self._users -= 1
             if self._users == 0 and self._closing:
                 self._idle.notify_all()

@@ -112,7 +112,9 @@ class RingView:
         out = _lib.RingraftNode()
         with self._handle as view:
             status = self._lib.ringraft_ring_view_owner(view, data, len(data), byref(out))
-        check(self._lib, status, None)
+        # The in-process hot path: the check is a call only when something failed.
+        if status:
+            check(self._lib, status, None)
         return Node._from_c(out)
 
     def replicas(self, key: Key, n: int) -> Tuple[Node, ...]:
