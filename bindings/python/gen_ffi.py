@@ -126,6 +126,11 @@ def parse(header_text: str) -> Header:
         functions.append(Function(name, _normalise(returns), tuple(parameters), prototype))
     if not functions:
         raise UnknownDeclaration("no function prototypes found: is this ringraft.h?")
+    # Without comments, every `ringraft_x(` is a prototype: one the pattern above did not read
+    # (a function-pointer parameter, say) must stop the generator, not go missing.
+    unread = set(re.findall(r"\b(ringraft_\w+)\s*\(", text)) - {f.name for f in functions}
+    if unread:
+        raise UnknownDeclaration(f"cannot read the prototype of {', '.join(sorted(unread))}")
     return Header(defines, byte_typedefs, handles, tuple(structs), tuple(functions))
 
 

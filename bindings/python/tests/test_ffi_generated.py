@@ -86,6 +86,11 @@ def test_a_function_added_to_the_header_is_declared_and_callable() -> None:
         ),
         ("float ringraft_new(struct ringraft_client *client);", "return type 'float'"),
         ("enum ringraft_status ringraft_new(struct ringraft_unknown *thing);", "ringraft_unknown"),
+        # A prototype the parser cannot read must not go missing from the output.
+        (
+            "enum ringraft_status ringraft_new(void (*callback)(uint64_t index));",
+            "cannot read the prototype of ringraft_new",
+        ),
     ],
 )
 def test_an_unknown_c_type_stops_the_generator(declaration: str, complaint: str) -> None:
