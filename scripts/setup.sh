@@ -24,7 +24,7 @@ fi
 if [ ! -x "$build/venv/bin/python" ]; then
   python3 -m venv "$build/venv"
 fi
-if ! "$build/venv/bin/python" -c 'import pytest' >/dev/null 2>&1; then
+if ! "$build/venv/bin/python" -c 'import pytest, mypy' >/dev/null 2>&1; then
   "$build/venv/bin/pip" install -q --disable-pip-version-check -r bindings/python/requirements-test.txt
 fi
 # bindings/python/build-wheel.sh builds without build isolation (offline): setuptools' own

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import threading
-from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
-from . import _fork, _lib
+from . import _lib
 from ._convert import Seconds, key_bytes, milliseconds, text, u32, u64
-from ._errors import BufferTooSmall, Closed, Conflict, InvalidArgument, Status
+from ._errors import BufferTooSmall, Conflict, InvalidArgument, Status
+from ._lib import ClientPtr, RingViewPtr, WatchPtr, byref
+from ._owned import Owned
 from ._ring import RingView, check, replicas
 from ._types import (
     ClusterStatus,
@@ -36,69 +36,6 @@ _CONFLICT_VERSION = re.compile(r"version is (\d+)")
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
-class _Handle:
-    """The `ringraft_client *` and who is using it.
-
-    The header allows any number of concurrent calls on a client but forbids `ringraft_close()`
-    to overlap any of them. Calls register here while they run (the GIL is released during the C
-    call, so they truly overlap); close() refuses new calls and waits for the running ones.
-    """
-
-    def __init__(self, lib: _lib.Library, pointer: int) -> None:
-        self.lib = lib
-        self._pointer: Optional[int] = pointer
-        self._users = 0
-        self._closing = False
-        self._forked = False
-        self._idle = threading.Condition(threading.Lock())
-        _fork.track(self)
-
-    def _abandon_after_fork(self) -> None:
-        # Another thread may have held the lock at fork(): the child starts from fresh state.
-        self._idle = threading.Condition(threading.Lock())
-        self._pointer = None
-        self._users = 0
-        self._forked = True
-
-    @property
-    def closed(self) -> bool:
-        return self._pointer is None or self._closing
-
-    def acquire(self) -> int:
-        """Registers a call and returns the pointer; Closed once close() has begun."""
-        with self._idle:
-            if self._pointer is None or self._closing:
-                message = _fork.FORKED_MESSAGE if self._forked else "the client is closed"
-                raise Closed(message, Status.CLOSED)
-            self._users += 1
-            return self._pointer
-
-    def release(self) -> None:
-        with self._idle:
-            self._users -= 1
-            if self._users == 0 and self._closing:
-                self._idle.notify_all()
-
-    @contextmanager
-    def use(self) -> Iterator[int]:
-        pointer = self.acquire()
-        try:
-            yield pointer
-        finally:
-            self.release()
-
-    def close(self) -> None:
-        with self._idle:
-            if self._pointer is None or self._closing:
-                return
-            self._closing = True
-            # Bounded: every running call ends within its own timeout.
-            while self._users:
-                self._idle.wait()
-            pointer, self._pointer = self._pointer, None
-        self.lib.ringraft_close(pointer)
-
-
 class Client:
     """A connection to the ringraftd listening on `socket_path`.
 
@@ -120,18 +57,21 @@ class Client:
         linearizable: bool = False,
         ring_cache: Optional[Seconds] = None,
     ) -> None:
-        self._handle: Optional[_Handle] = None
         path = os.fsencode(socket_path)
         if b"\0" in path:
             raise InvalidArgument("socket_path contains a NUL byte")
         timeout_ms = None if timeout is None else milliseconds(timeout, "timeout")
         cache_ms = None if ring_cache is None else milliseconds(ring_cache, "ring_cache")
         lib = _lib.load()
-        pointer = ctypes.c_void_p()
-        status = lib.ringraft_connect(path, ctypes.byref(pointer))
+        pointer = ClientPtr()
+        status = lib.ringraft_connect(path, byref(pointer))
         check(lib, status, None)
+        self._lib = lib
         self._path = os.fsdecode(path)
-        self._handle = _Handle(lib, pointer.value or 0)
+        # The header forbids ringraft_close() to overlap any call on the client: the handle
+        # makes close() wait for the calls running in other threads (the GIL is released during
+        # each C call, so they truly overlap).
+        self._handle = Owned(self, pointer, lib.ringraft_close, "client", abandon_after_fork=True)
         self._timeout = timeout
         self._linearizable = False
         try:
@@ -150,12 +90,11 @@ class Client:
     def close(self) -> None:
         """Closes the connection and frees the client. Idempotent. Waits for calls other threads
         still have running on it. Watches from this client then fail with `Closed`."""
-        if self._handle is not None:
-            self._handle.close()
+        self._handle.close()
 
     @property
     def closed(self) -> bool:
-        return self._handle is None or self._handle.closed
+        return self._handle.closed
 
     def __enter__(self) -> "Client":
         return self
@@ -163,43 +102,20 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        # A safety net only: during interpreter shutdown the library may already be gone.
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
+        handle = getattr(self, "_handle", None)
+        state = "closed" if handle is None or handle.closed else "open"
         return f"<ringraft.Client {getattr(self, '_path', '?')!r} {state}>"
 
     @property
     def socket_path(self) -> str:
         return self._path
 
-    @contextmanager
-    def _use(self) -> Iterator[Tuple[_lib.Library, int]]:
-        if self._handle is None:
-            raise Closed("the client is closed", Status.CLOSED)
-        with self._handle.use() as pointer:
-            yield self._handle.lib, pointer
-
-    def _call(self, name: str, *args: object) -> None:
-        """Calls `name(client, *args)` and raises its error, with the message this thread got."""
-        # The hot path (owner with the ring cache is a few hundred nanoseconds in C): no
-        # generator-based context managers here.
-        handle = self._handle
-        if handle is None:
-            raise Closed("the client is closed", Status.CLOSED)
-        pointer = handle.acquire()
-        try:
-            lib = handle.lib
-            status = getattr(lib, name)(pointer, *args)
-            if status:
-                check(lib, status, pointer)
-        finally:
-            handle.release()
+    def _check(self, status: int, client: ClientPtr) -> None:
+        """Raises the error of a failed call, with the message this thread got; called inside
+        the call's `with self._handle`, while the client is certainly alive."""
+        if status:
+            check(self._lib, status, client)
 
     # -- options ----------------------------------------------------------------------------
 
@@ -214,7 +130,8 @@ class Client:
         self._timeout = seconds
 
     def _set_timeout_ms(self, millis: int) -> None:
-        self._call("ringraft_set_timeout", millis)
+        with self._handle as client:
+            self._check(self._lib.ringraft_set_timeout(client, millis), client)
 
     @property
     def linearizable(self) -> bool:
@@ -223,7 +140,8 @@ class Client:
 
     @linearizable.setter
     def linearizable(self, value: bool) -> None:
-        self._call("ringraft_set_linearizable", bool(value))
+        with self._handle as client:
+            self._check(self._lib.ringraft_set_linearizable(client, bool(value)), client)
         self._linearizable = bool(value)
 
     def enable_ring_cache(self, refresh: Seconds = 1.0) -> None:
@@ -233,18 +151,21 @@ class Client:
         self._enable_ring_cache_ms(milliseconds(refresh, "refresh"))
 
     def _enable_ring_cache_ms(self, millis: int) -> None:
-        self._call("ringraft_enable_ring_cache", millis)
+        with self._handle as client:
+            self._check(self._lib.ringraft_enable_ring_cache(client, millis), client)
 
     def disable_ring_cache(self) -> None:
         """Stops the ring cache; owner and replicas ask the daemon again."""
-        self._call("ringraft_disable_ring_cache")
+        with self._handle as client:
+            self._check(self._lib.ringraft_disable_ring_cache(client), client)
 
     # -- queries ----------------------------------------------------------------------------
 
     def status(self) -> ClusterStatus:
         """What the connected node reports: id, name, Raft role, term, leader, indexes, epoch."""
         info = _lib.RingraftClusterInfo()
-        self._call("ringraft_cluster_status", ctypes.byref(info))
+        with self._handle as client:
+            self._check(self._lib.ringraft_cluster_status(client, byref(info)), client)
         return ClusterStatus._from_c(info)
 
     def members(self) -> Members:
@@ -254,12 +175,12 @@ class Client:
             out = (_lib.RingraftNode * capacity)()
             count = ctypes.c_size_t(0)
             epoch = ctypes.c_uint64(0)
-            with self._use() as (lib, pointer):
-                status = lib.ringraft_members(
-                    pointer, out, capacity, ctypes.byref(count), ctypes.byref(epoch)
+            with self._handle as client:
+                status = self._lib.ringraft_members(
+                    client, out, capacity, byref(count), byref(epoch)
                 )
                 if status != Status.BUFFER_TOO_SMALL:
-                    check(lib, status, pointer)
+                    self._check(status, client)
                     nodes = tuple(Node._from_c(out[i]) for i in range(count.value))
                     return Members(nodes=nodes, epoch=epoch.value)
             # The answer says how many there are; leave room for a few joining meanwhile.
@@ -268,17 +189,22 @@ class Client:
 
     def _member_count(self) -> int:
         count = ctypes.c_size_t(0)
-        with self._use() as (lib, pointer):
-            status = lib.ringraft_members(pointer, None, 0, ctypes.byref(count), None)
+        with self._handle as client:
+            status = self._lib.ringraft_members(client, None, 0, byref(count), None)
             if status != Status.BUFFER_TOO_SMALL:
-                check(lib, status, pointer)
+                self._check(status, client)
         return count.value
 
     def owner(self, key: Key) -> Node:
         """The node that owns `key` (bytes, or str encoded as UTF-8)."""
         data = key_bytes(key)
         out = _lib.RingraftNode()
-        self._call("ringraft_owner", data, len(data), ctypes.byref(out))
+        # The hot path (with the ring cache, a few hundred nanoseconds in C): no generator-based
+        # context manager, one status check only on failure.
+        with self._handle as client:
+            status = self._lib.ringraft_owner(client, data, len(data), byref(out))
+            if status:
+                check(self._lib, status, client)
         return Node._from_c(out)
 
     def replicas(self, key: Key, n: int) -> Tuple[Node, ...]:
@@ -290,16 +216,20 @@ class Client:
             out: "ctypes.Array[_lib.RingraftNode]",
             count: ctypes.c_size_t,
         ) -> None:
-            self._call("ringraft_replicas", data, len(data), capacity, out, ctypes.byref(count))
+            with self._handle as client:
+                status = self._lib.ringraft_replicas(
+                    client, data, len(data), capacity, out, byref(count)
+                )
+                self._check(status, client)
 
         return replicas(key, n, self._member_count, call)
 
     def ring(self) -> Ring:
         """The ring now, with its epoch; its owner()/replicas() answer in this process."""
-        pointer = ctypes.c_void_p()
-        self._call("ringraft_ring", ctypes.byref(pointer))
-        assert self._handle is not None
-        view = RingView(self._handle.lib, pointer.value or 0)
+        pointer = RingViewPtr()
+        with self._handle as client:
+            self._check(self._lib.ringraft_ring(client, byref(pointer)), client)
+        view = RingView(self._lib, pointer)
         return Ring(
             epoch=view.epoch(),
             replication_factor=view.replication_factor(),
@@ -320,7 +250,11 @@ class Client:
         payload = key_bytes(data, "data")
         timeout_ms = 0 if timeout is None else milliseconds(timeout, "timeout")
         index = ctypes.c_uint64(0)
-        self._call("ringraft_propose", payload, len(payload), timeout_ms, ctypes.byref(index))
+        with self._handle as client:
+            status = self._lib.ringraft_propose(
+                client, payload, len(payload), timeout_ms, byref(index)
+            )
+            self._check(status, client)
         return index.value
 
     def read_log(self, start: int = 1, max: int = 1000) -> LogBatch:  # noqa: A002 (the API's name)
@@ -329,23 +263,23 @@ class Client:
         start = u64(start, "start")
         count = u32(max, "max")
         batch = _lib.RingraftLogBatch()
-        with self._use() as (lib, pointer):
-            status = lib.ringraft_read_log(pointer, start, count, ctypes.byref(batch))
+        with self._handle as client:
+            status = self._lib.ringraft_read_log(client, start, count, byref(batch))
             try:
-                check(lib, status, pointer)
+                self._check(status, client)
                 return batch_from_c(batch)
             finally:
-                lib.ringraft_log_batch_free(ctypes.byref(batch))
+                self._lib.ringraft_log_batch_free(byref(batch))
 
     def watch_log(self, start: int = 1) -> Watch:
         """Watches the log from index `start`: every record from there on, those committed
         already and those committed later, in order, each once (also across daemon restarts).
         Iterate over it, or call `get()`; close it (or use it as a context manager)."""
         start = u64(start, "start")
-        pointer = ctypes.c_void_p()
-        self._call("ringraft_watch_log", start, ctypes.byref(pointer))
-        assert self._handle is not None
-        return Watch(self, self._handle, pointer.value or 0, start)
+        pointer = WatchPtr()
+        with self._handle as client:
+            self._check(self._lib.ringraft_watch_log(client, start, byref(pointer)), client)
+        return Watch(self, self._handle, self._lib, pointer, start)
 
     # -- per-key registers ------------------------------------------------------------------
 
@@ -355,15 +289,15 @@ class Client:
         deleted). Keys are at most 4096 bytes (`TooLarge`)."""
         data = key_bytes(key)
         entry = _lib.RingraftKvEntry()
-        with self._use() as (lib, pointer):
-            status = lib.ringraft_kv_get(pointer, data, len(data), ctypes.byref(entry))
+        with self._handle as client:
+            status = self._lib.ringraft_kv_get(client, data, len(data), byref(entry))
             try:
                 if status == Status.NOT_FOUND:
                     return None
-                check(lib, status, pointer)
+                self._check(status, client)
                 return kv_entry_from_c(entry)
             finally:
-                lib.ringraft_kv_entry_free(ctypes.byref(entry))
+                self._lib.ringraft_kv_entry_free(byref(entry))
 
     def kv_cas(
         self, key: Key, value: Union[bytes, bytearray, memoryview, str], expected_version: int
@@ -379,11 +313,11 @@ class Client:
         payload = key_bytes(value, "value")
         expected = u64(expected_version, "expected_version")
         version = ctypes.c_uint64(0)
-        with self._use() as (lib, pointer):
-            status = lib.ringraft_kv_cas(
-                pointer, data, len(data), expected, payload, len(payload), ctypes.byref(version)
+        with self._handle as client:
+            status = self._lib.ringraft_kv_cas(
+                client, data, len(data), expected, payload, len(payload), byref(version)
             )
-            self._check_kv_write(lib, status, pointer, version.value)
+            self._check_kv_write(status, client, version.value)
         return version.value
 
     def kv_put(self, key: Key, value: Union[bytes, bytearray, memoryview, str]) -> int:
@@ -403,29 +337,23 @@ class Client:
             if expected_version is None
             else u64(expected_version, "expected_version")
         )
-        with self._use() as (lib, pointer):
-            status = lib.ringraft_kv_delete(pointer, data, len(data), expected)
-            self._check_kv_write(lib, status, pointer, None)
+        with self._handle as client:
+            status = self._lib.ringraft_kv_delete(client, data, len(data), expected)
+            self._check_kv_write(status, client, None)
 
-    @staticmethod
     def _check_kv_write(
-        lib: _lib.Library, status: int, pointer: int, current_version: Optional[int]
+        self, status: int, client: ClientPtr, current_version: Optional[int]
     ) -> None:
         if status != Status.CONFLICT:
-            check(lib, status, pointer)
+            self._check(status, client)
             return
-        message = lib.last_error(pointer) or lib.strerror(status)
+        message = self._lib.last_error(client) or self._lib.strerror(status)
         if current_version is None:
             found = _CONFLICT_VERSION.search(message)
             current_version = int(found.group(1)) if found else None
         raise Conflict(message, Status.CONFLICT, current_version=current_version)
 
     # -- administration (needs an admin uid) ------------------------------------------------
-
-    def _admin(self, name: str, *args: object) -> int:
-        index = ctypes.c_uint64(0)
-        self._call(name, *args, ctypes.byref(index))
-        return index.value
 
     def join(self, id: int, name: str, address: str, zone: str = "", weight: int = 1) -> int:  # noqa: A002
         """Adds member `id` as a learner, reachable by peers at `address` (`ip:port`).
@@ -436,19 +364,25 @@ class Client:
         returns the index of the original change (0 if the leader no longer knows it). A change
         that cannot start yet (a previous one in flight, a leader just elected) waits within the
         daemon's deadline; `Timeout` if it passes (the change may still happen)."""
-        return self._admin(
-            "ringraft_join",
-            u64(id, "id"),
-            text(name, "name"),
-            text(address, "address"),
-            text(zone, "zone"),
-            u32(weight, "weight"),
-        )
+        member_id = u64(id, "id")
+        name_c, address_c, zone_c = text(name, "name"), text(address, "address"), text(zone, "zone")
+        member_weight = u32(weight, "weight")
+        index = ctypes.c_uint64(0)
+        with self._handle as client:
+            status = self._lib.ringraft_join(
+                client, member_id, name_c, address_c, zone_c, member_weight, byref(index)
+            )
+            self._check(status, client)
+        return index.value
 
     def remove(self, id: int) -> int:  # noqa: A002
         """Removes member `id`; its keys move to the others. Returns the Raft index of the
         change's own entry (the ring's new epoch). `NotFound` if `id` is not a member."""
-        return self._admin("ringraft_remove", u64(id, "id"))
+        member_id = u64(id, "id")
+        index = ctypes.c_uint64(0)
+        with self._handle as client:
+            self._check(self._lib.ringraft_remove(client, member_id, byref(index)), client)
+        return index.value
 
     def promote(self, id: int) -> int:  # noqa: A002
         """Makes learner `id` a voter. Returns the Raft index of the change's own entry (the
@@ -458,14 +392,26 @@ class Client:
         `Unavailable` if the leader has not heard from it within the failure detector's window
         or its log is more than `promote_lag_entries_max` entries behind (the message says how
         far behind, and since when it is silent)."""
-        return self._admin("ringraft_promote", u64(id, "id"))
+        member_id = u64(id, "id")
+        index = ctypes.c_uint64(0)
+        with self._handle as client:
+            self._check(self._lib.ringraft_promote(client, member_id, byref(index)), client)
+        return index.value
 
     def transfer_leader(self, id: int) -> int:  # noqa: A002
         """Asks the leader to hand leadership to voter `id`; returns what the daemon reports (0
         when no log entry carried it)."""
-        return self._admin("ringraft_transfer_leader", u64(id, "id"))
+        member_id = u64(id, "id")
+        index = ctypes.c_uint64(0)
+        with self._handle as client:
+            status = self._lib.ringraft_transfer_leader(client, member_id, byref(index))
+            self._check(status, client)
+        return index.value
 
     def snapshot(self) -> int:
         """Makes the connected node snapshot and compact its log now; returns the snapshot's
         last included index."""
-        return self._admin("ringraft_snapshot")
+        index = ctypes.c_uint64(0)
+        with self._handle as client:
+            self._check(self._lib.ringraft_snapshot(client, byref(index)), client)
+        return index.value

@@ -1,8 +1,9 @@
-"""Finding and loading libringraft, and the ctypes declarations of its C ABI.
+"""Finding and loading libringraft, and checking it is the library _ffi.py declares.
 
-Every declaration mirrors include/ringraft.h; the struct layouts are checked against the sizes the
-header documents when the library loads, so a layout mistake fails at once instead of corrupting
-memory later.
+The declarations themselves (structs, handles, every function with its ctypes and Python types)
+are generated from include/ringraft.h into _ffi.py; the struct layouts are checked against the
+sizes the header documents when the library loads, so a layout mistake fails at once instead of
+corrupting memory later.
 """
 
 from __future__ import annotations
@@ -11,188 +12,77 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from ctypes import (
-    POINTER,
-    Structure,
-    c_bool,
-    c_char,
-    c_char_p,
-    c_size_t,
-    c_uint8,
-    c_uint32,
-    c_uint64,
-    c_void_p,
-)
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
+
+from . import _ffi
+from ._ffi import (
+    ClientPtr,
+    RingraftClusterInfo,
+    RingraftKvEntry,
+    RingraftLogBatch,
+    RingraftLogRecord,
+    RingraftNode,
+    RingViewPtr,
+    WatchPtr,
+    byref,
+)
+
+__all__ = [
+    "ClientPtr",
+    "RingViewPtr",
+    "RingraftClusterInfo",
+    "RingraftKvEntry",
+    "RingraftLogBatch",
+    "RingraftLogRecord",
+    "RingraftNode",
+    "WatchPtr",
+    "byref",
+]
 
 #: The library major version these bindings speak; the C ABI only grows within a major version.
-SUPPORTED_MAJOR = 0
+SUPPORTED_MAJOR = _ffi.RINGRAFT_VERSION_MAJOR
 
 #: Sizes of the fixed string arrays (RINGRAFT_*_MAX in the header), terminating NUL included.
-NAME_MAX = 64
-ADDRESS_MAX = 256
-ZONE_MAX = 256
-VERSION_STRING_MAX = 32
+NAME_MAX = _ffi.RINGRAFT_NAME_MAX
+ADDRESS_MAX = _ffi.RINGRAFT_ADDRESS_MAX
+ZONE_MAX = _ffi.RINGRAFT_ZONE_MAX
+VERSION_STRING_MAX = _ffi.RINGRAFT_VERSION_STRING_MAX
 
 #: ringraft_node.flags bit: a string field was cut to fit its array.
-NODE_TRUNCATED = 1
-
-#: The C enum ringraft_status is returned as a plain 32-bit value.
-c_status = c_uint32
-
-
-class RingraftNode(Structure):
-    _fields_ = [
-        ("id", c_uint64),
-        ("weight", c_uint32),
-        ("role", c_uint8),
-        ("state", c_uint8),
-        ("flags", c_uint8),
-        ("reserved", c_uint8),
-        ("name", c_char * NAME_MAX),
-        ("address", c_char * ADDRESS_MAX),
-        ("zone", c_char * ZONE_MAX),
-    ]
-
-
-class RingraftClusterInfo(Structure):
-    _fields_ = [
-        ("node_id", c_uint64),
-        ("cluster_id", c_uint64),
-        ("term", c_uint64),
-        ("leader_id", c_uint64),
-        ("commit_index", c_uint64),
-        ("applied_index", c_uint64),
-        ("last_index", c_uint64),
-        ("snapshot_index", c_uint64),
-        ("epoch", c_uint64),
-        ("member_count", c_uint32),
-        ("role", c_uint8),
-        ("reserved", c_uint8 * 3),
-        ("name", c_char * NAME_MAX),
-        ("daemon_version", c_char * VERSION_STRING_MAX),
-    ]
-
-
-class RingraftLogRecord(Structure):
-    _fields_ = [
-        ("index", c_uint64),
-        ("data", c_void_p),
-        ("len", c_size_t),
-    ]
-
-
-class RingraftLogBatch(Structure):
-    _fields_ = [
-        ("records", POINTER(RingraftLogRecord)),
-        ("count", c_size_t),
-        ("first_index", c_uint64),
-        ("last_index", c_uint64),
-        ("internal", c_void_p),
-    ]
-
-
-class RingraftKvEntry(Structure):
-    _fields_ = [
-        ("value", c_void_p),
-        ("value_len", c_size_t),
-        ("version", c_uint64),
-        ("epoch", c_uint64),
-    ]
-
+NODE_TRUNCATED = _ffi.RINGRAFT_NODE_TRUNCATED
 
 #: `expected_version` meaning "whatever the version is" (RINGRAFT_KV_ANY_VERSION).
-KV_ANY_VERSION = 2**64 - 1
+KV_ANY_VERSION = _ffi.RINGRAFT_KV_ANY_VERSION
 
 # The sizes the header promises ("592 bytes, no padding", "176 bytes, no padding"; the register
 # entry: two pointer-sized fields and two 64-bit ones, no padding).
 NODE_SIZE = 592
 CLUSTER_INFO_SIZE = 176
-KV_ENTRY_SIZE = 2 * ctypes.sizeof(c_void_p) + 16
+KV_ENTRY_SIZE = 2 * ctypes.sizeof(ctypes.c_void_p) + 16
 
-_u64_p = POINTER(c_uint64)
-_size_p = POINTER(c_size_t)
-_node_p = POINTER(RingraftNode)
-_batch_p = POINTER(RingraftLogBatch)
-_kv_entry_p = POINTER(RingraftKvEntry)
-# Opaque handles travel as void pointers.
-_handle = c_void_p
-_handle_p = POINTER(c_void_p)
-
-# name: (restype, argtypes). Keys and data are declared c_char_p: ctypes then passes a bytes
-# object's own buffer (no copy), and the explicit length carries embedded NULs.
-_SIGNATURES = {
-    "ringraft_version": (c_char_p, []),
-    "ringraft_strerror": (c_char_p, [c_status]),
-    "ringraft_last_error": (c_char_p, [_handle]),
-    "ringraft_connect": (c_status, [c_char_p, _handle_p]),
-    "ringraft_close": (None, [_handle]),
-    "ringraft_set_timeout": (c_status, [_handle, c_uint32]),
-    "ringraft_set_linearizable": (c_status, [_handle, c_bool]),
-    "ringraft_enable_ring_cache": (c_status, [_handle, c_uint32]),
-    "ringraft_disable_ring_cache": (c_status, [_handle]),
-    "ringraft_join": (
-        c_status,
-        [_handle, c_uint64, c_char_p, c_char_p, c_char_p, c_uint32, _u64_p],
-    ),
-    "ringraft_remove": (c_status, [_handle, c_uint64, _u64_p]),
-    "ringraft_promote": (c_status, [_handle, c_uint64, _u64_p]),
-    "ringraft_transfer_leader": (c_status, [_handle, c_uint64, _u64_p]),
-    "ringraft_snapshot": (c_status, [_handle, _u64_p]),
-    "ringraft_propose": (c_status, [_handle, c_char_p, c_size_t, c_uint32, _u64_p]),
-    "ringraft_read_log": (c_status, [_handle, c_uint64, c_uint32, _batch_p]),
-    "ringraft_log_batch_free": (None, [_batch_p]),
-    "ringraft_watch_log": (c_status, [_handle, c_uint64, _handle_p]),
-    "ringraft_watch_next": (c_status, [_handle, c_uint32, _batch_p]),
-    "ringraft_watch_close": (None, [_handle]),
-    "ringraft_kv_get": (c_status, [_handle, c_char_p, c_size_t, _kv_entry_p]),
-    "ringraft_kv_cas": (
-        c_status,
-        [_handle, c_char_p, c_size_t, c_uint64, c_char_p, c_size_t, _u64_p],
-    ),
-    "ringraft_kv_delete": (c_status, [_handle, c_char_p, c_size_t, c_uint64]),
-    "ringraft_kv_entry_free": (None, [_kv_entry_p]),
-    "ringraft_cluster_status": (c_status, [_handle, POINTER(RingraftClusterInfo)]),
-    "ringraft_members": (c_status, [_handle, _node_p, c_size_t, _size_p, _u64_p]),
-    "ringraft_owner": (c_status, [_handle, c_char_p, c_size_t, _node_p]),
-    "ringraft_replicas": (c_status, [_handle, c_char_p, c_size_t, c_size_t, _node_p, _size_p]),
-    "ringraft_ring": (c_status, [_handle, _handle_p]),
-    "ringraft_ring_view_free": (None, [_handle]),
-    "ringraft_ring_view_epoch": (c_uint64, [_handle]),
-    "ringraft_ring_view_replication_factor": (c_uint32, [_handle]),
-    "ringraft_ring_view_bytes": (POINTER(c_uint8), [_handle, _size_p]),
-    "ringraft_ring_view_members": (c_status, [_handle, _node_p, c_size_t, _size_p]),
-    "ringraft_ring_view_owner": (c_status, [_handle, c_char_p, c_size_t, _node_p]),
-    "ringraft_ring_view_replicas": (
-        c_status,
-        [_handle, c_char_p, c_size_t, c_size_t, _node_p, _size_p],
-    ),
-}
+#: The C functions the bindings bind, by the header's names.
+FUNCTION_NAMES = tuple(name for name in vars(_ffi.Functions) if name.startswith("ringraft_"))
 
 
 class LibraryNotFoundError(OSError):
     """libringraft could not be found or loaded; the message lists every place tried."""
 
 
-class Library:
-    """A loaded libringraft: the ctypes handle with every function declared, and where it came
-    from."""
+class Library(_ffi.Functions):
+    """A loaded libringraft: every C function as a typed method (see _ffi.Functions), and where
+    it came from."""
 
     def __init__(self, cdll: ctypes.CDLL, path: str) -> None:
-        self.cdll = cdll
-        self.path = path
-        for name, (restype, argtypes) in _SIGNATURES.items():
-            try:
-                function = getattr(cdll, name)
-            except AttributeError:
+        for name in FUNCTION_NAMES:
+            if not hasattr(cdll, name):
                 raise LibraryNotFoundError(
                     f"{path} lacks {name}: it is not libringraft, or an incompatible build"
-                ) from None
-            function.restype = restype
-            function.argtypes = argtypes
-            setattr(self, name, function)
-        self.version: str = cdll.ringraft_version().decode("ascii", "replace")
+                )
+        super().__init__(cdll)
+        self.cdll = cdll
+        self.path = path
+        self.version: str = (self.ringraft_version() or b"").decode("ascii", "replace")
         major = self.version.split(".", 1)[0]
         if major != str(SUPPORTED_MAJOR):
             raise LibraryNotFoundError(
@@ -211,16 +101,13 @@ class Library:
                     f"the header says {size}"
                 )
 
-    if TYPE_CHECKING:
-        # The C functions are set as attributes in __init__, from _SIGNATURES.
-        def __getattr__(self, name: str) -> Any: ...
-
     def strerror(self, status: int) -> str:
-        text: bytes = self.ringraft_strerror(status)
-        return text.decode("utf-8", "replace")
+        return (self.ringraft_strerror(status) or b"").decode("utf-8", "replace")
 
-    def last_error(self, handle: Optional[int]) -> str:
-        message = self.ringraft_last_error(handle)
+    def last_error(self, client: Optional[ClientPtr]) -> str:
+        """This thread's message about its last failed call on `client` (None: the calls
+        without a client)."""
+        message = self.ringraft_last_error(ClientPtr() if client is None else client)
         return message.decode("utf-8", "replace") if message else ""
 
 

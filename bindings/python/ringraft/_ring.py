@@ -4,20 +4,21 @@ shares."""
 from __future__ import annotations
 
 import ctypes
-import weakref
 from typing import Callable, Optional, Tuple
 
 from . import _lib
 from ._convert import key_bytes, u64
 from ._errors import Status, error_for
+from ._lib import RingViewPtr, byref
+from ._owned import Owned
 from ._types import Key, Node
 
 
-def check(lib: _lib.Library, status: int, handle: Optional[int]) -> None:
-    """Raises the exception for a failed call; `handle` is the client whose last-error message
-    explains it (None for calls without a client)."""
+def check(lib: _lib.Library, status: int, client: Optional[_lib.ClientPtr]) -> None:
+    """Raises the exception for a failed call; `client` is the one whose last-error message
+    explains it (None for calls without a client: their message is under the NULL client)."""
     if status != Status.OK:
-        raise error_for(status, lib.last_error(handle) or lib.strerror(status))
+        raise error_for(status, lib.last_error(client) or lib.strerror(status))
 
 
 #: Up to this many replicas the answer array is allocated as asked; beyond it the bindings size
@@ -57,30 +58,41 @@ def replicas(key: Key, n: int, member_count: _MemberCount, call: _ReplicasCall) 
 
 
 class RingView:
-    """Owns one `ringraft_ring_view`; frees it when garbage-collected. Immutable and safe to
-    query from many threads at once."""
+    """Owns one `ringraft_ring_view`, freed when the view is garbage-collected (or closed).
+    Immutable and safe to query from many threads at once. Not abandoned after fork(): it is
+    memory of this process only, with no connection or thread behind it."""
 
-    def __init__(self, lib: _lib.Library, pointer: int) -> None:
+    def __init__(self, lib: _lib.Library, pointer: RingViewPtr) -> None:
         self._lib = lib
-        self._pointer = pointer
-        self._free = weakref.finalize(self, lib.ringraft_ring_view_free, pointer)
+        self._handle = Owned(
+            self, pointer, lib.ringraft_ring_view_free, "ring view", abandon_after_fork=False
+        )
+
+    def close(self) -> None:
+        """Frees the view now; idempotent. Lookups then raise `Closed`."""
+        self._handle.close()
 
     def epoch(self) -> int:
-        return int(self._lib.ringraft_ring_view_epoch(self._pointer))
+        with self._handle as view:
+            return self._lib.ringraft_ring_view_epoch(view)
 
     def replication_factor(self) -> int:
-        return int(self._lib.ringraft_ring_view_replication_factor(self._pointer))
+        with self._handle as view:
+            return self._lib.ringraft_ring_view_replication_factor(view)
 
     def encoded(self) -> bytes:
         length = ctypes.c_size_t(0)
-        data = self._lib.ringraft_ring_view_bytes(self._pointer, ctypes.byref(length))
-        if not data or length.value == 0:
-            return b""
-        return ctypes.string_at(data, length.value)
+        with self._handle as view:
+            data = self._lib.ringraft_ring_view_bytes(view, byref(length))
+            if not data or length.value == 0:
+                return b""
+            # Copied while the view (which owns the bytes) is certainly alive.
+            return ctypes.string_at(data, length.value)
 
     def member_count(self) -> int:
         count = ctypes.c_size_t(0)
-        status = self._lib.ringraft_ring_view_members(self._pointer, None, 0, ctypes.byref(count))
+        with self._handle as view:
+            status = self._lib.ringraft_ring_view_members(view, None, 0, byref(count))
         if status not in (Status.OK, Status.BUFFER_TOO_SMALL):
             check(self._lib, status, None)
         return count.value
@@ -90,19 +102,19 @@ class RingView:
         capacity = self.member_count()
         out = (_lib.RingraftNode * max(1, capacity))()
         count = ctypes.c_size_t(0)
-        status = self._lib.ringraft_ring_view_members(
-            self._pointer, out, capacity, ctypes.byref(count)
-        )
+        with self._handle as view:
+            status = self._lib.ringraft_ring_view_members(view, out, capacity, byref(count))
         check(self._lib, status, None)
         return tuple(Node._from_c(out[i]) for i in range(count.value))
 
     def owner(self, key: Key) -> Node:
         data = key_bytes(key)
         out = _lib.RingraftNode()
-        status = self._lib.ringraft_ring_view_owner(
-            self._pointer, data, len(data), ctypes.byref(out)
-        )
-        check(self._lib, status, None)
+        with self._handle as view:
+            status = self._lib.ringraft_ring_view_owner(view, data, len(data), byref(out))
+        # The in-process hot path: the check is a call only when something failed.
+        if status:
+            check(self._lib, status, None)
         return Node._from_c(out)
 
     def replicas(self, key: Key, n: int) -> Tuple[Node, ...]:
@@ -112,9 +124,10 @@ class RingView:
             out: "ctypes.Array[_lib.RingraftNode]",
             count: ctypes.c_size_t,
         ) -> None:
-            status = self._lib.ringraft_ring_view_replicas(
-                self._pointer, data, len(data), capacity, out, ctypes.byref(count)
-            )
+            with self._handle as view:
+                status = self._lib.ringraft_ring_view_replicas(
+                    view, data, len(data), capacity, out, byref(count)
+                )
             check(self._lib, status, None)
 
         return replicas(key, n, self.member_count, call)

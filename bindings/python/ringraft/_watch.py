@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import threading
 import time
-import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Deque, Iterator, Optional
 
-from . import _fork, _lib
+from . import _lib
 from ._convert import Seconds
 from ._errors import Closed, InvalidArgument, RingraftError, Status, Timeout, error_for
+from ._lib import ClientPtr, WatchPtr, byref
+from ._owned import Owned
 from ._types import LogRecord, batch_from_c
 
 if TYPE_CHECKING:
-    from ._client import Client, _Handle
+    from ._client import Client
 
 #: Longest single wait inside the library. Between waits the watch notices close() from another
 #: thread, which therefore waits at most this long.
@@ -31,32 +31,30 @@ class Watch:
     reads it; `close()` may come from any thread.
     """
 
-    def __init__(self, client: "Client", handle: "_Handle", pointer: int, start: int) -> None:
+    def __init__(
+        self,
+        client: "Client",
+        client_handle: Owned[ClientPtr],
+        lib: _lib.Library,
+        pointer: WatchPtr,
+        start: int,
+    ) -> None:
         # Holding the client keeps it open for as long as the watch is in use.
         self._client = client
-        self._handle = handle
-        self._lib = handle.lib
-        self._pointer = pointer
+        self._client_handle = client_handle
+        self._lib = lib
+        self._handle = Owned(
+            self, pointer, lib.ringraft_watch_close, "watch", abandon_after_fork=True
+        )
         self._next_index = start
         self._pending: Deque[LogRecord] = deque()
-        self._closed = False
-        # Held around each wait in the library: the watch is single-threaded in C, and close()
-        # must not free it while a wait runs.
-        self._lock = threading.Lock()
-        self._free = weakref.finalize(self, handle.lib.ringraft_watch_close, pointer)
-        self._forked = False
-        _fork.track(self)
-
-    def _abandon_after_fork(self) -> None:
-        # Closing it here would cancel the parent's watch on the connection both share.
-        self._free.detach()
-        self._lock = threading.Lock()
-        self._closed = True
-        self._forked = True
+        # Held around each wait in the library: the watch is single-threaded in C. (close()
+        # waits through the handle, not this lock.)
+        self._reading = threading.Lock()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._handle.closed
 
     @property
     def next_index(self) -> int:
@@ -66,9 +64,7 @@ class Watch:
     def close(self) -> None:
         """Stops the watch and frees it. Idempotent; from another thread, it waits for a wait in
         progress to end (a fraction of a second)."""
-        self._closed = True
-        with self._lock:
-            self._free()
+        self._handle.close()
 
     def __enter__(self) -> "Watch":
         return self
@@ -83,7 +79,7 @@ class Watch:
         try:
             return self.get()
         except Closed:
-            if self._closed:
+            if self.closed:
                 raise StopIteration from None
             raise
 
@@ -93,21 +89,20 @@ class Watch:
         when the next index was compacted away (the watch ended), `Closed` once closed."""
         deadline = _deadline(timeout)
         while True:
-            with self._lock:
-                if self._closed:
-                    message = _fork.FORKED_MESSAGE if self._forked else "the watch is closed"
-                    raise Closed(message, Status.CLOSED)
+            # The handle first: it says Closed (also in a forked child) without waiting for the
+            # reading lock, which a thread of the parent may have held at fork().
+            with self._handle as watch, self._reading:
                 if self._pending:
                     return self._take()
                 wait_ms = _WAIT_SLICE_MS if deadline is None else _remaining_ms(deadline)
                 batch = _lib.RingraftLogBatch()
-                status = self._lib.ringraft_watch_next(self._pointer, wait_ms, ctypes.byref(batch))
+                status = self._lib.ringraft_watch_next(watch, wait_ms, byref(batch))
                 try:
                     if status == Status.OK:
                         self._pending.extend(batch_from_c(batch))
                         return self._take()
                 finally:
-                    self._lib.ringraft_log_batch_free(ctypes.byref(batch))
+                    self._lib.ringraft_log_batch_free(byref(batch))
                 if status != Status.TIMEOUT:
                     raise self._error(status)
             if deadline is not None and time.monotonic() >= deadline:
@@ -121,8 +116,8 @@ class Watch:
     def _error(self, status: int) -> RingraftError:
         # The message sits under the watch's client, which may be closed (and freed) by now.
         try:
-            with self._handle.use() as pointer:
-                message = self._lib.last_error(pointer)
+            with self._client_handle as client:
+                message = self._lib.last_error(client)
         except Closed:
             message = self._lib.strerror(status) + " (the client is closed)"
         return error_for(status, message or self._lib.strerror(status))

@@ -16,7 +16,7 @@ from typing import Dict
 import pytest
 
 import ringraft
-from ringraft import _lib
+from ringraft import _ffi, _lib
 
 from .conftest import LIBRARY, REPO
 
@@ -91,11 +91,11 @@ def header_structs() -> Dict[str, list]:
 
 # How each struct of the header is declared to ctypes, and each field type.
 _CTYPES_STRUCTS = {
-    "ringraft_node": _lib.RingraftNode,
-    "ringraft_cluster_info": _lib.RingraftClusterInfo,
-    "ringraft_log_record": _lib.RingraftLogRecord,
-    "ringraft_log_batch": _lib.RingraftLogBatch,
-    "ringraft_kv_entry": _lib.RingraftKvEntry,
+    "ringraft_node": _ffi.RingraftNode,
+    "ringraft_cluster_info": _ffi.RingraftClusterInfo,
+    "ringraft_log_record": _ffi.RingraftLogRecord,
+    "ringraft_log_batch": _ffi.RingraftLogBatch,
+    "ringraft_kv_entry": _ffi.RingraftKvEntry,
 }
 _FIELD_TYPES = {
     "uint64_t": ctypes.c_uint64,
@@ -111,7 +111,7 @@ _FIELD_TYPES = {
     "const uint8_t *": ctypes.c_void_p,
     "uint8_t *": ctypes.c_void_p,
     "void *": ctypes.c_void_p,
-    "const struct ringraft_log_record *": ctypes.POINTER(_lib.RingraftLogRecord),
+    "const struct ringraft_log_record *": ctypes.POINTER(_ffi.RingraftLogRecord),
 }
 
 
@@ -267,13 +267,20 @@ def header_functions() -> Dict[str, tuple]:
     return functions
 
 
-# How each C type of the header is declared to ctypes. Keys and data (const uint8_t *) are
-# declared c_char_p on purpose (see _lib._SIGNATURES); a return value of that type is not.
+# How each C type of the header is declared to ctypes: a second reading of the header,
+# independent of gen_ffi.py's. Keys and data (const uint8_t *) are declared c_char_p on purpose
+# (ctypes passes a bytes object's own buffer); a return value of that type is not.
 _STRUCTS = {
-    "struct ringraft_node *": _lib._node_p,
-    "struct ringraft_log_batch *": _lib._batch_p,
-    "struct ringraft_cluster_info *": ctypes.POINTER(_lib.RingraftClusterInfo),
-    "struct ringraft_kv_entry *": _lib._kv_entry_p,
+    "struct ringraft_node *": ctypes.POINTER(_ffi.RingraftNode),
+    "struct ringraft_log_batch *": ctypes.POINTER(_ffi.RingraftLogBatch),
+    "struct ringraft_cluster_info *": ctypes.POINTER(_ffi.RingraftClusterInfo),
+    "struct ringraft_kv_entry *": ctypes.POINTER(_ffi.RingraftKvEntry),
+}
+# Each opaque handle is its own c_void_p subclass, so mypy tells a ring view from a client.
+_HANDLES = {
+    "client": _ffi.ClientPtr,
+    "ring_view": _ffi.RingViewPtr,
+    "watch": _ffi.WatchPtr,
 }
 
 
@@ -281,15 +288,15 @@ def ctypes_of(c_type: str, returned: bool = False):
     c_type = c_type.replace("const ", "")
     scalars = {
         "void": None,
-        "enum ringraft_status": _lib.c_status,
-        "ringraft_status": _lib.c_status,
+        "enum ringraft_status": ctypes.c_uint32,
+        "ringraft_status": ctypes.c_uint32,
         "uint64_t": ctypes.c_uint64,
         "uint32_t": ctypes.c_uint32,
         "size_t": ctypes.c_size_t,
         "bool": ctypes.c_bool,
         "char *": ctypes.c_char_p,
-        "uint64_t *": _lib._u64_p,
-        "size_t *": _lib._size_p,
+        "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "size_t *": ctypes.POINTER(ctypes.c_size_t),
     }
     if c_type in scalars:
         return scalars[c_type]
@@ -297,24 +304,28 @@ def ctypes_of(c_type: str, returned: bool = False):
         return ctypes.POINTER(ctypes.c_uint8) if returned else ctypes.c_char_p
     if c_type in _STRUCTS:
         return _STRUCTS[c_type]
-    # Opaque handles (client, watch, ring view) and the out-pointers that receive them.
-    if re.fullmatch(r"struct ringraft_(client|watch|ring_view) \* \*", c_type):
-        return _lib._handle_p
-    if re.fullmatch(r"struct ringraft_(client|watch|ring_view) \*", c_type):
-        return _lib._handle
+    # Opaque handles and the out-pointers that receive them.
+    handle = re.fullmatch(r"struct ringraft_(client|watch|ring_view) \*( \*)?", c_type)
+    if handle:
+        cls = _HANDLES[handle.group(1)]
+        return ctypes.POINTER(cls) if handle.group(2) else cls
     raise AssertionError(f"no ctypes mapping for the header's C type {c_type!r}")
 
 
 def test_every_header_function_is_declared_with_the_headers_types() -> None:
     in_header = header_functions()
     assert len(in_header) >= 30, sorted(in_header)
-    declared = _lib._SIGNATURES
-    assert set(declared) == set(in_header), (
-        f"only in the header: {sorted(set(in_header) - set(declared))}; "
-        f"only in Python: {sorted(set(declared) - set(in_header))}"
+    assert set(_lib.FUNCTION_NAMES) == set(in_header), (
+        f"only in the header: {sorted(set(in_header) - set(_lib.FUNCTION_NAMES))}; "
+        f"only in Python: {sorted(set(_lib.FUNCTION_NAMES) - set(in_header))}"
     )
+    lib = _lib.load()
     for name, (ret, params) in in_header.items():
-        restype, argtypes = declared[name]
-        assert restype == ctypes_of(ret, returned=True), f"{name} returns {ret}"
+        # What the loaded library's function object was actually given, not a table about it.
+        bound = getattr(lib, "_" + name)
+        assert bound.restype == ctypes_of(ret, returned=True), f"{name} returns {ret}"
         expected = [ctypes_of(param) for param in params]
-        assert list(argtypes) == expected, f"{name}({', '.join(params)}): {argtypes}"
+        assert list(bound.argtypes) == expected, f"{name}({', '.join(params)}): {bound.argtypes}"
+        # One typed wrapper per function, taking the prototype's parameters.
+        wrapper = getattr(_ffi.Functions, name)
+        assert wrapper.__code__.co_argcount == 1 + len(params), name

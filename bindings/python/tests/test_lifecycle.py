@@ -147,3 +147,47 @@ def test_a_forked_child_leaves_inherited_clients_alone(cluster) -> None:
             while record.index < index:
                 record = watch.get(timeout=20)
             assert record == ringraft.LogRecord(index=index, data=b"after the fork")
+
+
+def test_a_ring_answers_after_its_client_is_closed(cluster) -> None:
+    with ringraft.Client(cluster.socket(1), timeout=10) as client:
+        ring = client.ring()
+        expected = client.owner(b"ring-after-close")
+    assert client.closed
+    # The view is memory of this process, owned by the Ring, not by the client.
+    assert ring.owner(b"ring-after-close") == expected
+    assert len(ring.replicas(b"ring-after-close")) == ring.replication_factor
+
+
+def test_a_ring_view_shares_the_lifetime_of_clients_and_watches(cluster) -> None:
+    with ringraft.Client(cluster.socket(1), timeout=10) as client:
+        ring = client.ring()
+        view = ring._view
+        assert view is not None
+        view.close()
+        view.close()  # idempotent
+        with pytest.raises(ringraft.Closed, match="the ring view is closed"):
+            ring.owner(b"k")
+        # A forgotten one is freed when garbage collected.
+        forgotten = client.ring()
+        assert forgotten._view is not None
+        handle = forgotten._view._handle
+        del forgotten
+        gc.collect()
+        assert handle.closed
+
+
+def test_a_forked_child_may_use_an_inherited_ring(cluster) -> None:
+    with ringraft.Client(cluster.socket(1), timeout=10) as client:
+        ring = client.ring()
+        expected = ring.owner(b"ring-in-child")
+        pid = os.fork()
+        if pid == 0:
+            code = 20
+            try:
+                code = 0 if ring.owner(b"ring-in-child") == expected else 21
+            finally:
+                os._exit(code)
+        _, wait_status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(wait_status) == 0
+        assert ring.owner(b"ring-in-child") == expected
