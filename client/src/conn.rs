@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ringraft_proto::{
     decode_response, encode_request_frame, ClientHello, FrameDecoder, Request, RequestFrame,
     Response, ServerHello, ServerLimits, Status, FRAME_BYTES_MAX, FRAME_HEADER_BYTES,
-    PROTOCOL_VERSION, SERVER_HELLO_BYTES, SERVER_LIMITS_BYTES,
+    PROTOCOL_VERSION, RESPONSE_FRAME_BYTES_MAX, SERVER_HELLO_BYTES, SERVER_LIMITS_BYTES,
 };
 
 use crate::error::{Error, Result};
@@ -147,7 +147,8 @@ impl Connection {
             read_timeout_ms: AtomicU64::new(timeout_ms),
             write_lock: Mutex::new(()),
             demux: Mutex::new(Demux {
-                decoder: FrameDecoder::new(FRAME_BYTES_MAX),
+                // Answers may be larger than requests: a whole ring of thousands of members.
+                decoder: FrameDecoder::new(RESPONSE_FRAME_BYTES_MAX),
                 slots: HashMap::new(),
                 reading: false,
                 sleepers: 0,

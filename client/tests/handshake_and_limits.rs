@@ -22,6 +22,15 @@ fn serve_one(
     hello: ServerHello,
     limits: ServerLimits,
 ) -> (tempfile::TempDir, PathBuf, JoinHandle<Vec<Request>>) {
+    serve_one_answering(hello, limits, |_| Response::Proposed { index: 1 })
+}
+
+/// [`serve_one`], answering each request with `answer(request)`.
+fn serve_one_answering(
+    hello: ServerHello,
+    limits: ServerLimits,
+    answer: fn(&Request) -> Response,
+) -> (tempfile::TempDir, PathBuf, JoinHandle<Vec<Request>>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fake.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -45,11 +54,11 @@ fn serve_one(
             decoder.feed(&chunk[..n]);
             while let Ok(Some(payload)) = decoder.next_frame() {
                 let frame = decode_request(&payload).unwrap();
-                received.push(frame.request);
                 let answer = ResponseFrame {
                     id: frame.id,
-                    response: Response::Proposed { index: 1 },
+                    response: answer(&frame.request),
                 };
+                received.push(frame.request);
                 let _ = stream.write_all(&encode_response_frame(&answer).unwrap());
             }
         }
@@ -62,6 +71,26 @@ fn ok_hello() -> ServerHello {
         version: ringraft_proto::PROTOCOL_VERSION,
         status_code: Status::Ok.code(),
     }
+}
+
+/// A whole ring of ~10,000 members is an answer larger than any request may be: the client reads
+/// it (answers have their own, larger, limit).
+#[test]
+fn an_answer_larger_than_the_request_limit_is_read_whole() {
+    let limits = ServerLimits {
+        frame_bytes_max: FRAME_BYTES_MAX as u32,
+        proposal_bytes_max: FRAME_BYTES_MAX as u32,
+        kv_value_bytes_max: 1024,
+    };
+    let (_dir, path, _server) = serve_one_answering(ok_hello(), limits, |_| Response::Ring {
+        epoch: 9,
+        ring: vec![0xab; 10_000 * 1_042],
+        members: Vec::new(),
+        replication_factor: 3,
+    });
+    let client = Client::connect(&path, WAIT).unwrap();
+    let answer = client.ring(false).unwrap();
+    assert_eq!(answer.ring.len(), 10_000 * 1_042);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! - with the `tokio` feature, [`read_frame`] / [`write_frame`] do the same over any tokio
 //!   stream (the peer transport's QUIC streams).
 //!
-//! The local API adds its own cap ([`FRAME_BYTES_MAX`]) and the typed helpers for its two message
+//! The local API adds its own caps ([`FRAME_BYTES_MAX`] for requests,
+//! [`RESPONSE_FRAME_BYTES_MAX`] for answers) and the typed helpers for its two message
 //! types ([`encode_request_frame`], [`decode_request`] and the response pair).
 
 use crate::codec::{self, CodecError, Encode};
@@ -17,9 +18,14 @@ use crate::messages::{RequestFrame, ResponseFrame};
 /// Bytes of the length prefix in front of every payload.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
-/// The largest local-socket payload either side ever accepts. A side may configure a smaller
+/// The largest local-socket request payload the daemon ever accepts. It may configure a smaller
 /// limit; nothing configures a larger one. (Peer frames have their own, configured, limit.)
 pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// The largest local-socket answer payload: a whole ring is about 1.1 KiB per member with its
+/// record, so 64 MiB carries one of some 60,000 members (4 MiB stopped near 3,800). Clients read
+/// answers up to this; requests stay within [`FRAME_BYTES_MAX`].
+pub const RESPONSE_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Appends one frame (length prefix + encoding of `value`) to `out`, refusing a payload larger
 /// than `frame_bytes_max` (or than a `u32` can count). `out` is untouched on error.
@@ -76,9 +82,9 @@ pub fn encode_request_frame(frame: &RequestFrame) -> Result<Vec<u8>, CodecError>
 }
 
 /// Encodes one local-socket response as a complete frame, refusing payloads over
-/// `FRAME_BYTES_MAX`.
+/// `RESPONSE_FRAME_BYTES_MAX`.
 pub fn encode_response_frame(frame: &ResponseFrame) -> Result<Vec<u8>, CodecError> {
-    encode_frame(frame, FRAME_BYTES_MAX)
+    encode_frame(frame, RESPONSE_FRAME_BYTES_MAX)
 }
 
 /// Decodes a request payload (without its length prefix), validating every byte first.
@@ -388,6 +394,44 @@ mod tests {
             }
         }
         assert!(refused > payload.len() / 2, "only {refused} cuts refused");
+    }
+
+    /// A whole ring of ~10,000 members (about 12 MB) is one answer: larger than any request may
+    /// be, within the answers' limit, and read whole by a decoder at that limit.
+    #[test]
+    fn answers_may_exceed_the_request_limit_up_to_their_own() {
+        let ring_of_ten_thousand = ResponseFrame {
+            id: 7,
+            response: Response::Ring {
+                epoch: 3,
+                ring: vec![0xab; 10_000 * 1_042],
+                members: Vec::new(),
+                replication_factor: 3,
+            },
+        };
+        let bytes = encode_response_frame(&ring_of_ten_thousand).unwrap();
+        assert!(bytes.len() > FRAME_BYTES_MAX);
+        let mut decoder = FrameDecoder::new(RESPONSE_FRAME_BYTES_MAX);
+        decoder.feed(&bytes);
+        let payload = decoder.next_frame().unwrap().unwrap();
+        assert_eq!(decode_response(&payload).unwrap(), ring_of_ten_thousand);
+
+        let too_large = ResponseFrame {
+            id: 8,
+            response: Response::Ring {
+                epoch: 3,
+                ring: vec![0; RESPONSE_FRAME_BYTES_MAX],
+                members: Vec::new(),
+                replication_factor: 3,
+            },
+        };
+        assert!(matches!(
+            encode_response_frame(&too_large),
+            Err(CodecError::TooLarge {
+                max: RESPONSE_FRAME_BYTES_MAX,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use codec::{decode, encode, CodecError};
 pub use frame::{
     decode_request, decode_response, encode_frame, encode_frame_into, encode_request_frame,
     encode_response_frame, parse_frame_header, FrameDecoder, FRAME_BYTES_MAX, FRAME_HEADER_BYTES,
+    RESPONSE_FRAME_BYTES_MAX,
 };
 pub use handshake::{
     ClientHello, HandshakeError, ServerHello, ServerLimits, CLIENT_HELLO_BYTES, MAGIC,
