@@ -241,13 +241,19 @@ impl ReplicatedState {
                 if member.state == state {
                     return Applied::Nothing;
                 }
-                member.state = state;
+                let before = std::mem::replace(&mut member.state, state);
                 if let Err(err) = self.ring.set_state(id, ring_state(state), index) {
                     warn!(index, id, %err, "ring refused a member state change");
                 }
                 self.epoch = index;
-                self.registers
-                    .ring_changed(&self.ring, self.replication_factor);
+                // Down and active members are the same acceptors (a down acceptor is a missing
+                // vote), and a pending transition waits on reports and removals, not states:
+                // `ring_changed` would find nothing to do, after an O(ring) comparison that
+                // the failure detector's verdicts would pay at every member (30 ms at 10,000).
+                if !is_liveness_change(before, state) {
+                    self.registers
+                        .ring_changed(&self.ring, self.replication_factor);
+                }
                 Applied::MembershipChanged {
                     index,
                     touched: vec![id],
@@ -326,6 +332,12 @@ impl ReplicatedState {
     }
 }
 
+/// A change between `active` and `down` only: the failure detector's verdicts.
+fn is_liveness_change(before: MemberState, after: MemberState) -> bool {
+    let live_or_down = |state| matches!(state, MemberState::Active | MemberState::Down);
+    live_or_down(before) && live_or_down(after)
+}
+
 fn step_member(step: ConfChangeStep) -> NodeId {
     match step {
         ConfChangeStep::AddVoter(id)
@@ -358,4 +370,79 @@ fn cluster_id_of<'a>(members: impl Iterator<Item = &'a Member>) -> u64 {
         bytes.push(0);
     }
     xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringraft_raft::ConfChange;
+
+    fn member(id: NodeId) -> Member {
+        Member {
+            id,
+            name: format!("n{id}"),
+            address: format!("127.0.0.1:{}", 7000 + id),
+            zone: String::new(),
+            weight: 1,
+            role: MemberRole::Voter,
+            state: MemberState::Active,
+        }
+    }
+
+    fn set_state(state: &mut ReplicatedState, id: NodeId, to: MemberState) -> RegisterPlane {
+        let index = state.applied_index() + 1;
+        let command = encode_command(&StateCommand::SetMemberState { id, state: to });
+        state.apply(&Entry {
+            term: 1,
+            index,
+            payload: EntryPayload::Normal(command),
+        });
+        assert_eq!(state.member(id).map(|m| m.state), Some(to));
+        state.registers().clone()
+    }
+
+    /// Marking members down and active again leaves the registers' plane exactly as a full
+    /// `ring_changed` would, with and without a transition pending; draining is not skipped.
+    #[test]
+    fn liveness_verdicts_leave_the_plane_as_a_full_recomputation_would() {
+        let initial = (1..=5).map(member).collect();
+        let mut state = ReplicatedState::bootstrap(initial, 3, Retention::default()).unwrap();
+        let recomputed = |state: &ReplicatedState, plane: &RegisterPlane| {
+            let mut full = plane.clone();
+            full.ring_changed(state.ring(), state.replication_factor());
+            full
+        };
+        for pending in [false, true] {
+            if pending && state.registers().pending().is_none() {
+                let index = state.applied_index() + 1;
+                state.apply(&Entry {
+                    term: 1,
+                    index,
+                    payload: EntryPayload::ConfChange(ConfChange {
+                        changes: vec![ConfChangeStep::AddLearner(9)],
+                        auto_leave: true,
+                        context: encode_member(&member(9)),
+                    }),
+                });
+                assert!(state.registers().pending().is_some());
+            }
+            for (id, to) in [
+                (2, MemberState::Down),
+                (3, MemberState::Down),
+                (2, MemberState::Active),
+                (3, MemberState::Active),
+            ] {
+                let before = state.registers().clone();
+                let after = set_state(&mut state, id, to);
+                assert!(after == recomputed(&state, &before), "{id} {to:?}");
+            }
+            if !pending {
+                // Draining moves acceptor sets: it starts a transition.
+                let before = state.registers().clone();
+                let drained = set_state(&mut state, 4, MemberState::Draining);
+                assert!(drained.pending().is_some());
+                assert!(drained == recomputed(&state, &before), "draining");
+            }
+        }
+    }
 }
