@@ -528,12 +528,14 @@ impl Driver {
         self.journal = MembershipJournal::new(self.state.epoch(), self.state.ring().epoch());
         self.membership = Arc::new(MembershipView::of(&self.state, self.journal.clone()));
         self.spare_membership = None;
-        self.registers_changed();
+        // Another history: published whole, not by revision.
+        self.registers = Arc::new(self.state.registers().clone());
         self.sync_peers();
     }
 
     fn registers_changed(&mut self) {
-        if *self.registers != *self.state.registers() {
+        // By revision: comparing the planes would compare whole rings at every change.
+        if self.registers.revision() != self.state.registers().revision() {
             self.registers = Arc::new(self.state.registers().clone());
         }
     }
