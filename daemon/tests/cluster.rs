@@ -235,6 +235,8 @@ fn join_promote_and_remove_move_only_the_keys_that_must_move() {
     let cluster = Cluster::start("join", 3, &[]);
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
     let (epoch_before, before) = owners(&cluster, 1);
+    let ring_before = whole_ring(&cluster, leader);
+    assert_eq!(ring_before.0, epoch_before);
 
     prepare_joiner(&cluster, 4);
     cluster.restart(4);
@@ -290,6 +292,68 @@ fn join_promote_and_remove_move_only_the_keys_that_must_move() {
             );
         }
         assert_ne!(*new, removed);
+    }
+
+    // A client holding the ring from before the join follows to now by one delta, and ends
+    // with the daemon's whole ring byte for byte.
+    let answer = cluster
+        .client(survivor)
+        .expect("connect")
+        .call(Request::RingSince {
+            epoch: epoch_before,
+            linearizable: false,
+        })
+        .expect("ring since");
+    let (from_epoch, epoch, delta, members, gone) = match answer {
+        Response::RingDelta {
+            from_epoch,
+            epoch,
+            delta,
+            members,
+            removed,
+            ..
+        } => (from_epoch, epoch, delta, members, removed),
+        Response::Ring { epoch, .. } => panic!("expected a delta, got the whole ring at {epoch}"),
+        other => panic!("expected a ring delta, got {other:?}"),
+    };
+    assert_eq!((from_epoch, epoch), (epoch_before, epoch_removed));
+    assert!(
+        members.iter().any(|m| m.id == 4),
+        "the joiner is in the delta"
+    );
+    assert_eq!(gone, vec![removed]);
+    let mut ring = ringraft_ring::Ring::decode(&ring_before.1).expect("ring decodes");
+    let delta = ringraft_ring::RingDelta::decode(&delta).expect("delta decodes");
+    ring.apply_delta(&delta)
+        .expect("the delta applies to the old ring");
+    let mut followed = ring_before.2;
+    followed.retain(|m| !gone.contains(&m.id) && !members.iter().any(|c| c.id == m.id));
+    followed.extend(members);
+    followed.sort_by_key(|m| m.id);
+    let now = whole_ring(&cluster, survivor);
+    assert_eq!(now.0, epoch_removed);
+    assert!(ring.encode() == now.1, "the followed ring is the daemon's");
+    assert_eq!(followed, now.2, "the followed members are the daemon's");
+}
+
+/// The `Ring` answer of node `id`: epoch, encoded ring, members.
+fn whole_ring(cluster: &Cluster, id: u64) -> (u64, Vec<u8>, Vec<ringraft_proto::Member>) {
+    let request = Request::Ring {
+        linearizable: false,
+    };
+    match cluster
+        .client(id)
+        .expect("connect")
+        .call(request)
+        .expect("ring")
+    {
+        Response::Ring {
+            epoch,
+            ring,
+            members,
+            ..
+        } => (epoch, ring, members),
+        other => panic!("unexpected answer to Ring: {other:?}"),
     }
 }
 
