@@ -8,8 +8,9 @@
 //! - at most `max_bytes` of entries, except a single entry (a large one must still pass);
 //! - the response answers the request in flight, from the member it was sent to.
 //!
-//! A response breaking one is refused and counted, and the request stays in flight: a faulty
-//! upstream looks like a silent one and the timeout moves the observer to its next candidate.
+//! A response breaking one is refused and counted, nothing of it is applied, and the observer
+//! moves on to its next candidate at once (a faulty upstream is treated as a silent one, without
+//! waiting for the timeout); the probe brings it back to its primary later.
 
 use std::sync::Arc;
 
@@ -229,19 +230,26 @@ impl FetchSession {
         out.send.push((to, message));
     }
 
+    /// The current upstream stopped answering, or answered something we refuse: move on to the
+    /// next candidate (wrapping back to the primary after the last).
+    fn give_up_on_current(&mut self, config: &Config, now: u64, out: &mut SessionOutput) {
+        self.in_flight = None;
+        if !config.mutated(Mutant::NoFallback) && self.candidates.len() > 1 {
+            let was_primary = self.current == 0;
+            self.current = (self.current + 1) % self.candidates.len();
+            if was_primary {
+                self.counters.switches_to_fallback += 1;
+                self.last_probe_at = now;
+            }
+        }
+        self.send_next(config, now, out);
+    }
+
     pub(crate) fn tick(&mut self, config: &Config, now: u64, out: &mut SessionOutput) {
         if let Some(f) = self.in_flight {
             if now.saturating_sub(f.sent_at) >= config.upstream_timeout_ticks as u64 {
                 self.counters.timeouts += 1;
-                self.in_flight = None;
-                if !config.mutated(Mutant::NoFallback) && self.candidates.len() > 1 {
-                    let was_primary = self.current == 0;
-                    self.current = (self.current + 1) % self.candidates.len();
-                    if was_primary {
-                        self.counters.switches_to_fallback += 1;
-                        self.last_probe_at = now;
-                    }
-                }
+                self.give_up_on_current(config, now, out);
             }
         }
         if self.current != 0 {
@@ -320,6 +328,7 @@ impl FetchSession {
         };
         if let Err(refusal) = self.check_entries(asked_from, &entries, commit, config) {
             self.counters.count(refusal);
+            self.give_up_on_current(config, now, out);
             return Err(refusal);
         }
         self.take_in_flight(from, request_id);

@@ -3,10 +3,12 @@
 //! with its downstreams' digests, to its own upstream. The leader receives O(fan_out) digests per
 //! interval (its direct downstreams' and the other voters') and decides `down` and `active`.
 //!
-//! Down rule (at the leader): member `m` is down when a fresh report says it has been silent for
-//! `down_after_ticks`, no fresh digest lists it as alive on a fallback, and, if the report was made
-//! on behalf of `m`'s silent upstream `p` (`through = p`), `p` is reported silent too and not alive
-//! elsewhere. It is active again once no fresh report lists it silent.
+//! Down rule (at the leader): member `m` is down when its *effective silence* reaches
+//! `down_after_ticks`: the silence a fresh report states, cut to the freshest evidence that `m` was
+//! heard anywhere (digests list members heard through the fallback rule, with their age), and, for
+//! a report made on behalf of `m`'s silent upstream `p` (`through = p`), cut to `p`'s effective
+//! silence (nothing if `p` is not reported silent). It is active again once its effective silence
+//! falls below `suspect_ticks`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,30 +37,27 @@ pub struct LivenessDecision {
 pub(crate) struct Liveness {
     /// When we last heard anything from a member that talks to us (fetch, probe, digest).
     heard: BTreeMap<NodeId, u64>,
-    /// When a member we never heard from became our responsibility: its silence counts from then.
+    /// When each tree child became ours: its silence counts from then at the earliest.
     responsible_since: BTreeMap<NodeId, u64>,
     /// The latest digest from each downstream, with the tick it arrived.
     digests: BTreeMap<NodeId, (u64, Digest)>,
     /// Members the leader decided down (so it decides each change once).
     decided_down: BTreeSet<NodeId>,
+    /// The leader: when a digest last said a member was heard on a fallback. A silence report
+    /// counts only from then on: reports climb the tree more slowly than the evidence that
+    /// contradicts them goes stale, so a member that returned to its primary would otherwise be
+    /// decided down on the primary's old report.
+    alive_seen: BTreeMap<NodeId, u64>,
     pub(crate) digests_dropped: u64,
 }
 
 impl Liveness {
     pub(crate) fn heard(&mut self, from: NodeId, now: u64) {
         self.heard.insert(from, now);
-        self.responsible_since.remove(&from);
     }
 
     pub(crate) fn record_digest(&mut self, from: NodeId, digest: Digest, now: u64) {
         self.digests.insert(from, (now, digest));
-    }
-
-    fn last_heard(&self, member: NodeId) -> Option<u64> {
-        self.heard
-            .get(&member)
-            .or_else(|| self.responsible_since.get(&member))
-            .copied()
     }
 
     /// This member's digest: its own observations plus its downstreams' fresh digests, aged.
@@ -73,26 +72,22 @@ impl Liveness {
         let suspect = config.suspect_ticks as u64;
         let children = topology.children(me);
         // Breadth-first over the members we answer for: a silent one's children are ours too.
+        // A member's silence counts from the later of when we last heard it and when it became
+        // ours (an old `heard` from an earlier spell as our downstream must not count).
         let mut queue: Vec<(NodeId, Option<NodeId>, u64)> = Vec::new();
         for &child in &children {
-            let since = match self.last_heard(child) {
-                Some(t) => t,
-                None => {
-                    self.responsible_since.insert(child, now);
-                    now
-                }
-            };
-            queue.push((child, None, since));
+            let became_ours = *self.responsible_since.entry(child).or_insert(now);
+            queue.push((child, None, became_ours));
         }
         let mut responsible: BTreeSet<NodeId> = BTreeSet::new();
         let mut at = 0;
         while at < queue.len() && queue.len() <= config.downstreams_max {
-            let (member, through, default_since) = queue[at];
+            let (member, through, floor) = queue[at];
             at += 1;
             if !responsible.insert(member) {
                 continue;
             }
-            let since = self.heard.get(&member).copied().unwrap_or(default_since);
+            let since = self.heard.get(&member).copied().unwrap_or(0).max(floor);
             let silent_ticks = now.saturating_sub(since);
             if silent_ticks >= suspect {
                 digest.silent.push(SilentReport {
@@ -105,18 +100,17 @@ impl Liveness {
                 }
             }
         }
-        let primary_children: BTreeSet<NodeId> = children.iter().copied().collect();
+        let children: BTreeSet<NodeId> = children.into_iter().collect();
         for (&member, &t) in &self.heard {
-            if now.saturating_sub(t) < suspect && !primary_children.contains(&member) {
-                digest.adopted_alive.push(member);
+            if now.saturating_sub(t) < suspect && !children.contains(&member) {
+                digest.adopted_alive.push((member, now.saturating_sub(t)));
             }
         }
         // Forget what we are no longer responsible for and no longer hear.
         let forget_after = 2 * config.down_after_ticks as u64;
         self.heard
             .retain(|m, t| responsible.contains(m) || now.saturating_sub(*t) < forget_after);
-        self.responsible_since
-            .retain(|m, _| responsible.contains(m));
+        self.responsible_since.retain(|m, _| children.contains(m));
         let stale = config.digest_stale_ticks as u64;
         self.digests
             .retain(|_, (received, _)| now.saturating_sub(*received) < stale);
@@ -130,11 +124,17 @@ impl Liveness {
                 digest.dropped = digest.dropped.saturating_add(d.dropped);
             }
         }
-        for (_, d) in self.digests.values() {
-            digest.adopted_alive.extend(d.adopted_alive.iter().copied());
+        for (received, d) in self.digests.values() {
+            let age = now.saturating_sub(*received);
+            digest.adopted_alive.extend(
+                d.adopted_alive
+                    .iter()
+                    .map(|&(m, ago)| (m, ago.saturating_add(age))),
+            );
         }
+        // One entry per member, the freshest evidence.
         digest.adopted_alive.sort_unstable();
-        digest.adopted_alive.dedup();
+        digest.adopted_alive.dedup_by_key(|(m, _)| *m);
         let max = config.digest_members_max;
         for list_len in [digest.silent.len(), digest.adopted_alive.len()] {
             if list_len > max {
@@ -156,9 +156,20 @@ impl Liveness {
         now: u64,
     ) -> Vec<LivenessDecision> {
         let view = self.build_digest(me, topology, config, now);
-        let alive: BTreeSet<NodeId> = view.adopted_alive.iter().copied().collect();
+        for &(member, ago) in &view.adopted_alive {
+            let seen = now.saturating_sub(ago);
+            let slot = self.alive_seen.entry(member).or_insert(seen);
+            *slot = (*slot).max(seen);
+        }
+        let forget_after = 2 * config.down_after_ticks as u64;
+        self.alive_seen
+            .retain(|_, seen| now.saturating_sub(*seen) < forget_after);
         let mut silent: BTreeMap<NodeId, SilentReport> = BTreeMap::new();
         for report in &view.silent {
+            let mut report = *report;
+            if let Some(&seen) = self.alive_seen.get(&report.member) {
+                report.silent_ticks = report.silent_ticks.min(now.saturating_sub(seen));
+            }
             let keep = match silent.get(&report.member) {
                 None => true,
                 // A report from the member's own upstream beats one made on its behalf.
@@ -169,20 +180,39 @@ impl Liveness {
                 }
             };
             if keep {
-                silent.insert(report.member, *report);
+                silent.insert(report.member, report);
             }
         }
-        let counts = |r: &SilentReport| {
-            !alive.contains(&r.member)
-                && match r.through {
-                    None => true,
-                    Some(p) => silent.contains_key(&p) && !alive.contains(&p),
+        // A report made on behalf of a silent upstream counts only if that upstream's own report
+        // counts, up the chain: a member below an upstream that is alive elsewhere is not lost.
+        // Silence counts from the freshest evidence of life anywhere (the reports' ticks were cut
+        // to it above). A report made on behalf of a silent upstream says nothing the upstream's
+        // own silence does not: the member's silence is at most its upstream's, up the chain, and
+        // none if the upstream is not reported silent (a member below an upstream alive
+        // elsewhere is not lost).
+        let effective = |r: &SilentReport| -> u64 {
+            let mut ticks = r.silent_ticks;
+            let mut at = *r;
+            for _ in 0..=silent.len() {
+                match at.through {
+                    None => return ticks,
+                    Some(p) => match silent.get(&p) {
+                        Some(upstream) => {
+                            ticks = ticks.min(upstream.silent_ticks);
+                            at = *upstream;
+                        }
+                        None => return 0,
+                    },
                 }
+            }
+            0
         };
+        let suspect = config.suspect_ticks as u64;
+        let counts = |r: &SilentReport| effective(r) >= suspect;
         let mut decisions = Vec::new();
         for report in silent.values() {
-            if report.silent_ticks >= config.down_after_ticks as u64
-                && counts(report)
+            let silent_ticks = effective(report);
+            if silent_ticks >= config.down_after_ticks as u64
                 && topology.role(report.member).is_some()
                 && !self.decided_down.contains(&report.member)
             {
@@ -190,7 +220,7 @@ impl Liveness {
                 decisions.push(LivenessDecision {
                     member: report.member,
                     status: LivenessStatus::Down,
-                    silent_ticks: report.silent_ticks,
+                    silent_ticks,
                 });
             }
         }

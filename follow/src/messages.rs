@@ -72,7 +72,9 @@ pub enum Message {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digest {
     pub silent: Vec<SilentReport>,
-    pub adopted_alive: Vec<NodeId>,
+    /// Members heard through the fallback rule, with the ticks since they were last heard (as of
+    /// the digest's sending), so the leader knows when they were alive, not when it learned it.
+    pub adopted_alive: Vec<(NodeId, u64)>,
     /// Reports the sender could not carry (over `digest_members_max`), so the leader knows its
     /// view is partial.
     pub dropped: u32,

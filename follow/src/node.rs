@@ -67,6 +67,7 @@ pub struct NodeCounters {
     pub fetches_refused_full: u64,
     pub snapshot_fetches_refused: u64,
     pub digests_sent: u64,
+    pub served_log_resets: u64,
 }
 
 pub struct Node {
@@ -233,7 +234,9 @@ impl Node {
                 });
             }
         }
-        self.served.append(entries);
+        if let Err(last) = self.served.append(entries) {
+            unreachable!("entries checked contiguous after {last}");
+        }
         self.after_growth();
         Ok(())
     }
@@ -524,7 +527,12 @@ impl Node {
             self.after_growth();
         }
         if !out.apply.is_empty() {
-            self.served.append(&out.apply);
+            // The session applies only contiguous entries; if that rule is ever broken (the
+            // mutants do), stop serving downstream rather than serve a log with a hole.
+            if self.served.append(&out.apply).is_err() {
+                self.counters.served_log_resets += 1;
+                self.served = ServedLog::new(self.session.applied(), 0, None);
+            }
             self.outputs.push_back(Output::Apply(out.apply));
             self.after_growth();
         }

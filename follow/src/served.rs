@@ -61,17 +61,20 @@ impl ServedLog {
         self.tail_bytes
     }
 
-    /// Append committed entries; they must follow the last one (the caller checked them).
-    pub(crate) fn append(&mut self, entries: &[Entry]) {
+    /// Append committed entries; they must follow the last one (the session checked them). A
+    /// non-contiguous batch is refused whole: serving a log with a hole would spread it.
+    pub(crate) fn append(&mut self, entries: &[Entry]) -> Result<(), LogIndex> {
+        let contiguous = (self.last_index() + 1..)
+            .zip(entries)
+            .all(|(expected, e)| e.index == expected);
+        if !contiguous {
+            return Err(self.last_index());
+        }
         for entry in entries {
-            assert_eq!(
-                entry.index,
-                self.last_index() + 1,
-                "the served log only grows contiguously"
-            );
             self.tail_bytes += entry.size_bytes();
             self.tail.push_back(entry.clone());
         }
+        Ok(())
     }
 
     /// Replace everything with a snapshot (an observer that installed one).
