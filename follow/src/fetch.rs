@@ -8,9 +8,10 @@
 //! - at most `max_bytes` of entries, except a single entry (a large one must still pass);
 //! - the response answers the request in flight, from the member it was sent to.
 //!
-//! A response breaking one is refused and counted, nothing of it is applied, and the observer
-//! moves on to its next candidate at once (a faulty upstream is treated as a silent one, without
-//! waiting for the timeout); the probe brings it back to its primary later.
+//! A response breaking one is refused and counted, and nothing of it is applied. The observer asks
+//! again at once; after a second failure in a row from the same upstream (a refusal, or no answer
+//! within `upstream_timeout_ticks`) it moves on to its next candidate, and the probe brings it
+//! back to its primary later. One lost or corrupted message does not move it.
 
 use std::sync::Arc;
 
@@ -111,6 +112,8 @@ pub(crate) struct FetchSession {
     last_probe_at: u64,
     next_request_id: RequestId,
     assembly: Option<Assembly>,
+    /// Requests to the current upstream that failed in a row (timeouts and refused answers).
+    failures_in_a_row: u32,
     pub(crate) counters: FetchCounters,
 }
 
@@ -127,6 +130,7 @@ impl FetchSession {
             last_probe_at: 0,
             next_request_id: 1,
             assembly: None,
+            failures_in_a_row: 0,
             counters: FetchCounters::default(),
         }
     }
@@ -230,10 +234,23 @@ impl FetchSession {
         out.send.push((to, message));
     }
 
-    /// The current upstream stopped answering, or answered something we refuse: move on to the
-    /// next candidate (wrapping back to the primary after the last).
+    /// A request to the current upstream failed (no answer in time, or an answer we refuse). One
+    /// failure may be one lost or corrupted message: ask the same upstream again. A second in a
+    /// row means the upstream is gone or faulty: move on.
+    fn on_failure(&mut self, config: &Config, now: u64, out: &mut SessionOutput) {
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row >= 2 {
+            self.give_up_on_current(config, now, out);
+        } else {
+            self.in_flight = None;
+            self.send_next(config, now, out);
+        }
+    }
+
+    /// Move on to the next candidate (wrapping back to the primary after the last).
     fn give_up_on_current(&mut self, config: &Config, now: u64, out: &mut SessionOutput) {
         self.in_flight = None;
+        self.failures_in_a_row = 0;
         if !config.mutated(Mutant::NoFallback) && self.candidates.len() > 1 {
             let was_primary = self.current == 0;
             self.current = (self.current + 1) % self.candidates.len();
@@ -249,7 +266,7 @@ impl FetchSession {
         if let Some(f) = self.in_flight {
             if now.saturating_sub(f.sent_at) >= config.upstream_timeout_ticks as u64 {
                 self.counters.timeouts += 1;
-                self.give_up_on_current(config, now, out);
+                self.on_failure(config, now, out);
             }
         }
         if self.current != 0 {
@@ -328,9 +345,10 @@ impl FetchSession {
         };
         if let Err(refusal) = self.check_entries(asked_from, &entries, commit, config) {
             self.counters.count(refusal);
-            self.give_up_on_current(config, now, out);
+            self.on_failure(config, now, out);
             return Err(refusal);
         }
+        self.failures_in_a_row = 0;
         self.take_in_flight(from, request_id);
         self.commit_seen = self.commit_seen.max(commit);
         if let Some(last) = entries.last() {

@@ -7,8 +7,10 @@
 //! `down_after_ticks`: the silence a fresh report states, cut to the freshest evidence that `m` was
 //! heard anywhere (digests list members heard through the fallback rule, with their age), and, for
 //! a report made on behalf of `m`'s silent upstream `p` (`through = p`), cut to `p`'s effective
-//! silence (nothing if `p` is not reported silent). It is active again once its effective silence
-//! falls below `suspect_ticks`.
+//! silence (nothing if `p` is not reported silent). The leader remembers since when a member has
+//! been silent across a change of reporter (a report whose reporter never heard the member keeps
+//! the earlier start). It is active again once no report counts it silent for a grace period, or
+//! as soon as it is heard anywhere after its silence began.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +50,11 @@ pub(crate) struct Liveness {
     /// contradicts them goes stale, so a member that returned to its primary would otherwise be
     /// decided down on the primary's old report.
     alive_seen: BTreeMap<NodeId, u64>,
+    /// The leader: since when each member has been silent as far as it knows, and when a reporter
+    /// last made a report of it (not when a stored copy of that report last arrived). It outlives a change of reporter (a new upstream reports only after
+    /// `suspect_ticks`, and counts from when the member became its own), so a member silent across
+    /// a re-parenting is not given a fresh start.
+    silent_since: BTreeMap<NodeId, (u64, u64)>,
     pub(crate) digests_dropped: u64,
 }
 
@@ -87,13 +94,16 @@ impl Liveness {
             if !responsible.insert(member) {
                 continue;
             }
-            let since = self.heard.get(&member).copied().unwrap_or(0).max(floor);
+            let heard = self.heard.get(&member).copied().unwrap_or(0);
+            let since = heard.max(floor);
             let silent_ticks = now.saturating_sub(since);
             if silent_ticks >= suspect {
                 digest.silent.push(SilentReport {
                     member,
                     silent_ticks,
                     through,
+                    never_heard: heard < floor,
+                    age_ticks: 0,
                 });
                 for grandchild in topology.children(member) {
                     queue.push((grandchild, Some(member), since));
@@ -119,6 +129,7 @@ impl Liveness {
                 let age = now.saturating_sub(*received);
                 digest.silent.extend(d.silent.iter().map(|r| SilentReport {
                     silent_ticks: r.silent_ticks.saturating_add(age),
+                    age_ticks: r.age_ticks.saturating_add(age),
                     ..*r
                 }));
                 digest.dropped = digest.dropped.saturating_add(d.dropped);
@@ -208,17 +219,59 @@ impl Liveness {
             0
         };
         let suspect = config.suspect_ticks as u64;
-        let counts = |r: &SilentReport| effective(r) >= suspect;
         let mut decisions = Vec::new();
+        let mut counted_now: BTreeSet<NodeId> = BTreeSet::new();
         for report in silent.values() {
             let silent_ticks = effective(report);
+            if silent_ticks < suspect {
+                continue;
+            }
+            counted_now.insert(report.member);
+            let mut since = now.saturating_sub(silent_ticks);
+            // A reporter that never heard the member since taking it over continues an earlier
+            // silence only if that silence was still being reported when the takeover began
+            // (within one digest interval): otherwise the member may have been heard between.
+            // Only for reports from the member's own upstream: one made through a silent upstream is
+            // bounded by that upstream's silence, which the memory must not outlast.
+            if report.never_heard && report.through.is_none() {
+                if let Some(&(earlier, reported)) = self.silent_since.get(&report.member) {
+                    if reported + config.digest_interval_ticks as u64 + 1 >= since {
+                        since = since.min(earlier);
+                    }
+                }
+            }
+            if let Some(&seen) = self.alive_seen.get(&report.member) {
+                since = since.max(seen);
+            }
+            let reported = now.saturating_sub(report.age_ticks);
+            let entry = self
+                .silent_since
+                .entry(report.member)
+                .or_insert((since, reported));
+            *entry = (since, entry.1.max(reported));
+        }
+        // A member stays silent in our view through a short gap in its reports (a change of
+        // reporter); past it, or with newer evidence of life, it is not.
+        let grace = (config.digest_stale_ticks
+            + config.suspect_ticks
+            + config.digest_interval_ticks) as u64;
+        let alive_seen = &self.alive_seen;
+        self.silent_since.retain(|member, (since, reported)| {
+            now.saturating_sub(*reported) <= grace
+                && alive_seen.get(member).is_none_or(|&seen| seen <= *since)
+                && topology.role(*member).is_some()
+        });
+        // Only a member a report counts silent right now is decided down; the memory only carries
+        // the start of its silence across a change of reporter.
+        for (&member, &(since, _)) in &self.silent_since {
+            let silent_ticks = now.saturating_sub(since);
             if silent_ticks >= config.down_after_ticks as u64
-                && topology.role(report.member).is_some()
-                && !self.decided_down.contains(&report.member)
+                && counted_now.contains(&member)
+                && !self.decided_down.contains(&member)
             {
-                self.decided_down.insert(report.member);
+                self.decided_down.insert(member);
                 decisions.push(LivenessDecision {
-                    member: report.member,
+                    member,
                     status: LivenessStatus::Down,
                     silent_ticks,
                 });
@@ -228,7 +281,7 @@ impl Liveness {
             .decided_down
             .iter()
             .copied()
-            .filter(|m| topology.role(*m).is_none() || !silent.get(m).is_some_and(counts))
+            .filter(|m| !self.silent_since.contains_key(m))
             .collect();
         for member in returned {
             self.decided_down.remove(&member);

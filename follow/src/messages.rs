@@ -89,4 +89,10 @@ pub struct SilentReport {
     /// member over because its upstream `p` is itself silent (the leader counts such a report only
     /// while `p` is reported silent too).
     pub through: Option<NodeId>,
+    /// The reporter has not heard the member since it became responsible for it: the silence may
+    /// have begun earlier, under a previous upstream (the leader then keeps the earlier start).
+    pub never_heard: bool,
+    /// Ticks since the report was made by the member's reporter (0 there; each upstream that
+    /// forwards a stored copy adds how long it held it).
+    pub age_ticks: u64,
 }

@@ -75,6 +75,8 @@ pub struct Node {
     config: Config,
     epoch: u64,
     topology: Arc<Topology>,
+    /// This node's role in `topology`, kept with it (asked on every input).
+    role: Option<Role>,
     now: u64,
     served: ServedLog,
     session: FetchSession,
@@ -107,6 +109,7 @@ impl Node {
             served,
             config,
             epoch,
+            role: topology.role(id),
             topology,
             now: 0,
             parked: BTreeMap::new(),
@@ -137,7 +140,7 @@ impl Node {
     }
 
     pub fn role(&self) -> Option<Role> {
-        self.topology.role(self.id)
+        self.role
     }
 
     /// The last index applied (observers) or committed by Raft (voters and learners).
@@ -511,6 +514,7 @@ impl Node {
     // ---- downstream side --------------------------------------------------------------------
 
     fn refresh_candidates(&mut self) {
+        self.role = self.topology.role(self.id);
         let candidates = self.topology.candidates(self.id);
         let mut out = SessionOutput::default();
         self.session

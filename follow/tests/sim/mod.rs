@@ -56,7 +56,7 @@ impl SimConfig {
             learners: 1,
             changes: rng.gen_range(8..=16),
             change_every_ms: 500,
-            batch_every_ms: 20,
+            batch_every_ms: 50,
             drop_per_mille: [0, 0, 10, 30][rng.gen_range(0..4)],
             tamper_per_mille: [0, 2, 10][rng.gen_range(0..3)],
             cuts: rng.gen_range(1..=3),
@@ -64,13 +64,30 @@ impl SimConfig {
             quiet_ms: 3000,
             idle_ms: 1000,
             self_computing: 8,
-            follow: Config::default(),
+            // A shorter served tail than the default keeps 10,000 simulated members in memory and
+            // cache, and makes snapshot transfers more frequent.
+            follow: Config {
+                tail_entries_max: 64,
+                ..Config::default()
+            },
         }
     }
 
-    pub fn with_mutant(mut self, mutant: Mutant) -> SimConfig {
-        self.follow.mutant = Some(mutant);
+    pub fn without_mutant(mut self) -> SimConfig {
+        self.follow.mutant = None;
         self
+    }
+
+    /// A run with every fault the checks need (cut links, paused members, tampered responses, no
+    /// drops so the timing bounds are strict) and one rule broken.
+    pub fn for_mutant(seed: u64, observers: usize, mutant: Mutant) -> SimConfig {
+        let mut cfg = SimConfig::swarm(seed, observers);
+        cfg.drop_per_mille = 0;
+        cfg.tamper_per_mille = 10;
+        cfg.cuts = 2;
+        cfg.pauses = 2;
+        cfg.follow.mutant = Some(mutant);
+        cfg
     }
 }
 
@@ -129,6 +146,9 @@ struct Cut {
     primary: NodeId,
     start_ms: u64,
     commit_at_start: LogIndex,
+    /// The commit index half-way through the re-attach window: the member must have reached it
+    /// by the window's end (it keeps receiving, through its fallback).
+    commit_at_mid: LogIndex,
     returned: bool,
 }
 
@@ -153,7 +173,9 @@ struct Sim {
     snapshot_bytes: BTreeMap<u64, Arc<[u8]>>,
     master: Topology,
     buckets: Vec<Vec<Envelope>>,
-    cut_links: BTreeSet<(NodeId, NodeId)>,
+    /// Members cut from their primary upstream, whichever it is at the time (the tree may change
+    /// during the cut).
+    cut_members: BTreeSet<NodeId>,
     cuts: Vec<Cut>,
     pauses: Vec<Pause>,
     faults_on: bool,
@@ -165,6 +187,8 @@ struct Sim {
     window_immediate: u64,
     window_adoptees: BTreeSet<NodeId>,
     messages_sent: u64,
+    /// FOLLOW_SIM_TRACE=<id>: print the messages to and from one member and the digests about it.
+    trace: Option<NodeId>,
     violations: Vec<String>,
     stats: SimStats,
 }
@@ -273,7 +297,7 @@ impl Sim {
             snapshot_bytes: BTreeMap::from([(bootstrap_epoch, boot_bytes)]),
             master,
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
-            cut_links: BTreeSet::new(),
+            cut_members: BTreeSet::new(),
             cuts: Vec::new(),
             pauses: Vec::new(),
             faults_on: true,
@@ -285,6 +309,9 @@ impl Sim {
             window_immediate: 0,
             window_adoptees: BTreeSet::new(),
             messages_sent: 0,
+            trace: std::env::var("FOLLOW_SIM_TRACE")
+                .ok()
+                .and_then(|t| t.parse().ok()),
             violations: Vec::new(),
             stats: SimStats::default(),
             cfg,
@@ -494,6 +521,14 @@ impl Sim {
                 Output::Apply(entries) => self.on_apply(at, entries),
                 Output::InstallSnapshot(snapshot) => self.on_install(at, snapshot),
                 Output::SnapshotWanted { applied_index } => {
+                    if applied_index > self.commit_index() {
+                        let id = self.members[at].node.id();
+                        self.violation(format!(
+                            "above-commit: {id} serves up to {applied_index} above commit {}",
+                            self.commit_index()
+                        ));
+                        continue;
+                    }
                     let epoch = self.epoch_at(applied_index);
                     let data = self.snapshot_data(epoch);
                     let term = self.log[applied_index as usize - 1].term;
@@ -638,10 +673,7 @@ impl Sim {
     fn send(&mut self, from_at: usize, to: NodeId, mut message: Message) {
         let from = self.members[from_at].node.id();
         self.messages_sent += 1;
-        if let Some(trace) = std::env::var("FOLLOW_SIM_TRACE")
-            .ok()
-            .and_then(|t| t.parse::<NodeId>().ok())
-        {
+        if let Some(trace) = self.trace {
             let digest = match &message {
                 Message::Fetch {
                     digest: Some(d), ..
@@ -683,7 +715,7 @@ impl Sim {
             {
                 return;
             }
-            if self.cut_links.contains(&(from.min(to), from.max(to))) {
+            if self.is_cut(from, to) || self.is_cut(to, from) {
                 return;
             }
             if self.cfg.tamper_per_mille > 0
@@ -725,6 +757,14 @@ impl Sim {
                 *commit = entries[0].index.saturating_sub(1);
             }
         }
+    }
+
+    fn is_cut(&self, member: NodeId, peer: NodeId) -> bool {
+        if self.cut_members.is_empty() || !self.cut_members.contains(&member) {
+            return false;
+        }
+        let at = self.index[&member];
+        self.members[at].node.topology().upstream(member) == Some(peer)
     }
 
     fn deliver_due(&mut self) {
@@ -840,13 +880,13 @@ impl Sim {
         let Some(primary) = topology.upstream(member) else {
             return;
         };
-        self.cut_links
-            .insert((member.min(primary), member.max(primary)));
+        self.cut_members.insert(member);
         self.cuts.push(Cut {
             member,
             primary,
             start_ms: self.now_ms,
             commit_at_start: self.commit_index(),
+            commit_at_mid: 0,
             returned: false,
         });
     }
@@ -886,16 +926,23 @@ impl Sim {
             if self.members[at].removed {
                 continue;
             }
-            if now == cut.start_ms + reattach && self.members[at].last_applied < cut.commit_at_start
+            if now == cut.start_ms + reattach / 2 {
+                self.cuts[i].commit_at_mid = self.commit_index();
+            }
+            if now == cut.start_ms + reattach
+                && self.members[at].last_applied < self.cuts[i].commit_at_mid
             {
                 self.violation(format!(
-                    "reattach: {} cut from {} applied {} < {} after {reattach} ms",
-                    cut.member, cut.primary, self.members[at].last_applied, cut.commit_at_start
+                    "reattach: {} cut from {} applied {} < {} (the commit {} ms earlier) after {reattach} ms",
+                    cut.member,
+                    cut.primary,
+                    self.members[at].last_applied,
+                    self.cuts[i].commit_at_mid,
+                    reattach / 2
                 ));
             }
             if now == cut.start_ms + CUT_MS {
-                self.cut_links
-                    .remove(&(cut.member.min(cut.primary), cut.member.max(cut.primary)));
+                self.cut_members.remove(&cut.member);
             }
             let healed = cut.start_ms + CUT_MS;
             if now > healed && now <= healed + return_ms && !cut.returned {
@@ -906,14 +953,12 @@ impl Sim {
             if now == healed + return_ms && !self.cuts[i].returned {
                 let node = &self.members[at].node;
                 let primary = node.topology().upstream(cut.member);
-                {
-                    self.violation(format!(
-                        "return-to-primary: {} fetches from {:?}, not its primary {:?}, and did not return within {return_ms} ms of the heal",
-                        cut.member,
-                        node.current_upstream(),
-                        primary
-                    ));
-                }
+                self.violation(format!(
+                    "return-to-primary: {} fetches from {:?}, not its primary {:?}, and did not return within {return_ms} ms of the heal",
+                    cut.member,
+                    node.current_upstream(),
+                    primary
+                ));
             }
         }
         let bound_ms = self.cfg.follow.down_bound_ticks(self.stats.depth) * TICK_MS + TICK_MS;
@@ -1024,7 +1069,7 @@ impl Sim {
         }
         // Quiet: no faults; everyone (the paused resumed) must converge.
         self.faults_on = false;
-        self.cut_links.clear();
+        self.cut_members.clear();
         let quiet_end = self.now_ms + self.cfg.quiet_ms;
         while self.now_ms < quiet_end {
             self.step_ms(true, None);
