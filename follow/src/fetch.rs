@@ -428,6 +428,7 @@ impl FetchSession {
             && total_bytes <= config.snapshot_bytes_max;
         if !sane {
             self.counters.count(Refusal::BadSnapshot);
+            self.on_failure(config, now, out);
             return Err(Refusal::BadSnapshot);
         }
         self.take_in_flight(from, request_id);
@@ -482,7 +483,7 @@ impl FetchSession {
             self.counters.count(Refusal::BadSnapshot);
             // The upstream may have moved to a newer snapshot: start the transfer over.
             self.assembly = None;
-            self.in_flight = None;
+            self.on_failure(config, now, out);
             return Err(Refusal::BadSnapshot);
         }
         self.take_in_flight(from, request_id);
