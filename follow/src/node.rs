@@ -494,7 +494,20 @@ impl Node {
                     self.parked.remove(&downstream);
                     self.send_entries(downstream, parked.request_id, entries, false);
                 }
-                Served::SnapshotNeeded(_) | Served::Nothing => {}
+                // We installed a snapshot past what the downstream asked for: it needs it too.
+                Served::SnapshotNeeded(snapshot) => {
+                    self.parked.remove(&downstream);
+                    self.push_send(
+                        downstream,
+                        Message::SnapshotNeeded {
+                            request_id: parked.request_id,
+                            index: snapshot.index,
+                            term: snapshot.term,
+                            total_bytes: snapshot.data.len() as u64,
+                        },
+                    );
+                }
+                Served::Nothing => {}
             }
         }
         let over = self

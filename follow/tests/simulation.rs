@@ -35,7 +35,7 @@ fn default_seeds_small() {
     if seeds_from_env().is_some() {
         return;
     }
-    let seeds = if cfg!(debug_assertions) { 3 } else { 12 };
+    let seeds = if cfg!(debug_assertions) { 2 } else { 8 };
     for seed in 1..=seeds {
         assert_clean(SimConfig::swarm(seed, 1_000));
     }

@@ -492,7 +492,9 @@ impl Sim {
             return;
         };
         if let Some(&start) = self.change_commit_ms.get(&entry.index) {
-            if !self.members[at].ever_paused {
+            // Only members that were members when the change committed (a joiner catching up
+            // on older changes is not the change reaching it).
+            if !self.members[at].ever_paused && entry.index > self.members[at].joined_epoch {
                 let reach = self.now_ms - start;
                 let slot = self.change_reach.entry(entry.index).or_insert(0);
                 *slot = (*slot).max(reach);
