@@ -215,11 +215,11 @@ impl FetchSession {
             }
             None => (
                 Asked::Entries {
-                    from: self.applied + 1,
+                    from: self.applied.saturating_add(1),
                 },
                 Message::Fetch {
                     request_id,
-                    from: self.applied + 1,
+                    from: self.applied.saturating_add(1),
                     max_bytes: config.fetch_bytes_max,
                     digest: None,
                 },
@@ -377,7 +377,9 @@ impl FetchSession {
         let mut previous: Option<&Entry> = None;
         for entry in entries {
             if let Some(p) = previous {
-                if entry.index != p.index + 1 && !config.mutated(Mutant::ApplySkippingIndex) {
+                if Some(entry.index) != p.index.checked_add(1)
+                    && !config.mutated(Mutant::ApplySkippingIndex)
+                {
                     return Err(Refusal::Gap);
                 }
             }
@@ -421,9 +423,11 @@ impl FetchSession {
         let wanted_from = match f.asked {
             Asked::Entries { from } => from,
             // The upstream moved on to a newer snapshot during our transfer.
-            Asked::Snapshot { .. } => self.applied + 1,
+            Asked::Snapshot { .. } => self.applied.saturating_add(1),
         };
+        // (An index at the top of the range would leave no index to fetch after it.)
         let sane = index >= wanted_from
+            && index < LogIndex::MAX
             && term >= self.applied_term
             && total_bytes <= config.snapshot_bytes_max;
         if !sane {

@@ -362,3 +362,114 @@ fn an_upstream_answers_long_polls_from_its_served_log() {
     }
     assert!(answered);
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_message() -> impl Strategy<Value = Message> {
+        let index = prop_oneof![0u64..8, Just(u64::MAX), any::<u64>()];
+        let entries = prop::collection::vec((0u64..8, 0u64..4, 0usize..64), 0..6).prop_map(|v| {
+            v.into_iter()
+                .map(|(index, term, len)| Entry {
+                    index,
+                    term,
+                    data: vec![7u8; len].into(),
+                })
+                .collect::<Vec<_>>()
+        });
+        prop_oneof![
+            (0u64..4, entries, index.clone()).prop_map(|(request_id, entries, commit)| {
+                Message::Entries {
+                    request_id,
+                    entries,
+                    commit,
+                }
+            }),
+            (
+                0u64..4,
+                index.clone(),
+                0u64..4,
+                prop_oneof![0u64..16, any::<u64>()]
+            )
+                .prop_map(|(request_id, index, term, total_bytes)| {
+                    Message::SnapshotNeeded {
+                        request_id,
+                        index,
+                        term,
+                        total_bytes,
+                    }
+                }),
+            (
+                0u64..4,
+                index.clone(),
+                0u64..4,
+                any::<u64>(),
+                any::<u64>(),
+                prop::collection::vec(any::<u8>(), 0..8)
+            )
+                .prop_map(|(request_id, index, term, offset, total_bytes, data)| {
+                    Message::SnapshotChunk {
+                        request_id,
+                        index,
+                        term,
+                        offset,
+                        total_bytes,
+                        data: data.into(),
+                    }
+                }),
+            (0u64..4, index.clone(), any::<u64>()).prop_map(|(request_id, from, max_bytes)| {
+                Message::Fetch {
+                    request_id,
+                    from,
+                    max_bytes,
+                    digest: None,
+                }
+            }),
+            (0u64..4, index, any::<u64>()).prop_map(|(request_id, index, offset)| {
+                Message::SnapshotFetch {
+                    request_id,
+                    index,
+                    offset,
+                }
+            }),
+            (0u64..4).prop_map(|request_id| Message::ProbeAck { request_id }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever a peer sends, a node never panics, and an observer applies only contiguous
+        /// entries from where it was, each at or below the commit of the response carrying it.
+        #[test]
+        fn arbitrary_peer_messages_never_break_the_order(
+            messages in prop::collection::vec((1u64..3, any_message()), 1..40)
+        ) {
+            let mut node = observer(Config::default(), &[1, 2]);
+            let mut voter = Node::new(1, Config::default(), 1, topology(&[1, 2], &[OBSERVER]), Start::default()).unwrap();
+            let mut last = node.applied_index();
+            for (from, message) in messages {
+                let commit = match &message { Message::Entries { commit, .. } => Some(*commit), _ => None };
+                voter.step(OBSERVER, message.clone());
+                drain(&mut voter);
+                node.step(from, message);
+                node.tick();
+                for output in drain(&mut node) {
+                    match output {
+                        Output::Apply(entries) => {
+                            for e in entries {
+                                prop_assert_eq!(e.index, last + 1);
+                                prop_assert!(commit.is_some_and(|c| e.index <= c));
+                                last = e.index;
+                            }
+                        }
+                        Output::InstallSnapshot(s) => {
+                            prop_assert!(s.index >= last);
+                            last = s.index;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
