@@ -39,7 +39,8 @@ pub struct LivenessDecision {
 pub(crate) struct Liveness {
     /// When we last heard anything from a member that talks to us (fetch, probe, digest).
     heard: BTreeMap<NodeId, u64>,
-    /// When each tree child became ours: its silence counts from then at the earliest.
+    /// When each member we answer for (a tree child, or one below a silent child) became ours:
+    /// its silence counts from then at the earliest.
     responsible_since: BTreeMap<NodeId, u64>,
     /// The latest digest from each downstream, with the tick it arrived.
     digests: BTreeMap<NodeId, (u64, Digest)>,
@@ -94,7 +95,11 @@ impl Liveness {
             if !responsible.insert(member) {
                 continue;
             }
+            // A member we answer for through a silent upstream counts from that upstream's silence,
+            // but never from before it became ours (a joiner below a dead upstream is new).
+            let became_ours = *self.responsible_since.entry(member).or_insert(now);
             let heard = self.heard.get(&member).copied().unwrap_or(0);
+            let floor = floor.max(became_ours);
             let since = heard.max(floor);
             let silent_ticks = now.saturating_sub(since);
             if silent_ticks >= suspect {
@@ -120,7 +125,8 @@ impl Liveness {
         let forget_after = 2 * config.down_after_ticks as u64;
         self.heard
             .retain(|m, t| responsible.contains(m) || now.saturating_sub(*t) < forget_after);
-        self.responsible_since.retain(|m, _| children.contains(m));
+        self.responsible_since
+            .retain(|m, _| responsible.contains(m));
         let stale = config.digest_stale_ticks as u64;
         self.digests
             .retain(|_, (received, _)| now.saturating_sub(*received) < stale);

@@ -145,7 +145,6 @@ struct Cut {
     member: NodeId,
     primary: NodeId,
     start_ms: u64,
-    commit_at_start: LogIndex,
     /// The commit index half-way through the re-attach window: the member must have reached it
     /// by the window's end (it keeps receiving, through its fallback).
     commit_at_mid: LogIndex,
@@ -887,7 +886,6 @@ impl Sim {
             member,
             primary,
             start_ms: self.now_ms,
-            commit_at_start: self.commit_index(),
             commit_at_mid: 0,
             returned: false,
         });
