@@ -47,6 +47,13 @@ fn assert_caught(mutant: Mutant) {
         );
         let report = run(SimConfig::for_mutant(seed, observers, mutant));
         let check = expected_check(mutant);
+        // Shown with --nocapture: the red line each mutant produces.
+        if let Some(red) = report.violations.iter().find(|v| v.starts_with(check)) {
+            println!(
+                "{mutant:?} red on seed {seed}: {}",
+                &red[..red.len().min(160)]
+            );
+        }
         assert!(
             report.has(check),
             "{mutant:?} survived seed {seed}: no '{check}' violation; got {:?}",
