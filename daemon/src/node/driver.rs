@@ -517,9 +517,13 @@ impl Driver {
         if !next.catch_up(&self.state, &self.journal) {
             next = MembershipView::of(&self.state, self.journal.clone());
         }
+        let touched = self.journal.since(self.membership.epoch);
         self.spare_membership = Some(std::mem::replace(&mut self.membership, Arc::new(next)));
         self.registers_changed();
-        self.sync_peers();
+        match touched {
+            Some(changes) => self.sync_peers_of(changes.touched),
+            None => self.sync_peers(),
+        }
     }
 
     /// The whole state was replaced (a snapshot from the leader): its history is unknown, so
@@ -537,6 +541,29 @@ impl Driver {
         // By revision: comparing the planes would compare whole rings at every change.
         if self.registers.revision() != self.state.registers().revision() {
             self.registers = Arc::new(self.state.registers().clone());
+        }
+    }
+
+    /// [`Driver::sync_peers`] for the members named by the changes since the last sync only:
+    /// O(change) instead of an address parse per member.
+    fn sync_peers_of(&mut self, touched: impl IntoIterator<Item = NodeId>) {
+        for id in touched.into_iter().filter(|id| *id != self.id) {
+            let wanted = self
+                .state
+                .member(id)
+                .and_then(|member| member.address.parse::<SocketAddr>().ok());
+            match wanted {
+                Some(addr) => {
+                    if self.peers.insert(id, addr) != Some(addr) {
+                        self.transport.set_peer(id, addr);
+                    }
+                }
+                None => {
+                    if self.peers.remove(&id).is_some() {
+                        self.transport.remove_peer(id);
+                    }
+                }
+            }
         }
     }
 
