@@ -274,7 +274,13 @@ class Client:
     def watch_log(self, start: int = 1) -> Watch:
         """Watches the log from index `start`: every record from there on, those committed
         already and those committed later, in order, each once (also across daemon restarts).
-        Iterate over it, or call `get()`; close it (or use it as a context manager)."""
+        Iterate over it, or call `get()`; close it (or use it as a context manager).
+
+        Returns once the daemon has accepted the watch (one round trip). Raises `Busy` when
+        this client already runs as many watches as the daemon allows per connection
+        (`limits.watches_per_connection_max`, 16 by default: close one, or use another client),
+        and `Compacted` when `start` is older than the node keeps (which may also come from
+        the first `get()`, if the window moves on in between)."""
         start = u64(start, "start")
         pointer = WatchPtr()
         with self._handle as client:

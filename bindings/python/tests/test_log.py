@@ -154,6 +154,23 @@ def test_close_from_another_thread_stops_a_blocked_iteration(client: ringraft.Cl
     assert outcome == ["ended"]
 
 
+# The dev cluster runs the daemon's default limits.watches_per_connection_max.
+WATCHES_PER_CONNECTION_MAX = 16
+
+
+def test_a_watch_past_the_connection_limit_is_refused_by_watch_log(cluster) -> None:
+    far = 1 << 40
+    with ringraft.Client(cluster.socket(1)) as client:
+        watches = [client.watch_log(far) for _ in range(WATCHES_PER_CONNECTION_MAX)]
+        with pytest.raises(ringraft.Busy) as raised:
+            client.watch_log(far)
+        assert "watches_per_connection_max" in str(raised.value)
+        watches.pop().close()
+        watches.append(client.watch_log(far))
+        for watch in watches:
+            watch.close()
+
+
 def test_watch_fails_closed_after_its_client_closes(cluster) -> None:
     client = ringraft.Client(cluster.socket(1))
     watch = client.watch_log(client.status().last_index + 1_000_000)
