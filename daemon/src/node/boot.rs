@@ -389,7 +389,9 @@ async fn ask_to_join(
                 if status == Status::Ok.code() {
                     info!(%target, "join accepted; waiting for the cluster state");
                 } else {
-                    warn!(%target, status, %message, "join refused");
+                    let refusal =
+                        super::admin::join_refusal(status, &message, leader_address.as_deref());
+                    warn!(%target, "join refused: {refusal}");
                     if let Some(Ok(leader)) = leader_address.map(|addr| addr.parse()) {
                         if !targets.contains(&leader) {
                             targets.push(leader);
