@@ -37,6 +37,7 @@ RINGRAFT_PACKAGE_PROFILE=debug scripts/test-wheel.sh
 if [ -x bindings/c/run-tests.sh ]; then
   section "C tests (AddressSanitizer, live 3-node dev cluster)"
   bindings/c/run-tests.sh
+  bindings/c/test-install.sh
 fi
 
 if [ -d bindings/python/tests ]; then
