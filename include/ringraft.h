@@ -286,6 +286,10 @@ typedef struct ringraft_watch ringraft_watch;
  */
 typedef struct ringraft_cluster_info {
   uint64_t node_id;
+  /**
+   * The cluster's id. Shown to people as 16 lowercase hex digits, zero-padded
+   * (`printf("%016" PRIx64, info.cluster_id)`), the form ringraftctl and the daemon's logs use.
+   */
   uint64_t cluster_id;
   uint64_t term;
   /**

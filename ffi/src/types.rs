@@ -97,6 +97,8 @@ pub struct ringraft_node {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ringraft_cluster_info {
     pub node_id: u64,
+    /// The cluster's id. Shown to people as 16 lowercase hex digits, zero-padded
+    /// (`printf("%016" PRIx64, info.cluster_id)`), the form ringraftctl and the daemon's logs use.
     pub cluster_id: u64,
     pub term: u64,
     /// 0 when no leader is known.

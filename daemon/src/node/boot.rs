@@ -283,7 +283,7 @@ fn bootstrap(
     storage.sync()?;
     info!(
         ?voters,
-        cluster_id = state.cluster_id(),
+        cluster_id = %ringraft_proto::cluster_id_text(state.cluster_id()),
         "bootstrapped a new cluster"
     );
     let initial = InitialState {
