@@ -319,11 +319,6 @@ impl ReplicatedState {
             }
         }
     }
-
-    /// Records proposals read back from the WAL that the snapshot did not hold yet.
-    pub fn log_records_since(&self, from: u64, max: usize) -> Result<Vec<LogRecord>, u64> {
-        self.log.read(from, max)
-    }
 }
 
 fn step_member(step: ConfChangeStep) -> NodeId {
