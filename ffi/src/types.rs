@@ -84,7 +84,8 @@ pub struct ringraft_node {
     pub reserved: u8,
     /// The member's name, NUL-terminated.
     pub name: [c_char; RINGRAFT_NAME_MAX],
-    /// The member's peer (QUIC) address, `host:port`, NUL-terminated.
+    /// The member's peer (QUIC) address, an IP literal and port (`10.0.0.11:7400`,
+    /// `[fd00::11]:7400`; the daemon takes no host names), NUL-terminated.
     pub address: [c_char; RINGRAFT_ADDRESS_MAX],
     /// The member's failure zone, NUL-terminated; empty when zones are not used.
     pub zone: [c_char; RINGRAFT_ZONE_MAX],

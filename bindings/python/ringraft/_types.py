@@ -61,7 +61,8 @@ class Node:
 
     id: int
     name: str
-    #: The member's peer (QUIC) address, `host:port`.
+    #: The member's peer (QUIC) address, an IP literal and port (`10.0.0.11:7400`); the
+    #: daemon takes no host names.
     address: str
     #: Its failure zone; "" when zones are not used.
     zone: str
