@@ -286,6 +286,10 @@ typedef struct ringraft_watch ringraft_watch;
  */
 typedef struct ringraft_cluster_info {
   uint64_t node_id;
+  /**
+   * The cluster's id. Shown to people as 16 lowercase hex digits, zero-padded
+   * (`printf("%016" PRIx64, info.cluster_id)`), the form ringraftctl and the daemon's logs use.
+   */
   uint64_t cluster_id;
   uint64_t term;
   /**
@@ -348,7 +352,8 @@ typedef struct ringraft_node {
    */
   char name[RINGRAFT_NAME_MAX];
   /**
-   * The member's peer (QUIC) address, `host:port`, NUL-terminated.
+   * The member's peer (QUIC) address, an IP literal and port (`10.0.0.11:7400`,
+   * `[fd00::11]:7400`; the daemon takes no host names), NUL-terminated.
    */
   char address[RINGRAFT_ADDRESS_MAX];
   /**
@@ -853,8 +858,8 @@ enum ringraft_status ringraft_kv_delete(struct ringraft_client *client,
 void ringraft_kv_entry_free(struct ringraft_kv_entry *entry);
 
 /**
- * Adds a member: node `id` named `name`, reachable by its peers at `address` (`host:port`, its
- * QUIC address), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
+ * Adds a member: node `id` named `name`, reachable by its peers at `address` (its QUIC address,
+ * an IP literal and port; host names are refused), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
  * learner; ringraft_promote() makes it a voter. `*index` (may be NULL) receives the Raft index
  * of the change's own entry, which is the ring's new epoch. Joining again with the same id, name,
  * address, zone and weight (a retry) succeeds and gives the index of the original change (0 if

@@ -7,6 +7,10 @@
 #   bindings/c/run-tests.sh --offline  only the tests that need no daemon
 #   bindings/c/run-tests.sh [--offline] NAME
 #                                      only the tests whose name contains NAME (e.g. kv_)
+#   bindings/c/run-tests.sh --no-build [--offline] [NAME]
+#                                      use libringraft and ringraftd as cargo already built them
+#                                      (scripts/test.sh builds the workspace once, and a cargo
+#                                      build of only these packages would compile them again)
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target); RINGRAFT_PROFILE (debug, the default,
 # reuses what `cargo build`/`cargo test` built; or release); RINGRAFTD to use a ringraftd
@@ -22,7 +26,13 @@ stage="$CARGO_TARGET_DIR/ringraft-c"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}
 
 profile=${RINGRAFT_PROFILE:-debug}
-make -s -C "$here" test PROFILE="$profile"
+cargo=cargo
+if [[ "${1:-}" == "--no-build" ]]; then
+    shift
+    cargo=true
+    RINGRAFTD=${RINGRAFTD:-$CARGO_TARGET_DIR/$profile/ringraftd}
+fi
+make -s -C "$here" test PROFILE="$profile" CARGO="$cargo"
 
 if [[ "${1:-}" == "--offline" ]]; then
     shift

@@ -398,6 +398,33 @@ mod tests {
     }
 
     #[test]
+    fn member_addresses_are_ip_literals_and_the_docs_say_so() {
+        // Host names are not resolved anywhere: every address key takes an IP literal only.
+        for text in [
+            "listen = \"localhost:7400\"",
+            "advertise = \"node-1.example:7400\"",
+            "join = [\"node-1.example:7400\"]",
+            "[[initial_members]]\nid = 1\naddress = \"node-1.example:7400\"",
+        ] {
+            assert!(toml::from_str::<Config>(text).is_err(), "accepted: {text}");
+        }
+        assert!(toml::from_str::<Config>("join = [\"[fd00::11]:7400\"]").is_ok());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for doc in [
+            "README.md",
+            "packaging/ringraftd.toml",
+            "include/ringraft.h",
+        ] {
+            let text = std::fs::read_to_string(root.join(doc)).expect(doc);
+            assert!(
+                text.contains("an IP literal and port"),
+                "{doc} says that addresses are an IP literal and port"
+            );
+            assert!(!text.contains("`host:port`"), "{doc} promises host names");
+        }
+    }
+
+    #[test]
     fn replication_is_bounded_by_the_registers_acceptor_sets() {
         let mut c = single_node();
         c.ring.replication_factor = ringraft_paxos::limits::ACCEPTORS_MAX as u32;

@@ -107,9 +107,9 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(NodeExit::Removed { .. }) => EXIT_REMOVED,
         // The node loop logged the error (`stop_on_fatal`).
         Err(Failure::Logged) => EXIT_FATAL,
+        // The log goes to stderr: one ERROR line says it (an eprintln here said it twice).
         Err(Failure::Other(err)) => {
             error!("{err}");
-            eprintln!("ringraftd: {err}");
             EXIT_FATAL
         }
     };
@@ -136,11 +136,21 @@ async fn serve(config: Config, pid_file: Option<PathBuf>) -> Result<NodeExit, Fa
     let mut sigterm = signal(SignalKind::terminate()).map_err(|err| err.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|err| err.to_string())?;
 
-    let mut node = node::start(config.clone())
-        .await
-        .map_err(|err| format!("cannot start the node: {err}"))?;
-    let listener = api::listen(&config.socket_path)
+    // The socket before the node: a path in use or in a missing directory is refused before the
+    // node touches its data dir (see `node::start`).
+    let api = api::listen(&config.socket_path)
         .map_err(|err| format!("local socket {}: {err}", config.socket_path.display()))?;
+    let mut node = match node::start(config.clone()).await {
+        Ok(node) => node,
+        Err(err) => {
+            // Leave no socket file that looks served.
+            if let Some(path) = &api.bound_path {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(format!("cannot start the node: {err}").into());
+        }
+    };
+    let listener = api.listener;
 
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
     let api_config = api_config(&config);

@@ -84,7 +84,8 @@ pub struct ringraft_node {
     pub reserved: u8,
     /// The member's name, NUL-terminated.
     pub name: [c_char; RINGRAFT_NAME_MAX],
-    /// The member's peer (QUIC) address, `host:port`, NUL-terminated.
+    /// The member's peer (QUIC) address, an IP literal and port (`10.0.0.11:7400`,
+    /// `[fd00::11]:7400`; the daemon takes no host names), NUL-terminated.
     pub address: [c_char; RINGRAFT_ADDRESS_MAX],
     /// The member's failure zone, NUL-terminated; empty when zones are not used.
     pub zone: [c_char; RINGRAFT_ZONE_MAX],
@@ -97,6 +98,8 @@ pub struct ringraft_node {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ringraft_cluster_info {
     pub node_id: u64,
+    /// The cluster's id. Shown to people as 16 lowercase hex digits, zero-padded
+    /// (`printf("%016" PRIx64, info.cluster_id)`), the form ringraftctl and the daemon's logs use.
     pub cluster_id: u64,
     pub term: u64,
     /// 0 when no leader is known.

@@ -52,11 +52,21 @@ pub enum NodeRole {
     Learner = 3,
 }
 
+/// The one form people see a cluster id in: 16 lowercase hex digits, zero-padded, no prefix
+/// (`ringraftctl status`, its `--json`, the daemon's logs, Python's `ClusterStatus`), so an id
+/// copied from one place is found in the others. Programs get the `u64` itself (the protocol,
+/// C's `ringraft_cluster_info.cluster_id`, Python's `ClusterStatus.cluster_id`); JSON carries
+/// this text, as a JSON number cannot hold every u64 exactly.
+pub fn cluster_id_text(cluster_id: u64) -> String {
+    format!("{cluster_id:016x}")
+}
+
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct StatusInfo {
     pub node_id: NodeId,
     pub name: String,
+    /// Shown to people as `cluster_id_text`.
     pub cluster_id: u64,
     pub role: NodeRole,
     pub term: u64,
@@ -290,4 +300,17 @@ pub struct RequestFrame {
 pub struct ResponseFrame {
     pub id: u64,
     pub response: Response,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_id_reads_as_sixteen_lowercase_hex_digits() {
+        assert_eq!(cluster_id_text(0), "0000000000000000");
+        assert_eq!(cluster_id_text(0xab), "00000000000000ab");
+        assert_eq!(cluster_id_text(u64::MAX), "ffffffffffffffff");
+        assert_eq!(cluster_id_text(0xED5C_0FFE_E000_0001), "ed5c0ffee0000001");
+    }
 }

@@ -312,11 +312,12 @@ impl RawNode {
         }
     }
 
-    /// Feed a message from a peer. Stale or foreign messages are ignored.
-    pub fn step(&mut self, msg: Message) -> Result<(), RaftError> {
+    /// Feed a message from a peer. Stale, foreign or malformed messages are ignored (peer input
+    /// is checked before use, e.g. `is_well_formed_append`): nothing a peer sends is the shell's
+    /// mistake, so stepping cannot fail and returns nothing to handle.
+    pub fn step(&mut self, msg: Message) {
         self.step_message(msg);
         self.check_conf_change();
-        Ok(())
     }
 
     // ---- output ------------------------------------------------------------------------

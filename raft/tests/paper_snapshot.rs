@@ -119,7 +119,7 @@ fn compaction_below_an_incoming_leader_snapshot_is_a_no_op() {
     net.heal();
     net.tick_all(3);
     let snapshot_message = held.borrow_mut().drain(..).next().expect("snapshot sent");
-    net.node_mut(3).step(snapshot_message).unwrap();
+    net.node_mut(3).step(snapshot_message);
     assert_eq!(net.node(3).status().snapshot_index, leader_snapshot);
     assert_eq!(net.node(3).status().applied, follower_applied);
     let result = net.node_mut(3).compact(follower_applied, b"stale".to_vec());
@@ -180,7 +180,7 @@ fn deliver_acknowledging_chunks_twice(net: &mut Network) -> usize {
             _ => 1,
         };
         for _ in 0..copies {
-            net.node_mut(message.to).step(message.clone()).unwrap();
+            net.node_mut(message.to).step(message.clone());
         }
     }
     panic!("the transfer never quiesced ({chunks_sent} chunks sent)");
@@ -275,7 +275,7 @@ fn a_snapshot_announced_larger_than_the_bound_is_refused() {
                 done: false,
             },
         };
-        net.node_mut(2).step(first_chunk).expect("step never fails");
+        net.node_mut(2).step(first_chunk);
         let (_, messages) = net.take_one_ready(2);
         let answers: Vec<(bool, u64)> = messages
             .iter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple, Type, TypeVar, Union, overload
 
 from . import _lib
@@ -61,7 +61,8 @@ class Node:
 
     id: int
     name: str
-    #: The member's peer (QUIC) address, `host:port`.
+    #: The member's peer (QUIC) address, an IP literal and port (`10.0.0.11:7400`); the
+    #: daemon takes no host names.
     address: str
     #: Its failure zone; "" when zones are not used.
     zone: str
@@ -111,6 +112,8 @@ class ClusterStatus:
 
     node_id: int
     name: str
+    #: The id as a number; `cluster_id_hex` (and the repr) show it the way ringraftctl and the
+    #: daemon's logs do.
     cluster_id: int
     role: Union[NodeRole, int]
     term: int
@@ -128,6 +131,18 @@ class ClusterStatus:
     @property
     def is_leader(self) -> bool:
         return self.role == NodeRole.LEADER
+
+    @property
+    def cluster_id_hex(self) -> str:
+        """The cluster id as people see it everywhere: 16 lowercase hex digits, zero-padded."""
+        return format(self.cluster_id, "016x")
+
+    def __repr__(self) -> str:
+        # The generated repr would print the id in decimal, a form found nowhere else.
+        def shown(name: str) -> str:
+            return self.cluster_id_hex if name == "cluster_id" else repr(getattr(self, name))
+
+        return f"ClusterStatus({', '.join(f'{f.name}={shown(f.name)}' for f in fields(self))})"
 
     @classmethod
     def _from_c(cls, info: _lib.RingraftClusterInfo) -> "ClusterStatus":

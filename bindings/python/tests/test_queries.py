@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from typing import Dict, List, Tuple
 
 import ringraft
 
-from .conftest import NODES, wait_for
+from .conftest import NODES, TARGET, DevCluster, wait_for
 
 KEYS = [f"key-{i}".encode() for i in range(300)] + [b"\x00\xff binary \x00", "ключ-🔑".encode()]
+
+
+def test_the_cluster_id_reads_as_ringraftctl_shows_it(
+    cluster: DevCluster, clients: Dict[int, ringraft.Client]
+) -> None:
+    status = clients[1].status()
+    shown = subprocess.run(
+        [str(TARGET / "ringraftctl"), "--socket", cluster.socket(1), "status", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    wanted = json.loads(shown)["cluster_id"]
+    assert len(wanted) == 16
+    assert status.cluster_id == int(wanted, 16)
+    assert status.cluster_id_hex == wanted
+    assert f"cluster_id={wanted}," in repr(status)
 
 
 def test_status_describes_each_node(clients: Dict[int, ringraft.Client]) -> None:

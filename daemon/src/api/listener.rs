@@ -4,7 +4,7 @@
 use std::io::{self, ErrorKind};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
 
@@ -65,14 +65,28 @@ pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// A listening socket and who made it.
+pub struct ApiListener {
+    pub listener: UnixListener,
+    /// The path this process bound, which it may remove again; `None` for systemd's socket,
+    /// which belongs to the socket unit.
+    pub bound_path: Option<PathBuf>,
+}
+
 /// The systemd-provided listener when there is one, else a socket bound at `path`.
-pub fn listen(path: &Path) -> io::Result<UnixListener> {
+pub fn listen(path: &Path) -> io::Result<ApiListener> {
     match inherited_listener()? {
         Some(listener) => {
             tracing::info!("serving the local API on the socket passed by systemd");
-            Ok(listener)
+            Ok(ApiListener {
+                listener,
+                bound_path: None,
+            })
         }
-        None => bind_socket(path),
+        None => Ok(ApiListener {
+            listener: bind_socket(path)?,
+            bound_path: Some(path.to_path_buf()),
+        }),
     }
 }
 

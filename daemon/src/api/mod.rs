@@ -9,5 +9,5 @@ mod server;
 
 pub use backend::{Backend, ResponseFuture, WatchStream};
 pub use config::ApiConfig;
-pub use listener::{bind_socket, inherited_listener, listen, SOCKET_MODE};
+pub use listener::{bind_socket, inherited_listener, listen, ApiListener, SOCKET_MODE};
 pub use server::serve;

@@ -156,7 +156,7 @@ pub enum Command {
         /// Its human-readable name.
         #[arg(long)]
         name: String,
-        /// QUIC address, host:port.
+        /// QUIC address: an IP literal and port (10.0.0.11:7400); host names are not accepted.
         #[arg(long)]
         address: String,
         /// Failure domain (empty: zones not used).

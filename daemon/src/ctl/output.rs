@@ -1,6 +1,8 @@
 //! How answers are shown: readable text by default, one JSON document per answer with --json.
 
-use ringraft_proto::{LogRecord, Member, MemberRole, MemberState, NodeRole, Response, StatusInfo};
+use ringraft_proto::{
+    cluster_id_text, LogRecord, Member, MemberRole, MemberState, NodeRole, Response, StatusInfo,
+};
 use serde_json::{json, Value};
 
 use ringraft_client::Error as ClientError;
@@ -45,7 +47,7 @@ fn status_json(info: &StatusInfo) -> Value {
     json!({
         "node_id": info.node_id,
         "name": info.name,
-        "cluster_id": format!("{:016x}", info.cluster_id),
+        "cluster_id": cluster_id_text(info.cluster_id),
         "role": role_name(info.role),
         "term": info.term,
         "leader_id": info.leader_id,
@@ -237,10 +239,10 @@ pub fn to_text(response: &Response) -> String {
                 info.leader_id.to_string()
             };
             format!(
-                "node          {} ({})\ncluster       {:016x}\nrole          {}\nterm          {}\nleader        {}\ncommit index  {}\napplied index {}\nlast index    {}\nsnapshot      {}\nepoch         {}\nmembers       {}\nversion       {}\n",
+                "node          {} ({})\ncluster       {}\nrole          {}\nterm          {}\nleader        {}\ncommit index  {}\napplied index {}\nlast index    {}\nsnapshot      {}\nepoch         {}\nmembers       {}\nversion       {}\n",
                 info.node_id,
                 info.name,
-                info.cluster_id,
+                cluster_id_text(info.cluster_id),
                 role_name(info.role),
                 info.term,
                 leader,

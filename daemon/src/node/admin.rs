@@ -432,12 +432,7 @@ impl Driver {
         if !may_forward {
             // A peer forwarded this believing this node leads; it retries with the leader it
             // learns of next.
-            let status = if self.raw.leader().is_some() {
-                Status::NotLeader
-            } else {
-                Status::NoLeader
-            };
-            let _ = reply.send(error(status, "this node is not the leader; retry"));
+            let _ = reply.send(not_leading(self.raw.leader()));
             return;
         }
         let description = describe(&request);
@@ -723,4 +718,69 @@ fn validate_join(
         role: MemberRole::Learner,
         state: MemberState::Active,
     })
+}
+
+/// The answer of a node that does not lead to a request only the leader can carry out: with the
+/// leader it follows named, so the caller's log says who to ask rather than that none is known.
+fn not_leading(leader: Option<NodeId>) -> Response {
+    match leader {
+        Some(id) => error(
+            Status::NotLeader,
+            format!("this node is not the leader; member {id} leads: retry there"),
+        ),
+        None => error(
+            Status::NoLeader,
+            "no leader is known here; retry once one is elected",
+        ),
+    }
+}
+
+/// How a joining node logs a refusal: the status by its name (`JoinResult` carries the code),
+/// the refusing node's words, and where the leader is when it said so.
+pub(super) fn join_refusal(status: u32, message: &str, leader_address: Option<&str>) -> String {
+    let status = Status::from_code(status)
+        .map_or_else(|| format!("status {status}"), |known| known.name().into());
+    match leader_address {
+        Some(address) => format!("{status}: {message} (the leader is at {address})"),
+        None => format!("{status}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_by_a_follower_that_knows_the_leader_says_not_leader_and_names_it() {
+        let Response::Error { status, message } = not_leading(Some(2)) else {
+            panic!("an error answer");
+        };
+        assert_eq!(status, Status::NotLeader);
+        assert!(message.contains("member 2"), "{message}");
+        assert!(!message.contains("no leader"), "{message}");
+
+        let Response::Error { status, message } = not_leading(None) else {
+            panic!("an error answer");
+        };
+        assert_eq!(status, Status::NoLeader);
+        assert!(message.contains("no leader is known"), "{message}");
+    }
+
+    #[test]
+    fn a_logged_join_refusal_names_the_status_and_the_leader() {
+        let text = join_refusal(
+            Status::NotLeader.code(),
+            "this node is not the leader; member 2 leads",
+            Some("127.0.0.1:7402"),
+        );
+        assert!(text.starts_with("not_leader: "), "{text}");
+        assert!(text.contains("member 2"), "{text}");
+        assert!(text.contains("127.0.0.1:7402"), "{text}");
+        assert!(!text.contains("no leader"), "{text}");
+
+        let text = join_refusal(Status::NoLeader.code(), "no leader is known here", None);
+        assert!(text.starts_with("no_leader: "), "{text}");
+        // A code from a newer daemon is shown, not hidden.
+        assert!(join_refusal(999, "?", None).contains("999"));
+    }
 }

@@ -80,6 +80,24 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     config
         .validate()
         .map_err(|err| NodeError::Config(err.to_string()))?;
+    // Everything that can refuse the configuration (certificates, their id, the listen address)
+    // comes before the storage opens: a node that cannot serve leaves its data dir as it found
+    // it (no raft/ made, no cluster bootstrapped), so the operator fixes the file and starts
+    // again from the same place. Peers reaching the endpoint meanwhile wait in its queue.
+    let tls = TlsMaterial::load(&TlsFiles {
+        ca_cert: config.tls.ca.clone(),
+        node_cert: config.tls.cert.clone(),
+        node_key: config.tls.key.clone(),
+    })
+    .map_err(|err| NodeError::Config(format!("TLS files: {err}")))?;
+    let mut transport_config = TransportConfig::new(config.node_id, config.listen, tls);
+    transport_config.frame_bytes_max = transport_config
+        .frame_bytes_max
+        .max(2 * config.limits.proposal_bytes_max + (1 << 20));
+    let (transport, mut inbound) =
+        Transport::start(transport_config).map_err(|err| NodeError::Transport(err.to_string()))?;
+    let peer_addr = transport.local_addr();
+
     let retention = config.retention();
     let (mut storage, recovered) =
         Storage::open(&config.data_dir.join("raft"), StorageOptions::default())?;
@@ -118,20 +136,6 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
 
     let raw = RawNode::new(raft_config(&config), initial)
         .map_err(|err| NodeError::Raft(err.to_string()))?;
-
-    let tls = TlsMaterial::load(&TlsFiles {
-        ca_cert: config.tls.ca.clone(),
-        node_cert: config.tls.cert.clone(),
-        node_key: config.tls.key.clone(),
-    })
-    .map_err(|err| NodeError::Config(format!("TLS files: {err}")))?;
-    let mut transport_config = TransportConfig::new(config.node_id, config.listen, tls);
-    transport_config.frame_bytes_max = transport_config
-        .frame_bytes_max
-        .max(2 * config.limits.proposal_bytes_max + (1 << 20));
-    let (transport, mut inbound) =
-        Transport::start(transport_config).map_err(|err| NodeError::Transport(err.to_string()))?;
-    let peer_addr = transport.local_addr();
 
     let (events_tx, events_rx) = sync_channel(EVENT_QUEUE_MAX);
     let journal = MembershipJournal::new(state.epoch(), state.ring().epoch());
@@ -279,7 +283,7 @@ fn bootstrap(
     storage.sync()?;
     info!(
         ?voters,
-        cluster_id = state.cluster_id(),
+        cluster_id = %ringraft_proto::cluster_id_text(state.cluster_id()),
         "bootstrapped a new cluster"
     );
     let initial = InitialState {
@@ -385,7 +389,9 @@ async fn ask_to_join(
                 if status == Status::Ok.code() {
                     info!(%target, "join accepted; waiting for the cluster state");
                 } else {
-                    warn!(%target, status, %message, "join refused");
+                    let refusal =
+                        super::admin::join_refusal(status, &message, leader_address.as_deref());
+                    warn!(%target, "join refused: {refusal}");
                     if let Some(Ok(leader)) = leader_address.map(|addr| addr.parse()) {
                         if !targets.contains(&leader) {
                             targets.push(leader);

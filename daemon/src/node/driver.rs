@@ -247,9 +247,7 @@ impl Driver {
                 if self.state.member(from).is_some() {
                     self.failure.heard_from(from, now);
                 }
-                if let Err(err) = self.raw.step(message) {
-                    debug!(%err, "dropped a peer message");
-                }
+                self.raw.step(message);
                 self.note_leader_contact(from, now);
             }
             Inbound::Unreachable(id) => self.raw.report_unreachable(id),

@@ -325,11 +325,6 @@ impl ReplicatedState {
             }
         }
     }
-
-    /// Records proposals read back from the WAL that the snapshot did not hold yet.
-    pub fn log_records_since(&self, from: u64, max: usize) -> Result<Vec<LogRecord>, u64> {
-        self.log.read(from, max)
-    }
 }
 
 /// A change between `active` and `down` only: the failure detector's verdicts.

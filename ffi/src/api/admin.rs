@@ -38,8 +38,8 @@ fn fitting(text: &str, array_bytes: usize, what: &str) -> Result<String> {
     Ok(text.to_owned())
 }
 
-/// Adds a member: node `id` named `name`, reachable by its peers at `address` (`host:port`, its
-/// QUIC address), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
+/// Adds a member: node `id` named `name`, reachable by its peers at `address` (its QUIC address,
+/// an IP literal and port; host names are refused), in failure zone `zone` ("" for none) with ring weight `weight`. It joins as a
 /// learner; ringraft_promote() makes it a voter. `*index` (may be NULL) receives the Raft index
 /// of the change's own entry, which is the ring's new epoch. Joining again with the same id, name,
 /// address, zone and weight (a retry) succeeds and gives the index of the original change (0 if
