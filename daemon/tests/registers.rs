@@ -217,6 +217,22 @@ fn a_join_hands_registers_off_to_the_new_sets() {
                 && gauge(metrics, "ringraft_registers_transition_epoch") == Some(0)
         },
     );
+    // Status says the same as the metrics: the new stable epoch, no transition left.
+    let stable = gauge(metrics, "ringraft_registers_stable_epoch");
+    let status = cluster
+        .client(4)
+        .expect("connect")
+        .status()
+        .expect("status");
+    assert!(status.registers.enabled);
+    assert_eq!(Some(status.registers.stable_epoch), stable);
+    assert_eq!(
+        (
+            status.registers.transition_epoch,
+            status.registers.sets_waiting
+        ),
+        (0, 0)
+    );
     cluster.kill9(3);
     wait_until("node 3 is marked down", || {
         cluster

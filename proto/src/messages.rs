@@ -80,6 +80,27 @@ pub struct StatusInfo {
     pub epoch: u64,
     pub member_count: u32,
     pub daemon_version: String,
+    /// The per-key registers' acceptor sets and their handoff, as this node knows them.
+    pub registers: RegistersStatus,
+}
+
+/// Where the registers' acceptor sets stand (docs/paxos.md "In the daemon"): the epoch of the
+/// last completed transition and the one in progress, with its handoff progress.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[rkyv(derive(Debug))]
+pub struct RegistersStatus {
+    /// False until the cluster enabled the registers (a state from before they existed).
+    pub enabled: bool,
+    /// Ring epoch of the last completed acceptor-set transition.
+    pub stable_epoch: u64,
+    /// Ring epoch of the transition in progress; 0 when none is.
+    pub transition_epoch: u64,
+    /// Acceptor sets of that transition still short of a majority of handoff reports.
+    pub sets_waiting: u32,
+    /// Members that reported their handoff for it.
+    pub reports: u32,
+    /// Keys this node still has to hand off for it.
+    pub handoff_keys_remaining: u64,
 }
 
 /// One committed application proposal.

@@ -1,7 +1,8 @@
 //! How answers are shown: readable text by default, one JSON document per answer with --json.
 
 use ringraft_proto::{
-    cluster_id_text, LogRecord, Member, MemberRole, MemberState, NodeRole, Response, StatusInfo,
+    cluster_id_text, LogRecord, Member, MemberRole, MemberState, NodeRole, RegistersStatus,
+    Response, StatusInfo,
 };
 use serde_json::{json, Value};
 
@@ -58,7 +59,34 @@ fn status_json(info: &StatusInfo) -> Value {
         "epoch": info.epoch,
         "member_count": info.member_count,
         "daemon_version": info.daemon_version,
+        "registers": {
+            "enabled": info.registers.enabled,
+            "stable_epoch": info.registers.stable_epoch,
+            "transition_epoch": info.registers.transition_epoch,
+            "sets_waiting": info.registers.sets_waiting,
+            "reports": info.registers.reports,
+            "handoff_keys_remaining": info.registers.handoff_keys_remaining,
+        },
     })
+}
+
+/// The registers' line of the status text: the stable acceptor sets, and a transition's
+/// handoff progress while one runs.
+fn registers_text(registers: &RegistersStatus) -> String {
+    if !registers.enabled {
+        return "not enabled yet".into();
+    }
+    if registers.transition_epoch == 0 {
+        return format!("stable at epoch {}", registers.stable_epoch);
+    }
+    format!(
+        "stable at epoch {}, handing off to epoch {}: {} sets waiting, {} reports, {} keys left here",
+        registers.stable_epoch,
+        registers.transition_epoch,
+        registers.sets_waiting,
+        registers.reports,
+        registers.handoff_keys_remaining
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -239,7 +267,7 @@ pub fn to_text(response: &Response) -> String {
                 info.leader_id.to_string()
             };
             format!(
-                "node          {} ({})\ncluster       {}\nrole          {}\nterm          {}\nleader        {}\ncommit index  {}\napplied index {}\nlast index    {}\nsnapshot      {}\nepoch         {}\nmembers       {}\nversion       {}\n",
+                "node          {} ({})\ncluster       {}\nrole          {}\nterm          {}\nleader        {}\ncommit index  {}\napplied index {}\nlast index    {}\nsnapshot      {}\nepoch         {}\nmembers       {}\nregisters     {}\nversion       {}\n",
                 info.node_id,
                 info.name,
                 cluster_id_text(info.cluster_id),
@@ -252,6 +280,7 @@ pub fn to_text(response: &Response) -> String {
                 info.snapshot_index,
                 info.epoch,
                 info.member_count,
+                registers_text(&info.registers),
                 info.daemon_version
             )
         }
@@ -347,4 +376,26 @@ pub fn certs_text(report: &crate::certs::CertsReport) -> String {
         report.not_after_rfc3339()
     ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registers_line_shows_a_transition_and_its_progress() {
+        let mut registers = RegistersStatus::default();
+        assert_eq!(registers_text(&registers), "not enabled yet");
+        registers.enabled = true;
+        registers.stable_epoch = 7;
+        assert_eq!(registers_text(&registers), "stable at epoch 7");
+        registers.transition_epoch = 9;
+        registers.sets_waiting = 3;
+        registers.reports = 2;
+        registers.handoff_keys_remaining = 41;
+        assert_eq!(
+            registers_text(&registers),
+            "stable at epoch 7, handing off to epoch 9: 3 sets waiting, 2 reports, 41 keys left here"
+        );
+    }
 }

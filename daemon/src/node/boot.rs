@@ -325,6 +325,8 @@ fn initial_status(config: &Config, state: &ReplicatedState) -> ringraft_proto::S
         epoch: state.epoch(),
         member_count: state.members().count() as u32,
         daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+        // Filled in by the handle when answered (see `NodeHandle::status`).
+        registers: ringraft_proto::RegistersStatus::default(),
     }
 }
 

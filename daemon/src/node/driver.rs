@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringraft_proto::{NodeId, NodeRole, Response, Status, StatusInfo};
+use ringraft_proto::{NodeId, NodeRole, RegistersStatus, Response, Status, StatusInfo};
 use ringraft_raft::{ProposeError, RawNode, Role};
 use ringraft_storage::{Storage, StorageError};
 use tokio::sync::watch;
@@ -669,6 +669,9 @@ impl Driver {
             epoch: self.state.epoch(),
             member_count: u32::try_from(self.membership.members.len()).unwrap_or(u32::MAX),
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            // Filled in by the handle when answered: counting the sets that wait is
+            // O(moving sets), too much for every publish.
+            registers: RegistersStatus::default(),
         };
         let current = self.view_tx.borrow().clone();
         let shutting_down = self.shutdown_deadline.is_some();

@@ -6,7 +6,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringraft_proto::{Request, Response, Status};
+use ringraft_proto::{RegistersStatus, Request, Response, Status, StatusInfo};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::view::{error, ClusterView};
@@ -60,6 +60,30 @@ impl NodeHandle {
 
     pub fn view(&self) -> Arc<ClusterView> {
         self.view.borrow().clone()
+    }
+
+    /// The Status answer: the node's published status with the registers' plane and this
+    /// node's handoff progress as of now.
+    pub fn status(&self) -> StatusInfo {
+        let view = self.view();
+        let plane = &view.registers;
+        let pending = plane.pending();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut status = view.status.clone();
+        status.registers = RegistersStatus {
+            enabled: plane.is_enabled(),
+            stable_epoch: plane.stable_epoch(),
+            transition_epoch: pending.map_or(0, |t| t.epoch),
+            sets_waiting: pending
+                .map_or(0, |t| count(t.sets_waiting(view.membership.ring.state()))),
+            reports: pending.map_or(0, |t| count(t.reported.len())),
+            handoff_keys_remaining: self
+                .registers
+                .metrics()
+                .handoff_keys_remaining
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
+        status
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterView>> {
@@ -138,10 +162,7 @@ impl Backend for NodeHandle {
             }
         }
         match request {
-            Request::Status => {
-                let view = self.view();
-                ready(Response::Status(view.status.clone()))
-            }
+            Request::Status => ready(Response::Status(self.status())),
             Request::Members { linearizable } => {
                 self.read(linearizable, |view| view.membership.members_response())
             }

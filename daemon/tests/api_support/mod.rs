@@ -135,6 +135,7 @@ impl Backend for Fake {
                     epoch: 2,
                     member_count: 1,
                     daemon_version: "test".into(),
+                    registers: Default::default(),
                 }),
                 Request::Replicas { key, n, .. } => Response::Replicas {
                     epoch: 1,

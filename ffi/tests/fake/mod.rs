@@ -267,6 +267,7 @@ fn answer(
             epoch,
             member_count: state.members.len() as u32,
             daemon_version: "fake".into(),
+            registers: Default::default(),
         }),
         Request::Members { .. } => Response::Members {
             epoch,
