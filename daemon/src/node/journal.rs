@@ -27,6 +27,9 @@ pub struct MembershipJournal {
     changes: VecDeque<Change>,
     /// The oldest membership epoch changes are known from, and the ring's epoch then.
     horizon: (u64, u64),
+    /// The epoch of the newest change recorded, also of one that named nobody (the empty
+    /// conf change that leaves a joint configuration moves the epoch, not the ring).
+    newest: u64,
     capacity: usize,
 }
 
@@ -48,15 +51,14 @@ impl MembershipJournal {
         MembershipJournal {
             changes: VecDeque::new(),
             horizon: (epoch, ring_epoch),
+            newest: epoch,
             capacity: capacity.max(1),
         }
     }
 
     /// The membership epoch of the newest change recorded (or the horizon's).
     pub fn epoch(&self) -> u64 {
-        self.changes
-            .back()
-            .map_or(self.horizon.0, |change| change.epoch)
+        self.newest
     }
 
     /// The oldest epoch [`MembershipJournal::since`] answers for.
@@ -71,6 +73,7 @@ impl MembershipJournal {
         if epoch <= self.epoch() {
             return;
         }
+        self.newest = epoch;
         for &member in touched {
             self.changes.push_back(Change {
                 epoch,
@@ -166,6 +169,31 @@ mod tests {
                 ring_epoch: 3,
                 touched: touched(&[10, 11])
             })
+        );
+    }
+
+    /// The empty change that leaves a joint configuration moves the epoch: a holder of that
+    /// epoch is told "nothing since", not sent the whole ring.
+    #[test]
+    fn a_change_naming_nobody_moves_the_epoch() {
+        let mut journal = MembershipJournal::new(3, 3);
+        journal.record(4, 4, &[7]);
+        journal.record(5, 4, &[]);
+        assert_eq!(journal.epoch(), 5);
+        assert_eq!(
+            journal.since(5),
+            Some(ChangesSince {
+                ring_epoch: 4,
+                touched: touched(&[])
+            })
+        );
+        assert_eq!(journal.since(4).unwrap().touched, touched(&[]));
+        assert_eq!(journal.since(3).unwrap().touched, touched(&[7]));
+        journal.record(5, 5, &[8]);
+        assert_eq!(
+            journal.since(5).unwrap().touched,
+            touched(&[]),
+            "5 was recorded"
         );
     }
 

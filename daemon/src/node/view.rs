@@ -304,6 +304,15 @@ mod tests {
                 let id = learners[rng.gen_range(0..learners.len())];
                 conf(ConfChangeStep::RemoveNode(id), Vec::new())
             }
+            3 if rng.gen_bool(0.3) => {
+                // The empty change that leaves a joint configuration: the epoch moves, no
+                // member and no token does.
+                EntryPayload::ConfChange(ConfChange {
+                    changes: Vec::new(),
+                    auto_leave: false,
+                    context: Vec::new(),
+                })
+            }
             3 if !learners.is_empty() => {
                 // Two members in one change: a replacement.
                 let gone = learners[rng.gen_range(0..learners.len())];
