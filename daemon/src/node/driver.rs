@@ -530,6 +530,7 @@ impl Driver {
         self.journal = MembershipJournal::new(self.state.epoch(), self.state.ring().epoch());
         self.membership = Arc::new(MembershipView::of(&self.state, self.journal.clone()));
         self.spare_membership = None;
+        self.failure.state_replaced();
         // Another history: published whole, not by revision.
         self.registers = Arc::new(self.state.registers().clone());
         self.sync_peers();

@@ -73,6 +73,15 @@ impl FailureDetector {
         }
     }
 
+    /// The whole state was replaced by a snapshot: which ids were removed and added again in
+    /// between is unknown, so nothing heard before counts (a new leader grants everyone its
+    /// grace; a promotion waits for a message from the learner's current life).
+    pub fn state_replaced(&mut self) {
+        self.last_heard.clear();
+        self.last_contact.clear();
+        self.proposed.clear();
+    }
+
     /// A message from member `id` arrived. The caller passes members only: a removed node
     /// that still talks must not come back into the maps.
     pub fn heard_from(&mut self, id: NodeId, now: Instant) {
@@ -309,6 +318,25 @@ mod tests {
         );
         assert_eq!(detector.contact(4, later, down_after), Contact::Never);
         assert!(detector.last_heard.len() <= state.members().count());
+    }
+
+    /// After a snapshot replaced the state, no earlier contact counts: member 4 may have been
+    /// removed and added again in the entries the snapshot covers.
+    #[test]
+    fn a_snapshot_install_forgets_every_contact() {
+        let state = three_nodes();
+        let start = Instant::now();
+        let window = Duration::from_secs(10);
+        let mut detector = FailureDetector::new(1, window);
+        detector.heard_from(2, start);
+        assert_eq!(
+            detector.contact(2, start, window),
+            Contact::Recent(Duration::ZERO)
+        );
+        detector.state_replaced();
+        assert_eq!(detector.contact(2, start, window), Contact::Never);
+        detector.became_leader(start, &state);
+        assert!(detector.verdicts(start, &state).is_empty());
     }
 
     use crate::state::StateCommand;
