@@ -321,6 +321,25 @@ impl FetchSession {
         }
     }
 
+    /// The request in flight that a response from `from` with `request_id` answers: only the
+    /// member it went to answers it; anything else (late, duplicated, forged) is refused.
+    fn answered_request(
+        &mut self,
+        from: NodeId,
+        request_id: RequestId,
+    ) -> Result<InFlight, Refusal> {
+        match self
+            .in_flight
+            .filter(|f| f.to == from && f.request_id == request_id)
+        {
+            Some(f) => Ok(f),
+            None => {
+                self.counters.count(Refusal::NotInFlight);
+                Err(Refusal::NotInFlight)
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_entries(
         &mut self,
@@ -332,13 +351,7 @@ impl FetchSession {
         now: u64,
         out: &mut SessionOutput,
     ) -> Result<(), Refusal> {
-        let Some(f) = self
-            .in_flight
-            .filter(|f| f.to == from && f.request_id == request_id)
-        else {
-            self.counters.count(Refusal::NotInFlight);
-            return Err(Refusal::NotInFlight);
-        };
+        let f = self.answered_request(from, request_id)?;
         let Asked::Entries { from: asked_from } = f.asked else {
             self.counters.count(Refusal::NotInFlight);
             return Err(Refusal::NotInFlight);
@@ -411,13 +424,7 @@ impl FetchSession {
         now: u64,
         out: &mut SessionOutput,
     ) -> Result<(), Refusal> {
-        let Some(f) = self
-            .in_flight
-            .filter(|f| f.to == from && f.request_id == request_id)
-        else {
-            self.counters.count(Refusal::NotInFlight);
-            return Err(Refusal::NotInFlight);
-        };
+        let f = self.answered_request(from, request_id)?;
         // A snapshot behind what we applied would roll us back; one above what we asked is the
         // only reason to need one; a huge one would exhaust our memory.
         let wanted_from = match f.asked {
@@ -460,13 +467,7 @@ impl FetchSession {
         now: u64,
         out: &mut SessionOutput,
     ) -> Result<(), Refusal> {
-        let Some(f) = self
-            .in_flight
-            .filter(|f| f.to == from && f.request_id == request_id)
-        else {
-            self.counters.count(Refusal::NotInFlight);
-            return Err(Refusal::NotInFlight);
-        };
+        let f = self.answered_request(from, request_id)?;
         let Some(a) = &self.assembly else {
             self.counters.count(Refusal::BadSnapshot);
             return Err(Refusal::BadSnapshot);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::config::{Config, ConfigError};
-use crate::fetch::{FetchCounters, FetchSession, SessionOutput};
+use crate::fetch::{FetchCounters, FetchSession, Refusal, SessionOutput};
 use crate::liveness::{Liveness, LivenessDecision};
 use crate::messages::{Digest, Message, RequestId};
 use crate::served::{Served, ServedLog};
@@ -315,44 +315,26 @@ impl Node {
                 request_id,
                 entries,
                 commit,
-            } => {
-                if self.role() != Some(Role::Observer) {
-                    return;
-                }
-                let mut out = SessionOutput::default();
-                let _refused = self.session.on_entries(
-                    from,
-                    request_id,
-                    entries,
-                    commit,
-                    &self.config,
-                    now,
-                    &mut out,
-                );
-                self.absorb(out);
-            }
+            } => self.observer_answer(|session, config, out| {
+                session.on_entries(from, request_id, entries, commit, config, now, out)
+            }),
             Message::SnapshotNeeded {
                 request_id,
                 index,
                 term,
                 total_bytes,
-            } => {
-                if self.role() != Some(Role::Observer) {
-                    return;
-                }
-                let mut out = SessionOutput::default();
-                let _refused = self.session.on_snapshot_needed(
+            } => self.observer_answer(|session, config, out| {
+                session.on_snapshot_needed(
                     from,
                     request_id,
                     index,
                     term,
                     total_bytes,
-                    &self.config,
+                    config,
                     now,
-                    &mut out,
-                );
-                self.absorb(out);
-            }
+                    out,
+                )
+            }),
             Message::SnapshotChunk {
                 request_id,
                 index,
@@ -360,12 +342,8 @@ impl Node {
                 offset,
                 total_bytes,
                 data,
-            } => {
-                if self.role() != Some(Role::Observer) {
-                    return;
-                }
-                let mut out = SessionOutput::default();
-                let _refused = self.session.on_snapshot_chunk(
+            } => self.observer_answer(|session, config, out| {
+                session.on_snapshot_chunk(
                     from,
                     request_id,
                     index,
@@ -373,12 +351,11 @@ impl Node {
                     offset,
                     total_bytes,
                     data,
-                    &self.config,
+                    config,
                     now,
-                    &mut out,
-                );
-                self.absorb(out);
-            }
+                    out,
+                )
+            }),
         }
     }
 
@@ -537,6 +514,20 @@ impl Node {
 
     /// Carry out what the session asked: applied entries go to the shell and into the served
     /// log (this observer serves its own downstreams from them); a due digest rides on a fetch.
+    /// An upstream's answer to this observer's fetch session; other roles fetch nothing, so
+    /// they ignore it. A refused answer is counted by the session and changes nothing else.
+    fn observer_answer(
+        &mut self,
+        answer: impl FnOnce(&mut FetchSession, &Config, &mut SessionOutput) -> Result<(), Refusal>,
+    ) {
+        if self.role() != Some(Role::Observer) {
+            return;
+        }
+        let mut out = SessionOutput::default();
+        let _refused = answer(&mut self.session, &self.config, &mut out);
+        self.absorb(out);
+    }
+
     fn absorb(&mut self, out: SessionOutput) {
         if let Some(snapshot) = out.install {
             self.served.install(snapshot.clone());
