@@ -169,19 +169,11 @@ impl FailureDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringraft_proto::{Member, MemberRole};
+    use ringraft_proto::Member;
     use ringraft_raft::{Entry, EntryPayload};
 
     fn member(id: u64) -> Member {
-        Member {
-            id,
-            name: format!("n{id}"),
-            address: format!("127.0.0.1:{}", 7000 + id),
-            zone: String::new(),
-            weight: 1,
-            role: MemberRole::Voter,
-            state: MemberState::Active,
-        }
+        crate::state::test_member(id)
     }
 
     fn three_nodes() -> ReplicatedState {

@@ -267,13 +267,10 @@ mod tests {
 
     fn member(id: NodeId, weight: u32, zone: &str) -> Member {
         Member {
-            id,
-            name: format!("n{id}"),
-            address: format!("127.0.0.1:{}", 7000 + id),
             zone: zone.into(),
             weight,
             role: MemberRole::Learner,
-            state: MemberState::Active,
+            ..crate::state::test_member(id)
         }
     }
 

@@ -301,19 +301,11 @@ impl ReplicatedState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringraft_proto::{MemberRole, MemberState};
+    use ringraft_proto::MemberRole;
     use ringraft_raft::{ConfChange, ConfChangeStep, Entry, EntryPayload};
 
     fn member(id: u64) -> Member {
-        Member {
-            id,
-            name: format!("n{id}"),
-            address: format!("127.0.0.1:{}", 7000 + id),
-            zone: String::new(),
-            weight: 1,
-            role: MemberRole::Voter,
-            state: MemberState::Active,
-        }
+        super::super::test_member(id)
     }
 
     /// Three initial voters and a learner added at index 2.

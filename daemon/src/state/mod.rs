@@ -367,21 +367,27 @@ fn cluster_id_of<'a>(members: impl Iterator<Item = &'a Member>) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
+/// A member record for tests: a voter of weight 1, named `n<id>`, at 127.0.0.1:7000+id.
+#[cfg(test)]
+pub(crate) fn test_member(id: NodeId) -> Member {
+    Member {
+        id,
+        name: format!("n{id}"),
+        address: format!("127.0.0.1:{}", 7000 + id),
+        zone: String::new(),
+        weight: 1,
+        role: MemberRole::Voter,
+        state: MemberState::Active,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ringraft_raft::ConfChange;
 
     fn member(id: NodeId) -> Member {
-        Member {
-            id,
-            name: format!("n{id}"),
-            address: format!("127.0.0.1:{}", 7000 + id),
-            zone: String::new(),
-            weight: 1,
-            role: MemberRole::Voter,
-            state: MemberState::Active,
-        }
+        test_member(id)
     }
 
     fn set_state(state: &mut ReplicatedState, id: NodeId, to: MemberState) -> RegisterPlane {
